@@ -1,0 +1,137 @@
+"""Model and training configs as dataclasses whose fields describe their widgets.
+
+Every tunable number a user can see is declared with :func:`param`: its label,
+help text, range and step live in the field metadata, and the Train page turns
+that metadata into widgets. Adding a model therefore needs no page code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import UserError
+
+
+def param(
+    default: Any,
+    label: str,
+    help: str = "",
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    step: float | None = None,
+    choices: tuple | None = None,
+    advanced: bool = False,
+    log: bool = False,
+):
+    """A config field with the metadata a form needs to show it.
+
+    ``choices`` makes a select box; ``min``/``max`` bound numbers; ``advanced``
+    fields go in an expander; ``log`` marks quantities (learning rates) that are
+    best shown on a log scale.
+    """
+    meta = dict(label=label, help=help, min=min, max=max, step=step,
+                choices=choices, advanced=advanced, log=log)
+    return field(default=default, metadata=meta)
+
+
+def describe(config_cls) -> list[dict]:
+    """The widget description of every field of a config class, in order."""
+    out = []
+    for f in fields(config_cls):
+        meta = dict(f.metadata)
+        if "label" not in meta:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        out.append(dict(name=f.name, default=default, type=type(default).__name__, **meta))
+    return out
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(config_cls, values: dict | None, *, strict: bool = True):
+    """Build a config from a dict, converting and range-checking each value.
+
+    Unknown keys are a :class:`UserError` when ``strict`` (a typo in
+    ``--set`` should not be silently ignored).
+    """
+    values = dict(values or {})
+    known = {f.name: f for f in fields(config_cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown and strict:
+        raise UserError(
+            f"unknown setting(s) {', '.join(unknown)} for {config_cls.__name__}; "
+            f"known settings: {', '.join(sorted(known))}"
+        )
+    kwargs = {}
+    for name, f in known.items():
+        if name not in values:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kwargs[name] = coerce(name, values[name], default, f.metadata)
+    return config_cls(**kwargs)
+
+
+def coerce(name: str, value: Any, default: Any, meta: dict | None = None):
+    """Convert ``value`` (often a string from the command line) to the type of
+    ``default`` and check it against the field's range and choices."""
+    meta = meta or {}
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
+                    raise ValueError(value)
+                value = low in {"true", "1", "yes", "on"}
+            else:
+                value = bool(value)
+        elif isinstance(default, int):
+            value = int(float(value)) if isinstance(value, str) else int(value)
+        elif isinstance(default, float):
+            value = float(value)
+        elif isinstance(default, str):
+            value = str(value)
+        elif isinstance(default, (list, tuple)) and isinstance(value, str):
+            value = type(default)(v.strip() for v in value.split(",") if v.strip())
+    except (TypeError, ValueError):
+        raise UserError(f"setting {name!r} expects a {type(default).__name__}, got {value!r}") from None
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise UserError(f"setting {name!r} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if lo is not None and value < lo:
+            raise UserError(f"setting {name!r} must be at least {lo}; got {value}")
+        if hi is not None and value > hi:
+            raise UserError(f"setting {name!r} must be at most {hi}; got {value}")
+    return value
+
+
+def parse_sets(pairs: list[str] | None) -> dict[str, str]:
+    """Turn ``["lr=0.001", "loss=wgan_gp"]`` into a dict (values stay strings)."""
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise UserError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+@dataclass
+class TrainSettings:
+    """How long and how a run trains; shared by every model."""
+
+    steps: int = param(2000, "Training steps", "Stop after this many optimisation steps (0 = no step limit).", min=0, max=10_000_000, step=100)
+    max_seconds: float = param(0.0, "Time budget (seconds)", "Stop after this much training time (0 = no time limit). Pauses do not count.", min=0.0, max=7 * 24 * 3600.0, step=10.0)
+    seed: int = param(0, "Seed", "Same seed, same data order and same starting weights.", min=0, max=2**31 - 1)
+    device: str = param("auto", "Device", "auto = CUDA GPU, then Apple MPS, then CPU.", choices=("auto", "cpu", "cuda", "mps"), advanced=True)
+    precision: str = param("auto", "Precision", "auto = bf16 autocast on CUDA, float32 elsewhere.", choices=("auto", "fp32", "bf16"), advanced=True)
+    compile: bool = param(False, "torch.compile", "Compile the model for speed (falls back to eager mode if compiling fails).", advanced=True)
+    log_every: int = param(25, "Log every (steps)", "How often losses are written to the chart.", min=1, max=10_000, advanced=True)
+    sample_every: int = param(200, "Film strip every (steps)", "How often a frame of samples from the fixed noise is saved.", min=1, max=1_000_000, advanced=True)
+    checkpoint_every: int = param(1000, "Checkpoint every (steps)", "How often the weights are saved (a final checkpoint is always written).", min=1, max=1_000_000, advanced=True)

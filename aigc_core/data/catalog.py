@@ -1,0 +1,162 @@
+"""The list of data sets a user can pick: built-ins and registered uploads.
+
+Built-in sets register themselves with :func:`builtin`; they are built on first
+use (deterministic for their seed) and cached under ``$AIGC_HOME/cache``.
+Uploads are imported by the data modules and saved with :func:`save_uploaded`
+under ``$AIGC_HOME/datasets/<name>/`` (``meta.json`` plus a data file); they
+persist until :func:`delete_dataset`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import UserError
+from ..paths import datasets_dir, write_atomic
+
+# Modules that define built-in sets and the loaders for uploaded kinds. Each
+# registers itself on import.
+DATA_MODULES = [
+    "aigc_core.data.images",
+    "aigc_core.data.points",
+    "aigc_core.data.torchvision_sets",
+    "aigc_core.data.text",
+    "aigc_core.data.table",
+]
+
+
+@dataclass
+class DatasetInfo:
+    name: str
+    kind: str  # image | points | text | table
+    description: str
+    builtin: bool
+    needs_download: bool = False
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Builtin:
+    info: DatasetInfo
+    build: Callable[[], object]
+
+
+_BUILTINS: dict[str, _Builtin] = {}
+# kind -> (save(data, folder), load(folder, meta) -> data)
+_UPLOAD_CODECS: dict[str, tuple[Callable, Callable]] = {}
+_loaded = False
+
+
+def builtin(name: str, kind: str, description: str, *, needs_download: bool = False, summary: dict | None = None):
+    """Decorator: register ``fn() -> data`` as the built-in data set ``name``."""
+
+    def wrap(fn):
+        _BUILTINS[name] = _Builtin(DatasetInfo(name, kind, description, True, needs_download, dict(summary or {})), fn)
+        return fn
+
+    return wrap
+
+
+def upload_codec(kind: str, save: Callable, load: Callable) -> None:
+    """Register how uploaded data of ``kind`` is written to and read from its folder."""
+    _UPLOAD_CODECS[kind] = (save, load)
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for mod in DATA_MODULES:
+        importlib.import_module(mod)
+    _loaded = True
+
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise UserError(
+            f"data set name {name!r} is not allowed: use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
+        )
+    return name
+
+
+def list_datasets(kind: str | None = None) -> list[DatasetInfo]:
+    """Built-ins first (in registration order), then uploads (newest first)."""
+    _ensure_loaded()
+    out = [b.info for b in _BUILTINS.values()]
+    uploads = []
+    for meta_path in datasets_dir().glob("*/meta.json"):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        uploads.append((meta.get("created", 0), DatasetInfo(meta["name"], meta["kind"], meta.get("description", ""), False, False, meta.get("summary", {}))))
+    out += [info for _, info in sorted(uploads, key=lambda t: -t[0])]
+    if kind:
+        out = [d for d in out if d.kind == kind]
+    return out
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    for info in list_datasets():
+        if info.name == name:
+            return info
+    raise UserError(f"no data set called {name!r}; `python -m aigc_core datasets` lists them")
+
+
+def load_dataset(name: str):
+    """Load a data set by name (building and caching a built-in on first use)."""
+    _ensure_loaded()
+    if name in _BUILTINS:
+        return _BUILTINS[name].build()
+    folder = datasets_dir() / name
+    meta_path = folder / "meta.json"
+    if not meta_path.exists():
+        raise UserError(f"no data set called {name!r}; `python -m aigc_core datasets` lists them")
+    meta = json.loads(meta_path.read_text())
+    _, load = _UPLOAD_CODECS[meta["kind"]]
+    return load(folder, meta)
+
+
+def save_uploaded(data, *, overwrite: bool = False, extra_meta: dict | None = None) -> DatasetInfo:
+    """Persist an imported data set under its name; refuses to replace a built-in
+    or (unless ``overwrite``) an existing upload."""
+    import time
+
+    _ensure_loaded()
+    name = check_name(data.name)
+    if name in _BUILTINS:
+        raise UserError(f"{name!r} is the name of a built-in data set; choose another name")
+    folder = datasets_dir() / name
+    if folder.exists() and not overwrite:
+        raise UserError(f"a data set called {name!r} already exists; choose another name or delete it first")
+    save, _ = _UPLOAD_CODECS[data.kind]
+    tmp = datasets_dir() / f".{name}.incoming"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save(data, tmp)
+    meta = dict(name=name, kind=data.kind, description=getattr(data, "description", ""),
+                summary=data.summary(), created=time.time(), **(extra_meta or {}))
+    write_atomic(tmp / "meta.json", json.dumps(meta, indent=2).encode())
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return DatasetInfo(name, data.kind, meta["description"], False, False, meta["summary"])
+
+
+def delete_dataset(name: str) -> None:
+    _ensure_loaded()
+    if name in _BUILTINS:
+        raise UserError(f"{name!r} is built in and cannot be deleted")
+    folder = datasets_dir() / name
+    if not (folder / "meta.json").exists():
+        raise UserError(f"no uploaded data set called {name!r}")
+    shutil.rmtree(folder)

@@ -1,0 +1,33 @@
+"""Shared test set-up.
+
+Every test session gets its own ``$AIGC_HOME`` (so nothing touches a user's
+workspace); built-in data sets are cached there once per session. A test that
+needs an empty workspace uses the ``fresh_home`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="aigc_test_home_"))
+os.environ["AIGC_HOME"] = str(_SESSION_HOME)
+os.environ.setdefault("AIGC_NO_DOWNLOAD", "1")  # tests never touch the network
+
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture
+def fresh_home(tmp_path, monkeypatch):
+    """An empty workspace for this test only (cached built-ins are shared via a symlinked cache)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (_SESSION_HOME / "cache").mkdir(exist_ok=True)
+    (home / "cache").symlink_to(_SESSION_HOME / "cache")
+    monkeypatch.setenv("AIGC_HOME", str(home))
+    return home
