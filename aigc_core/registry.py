@@ -56,11 +56,19 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def plugin_modules() -> list[str]:
+    """Extra modules named in ``$AIGC_PLUGINS`` (comma-separated) that register
+    their own models or data sets; worker processes import them too."""
+    import os
+
+    return [m.strip() for m in os.environ.get("AIGC_PLUGINS", "").split(",") if m.strip()]
+
+
 def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
-    for mod in MODEL_MODULES:
+    for mod in MODEL_MODULES + plugin_modules():
         importlib.import_module(mod)
     _loaded = True
 

@@ -8,14 +8,20 @@ needs an empty workspace uses the ``fresh_home`` fixture.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="aigc_test_home_"))
 os.environ["AIGC_HOME"] = str(_SESSION_HOME)
 os.environ.setdefault("AIGC_NO_DOWNLOAD", "1")  # tests never touch the network
+# a tiny model + data set (tests/plugin_tiny.py) that worker processes load too
+os.environ["AIGC_PLUGINS"] = "tests.plugin_tiny"
 
 import torch  # noqa: E402
 

@@ -71,7 +71,9 @@ def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
-    for mod in DATA_MODULES:
+    from ..registry import plugin_modules
+
+    for mod in DATA_MODULES + plugin_modules():
         importlib.import_module(mod)
     _loaded = True
 

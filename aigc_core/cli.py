@@ -1,0 +1,364 @@
+"""The command line: ``python -m aigc_core COMMAND``.
+
+``--json`` prints one JSON object as the last line of stdout. A user error
+exits with status 2 and one line ``error: ...`` on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, default=str))
+
+
+def _run_dict(run) -> dict:
+    return {"run_id": run.id, "name": run.name, "model": run.model, "dataset": run.dataset, "status": run.status,
+            "step": run.step, "train_seconds": round(run.train_seconds, 2), "device": run.device_name or run.device,
+            "message": run.message, "final_metrics": run.final_metrics}
+
+
+# ---- commands ----------------------------------------------------------------------
+
+def cmd_datasets(args) -> int:
+    from .data.catalog import list_datasets
+
+    infos = list_datasets()
+    if args.json:
+        _print_json({"datasets": [vars(i) for i in infos]})
+        return 0
+    for i in infos:
+        where = "built-in" if i.builtin else "uploaded"
+        extra = " (downloads on first use)" if i.needs_download else ""
+        print(f"{i.name:16s} {i.kind:7s} {where:9s} {i.description}{extra}")
+    return 0
+
+
+def cmd_import_data(args) -> int:
+    path = Path(args.path)
+    if not path.exists():
+        raise UserError(f"no such file: {path}")
+    name = args.name or path.stem
+    suffix = path.suffix.lower()
+    data = path.read_bytes()
+    if suffix in (".txt", ".text", ".md"):
+        from .data.catalog import save_uploaded
+        from .data.text import import_text
+
+        text = import_text(data, name, mode=args.text_mode, filename=path.name)
+        save_uploaded(text)
+        result = {"name": name, "kind": "text", **text.summary()}
+    elif suffix in (".csv", ".tsv"):
+        from .data.catalog import save_uploaded
+        from .data.table import import_csv
+
+        report = import_csv(data, name, label_column=args.label, filename=path.name)
+        save_uploaded(report.data)
+        result = {"name": name, "kind": "table", **report.data.summary(), "dropped_rows": report.dropped_rows}
+    else:
+        from .data.uploads import import_and_save
+
+        report = import_and_save(data, name, size=args.size, channels=args.channels, filename=path.name)
+        result = {"name": name, "kind": "image", "accepted": report.accepted,
+                  "rejected": [{"file": f, "reason": r} for f, r in report.rejected],
+                  "class_names": report.class_names}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"imported {name!r}: " + ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("name", "rejected")))
+        for item in result.get("rejected", []):
+            print(f"  rejected {item['file']}: {item['reason']}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .config import parse_sets
+    from .runs.api import make_config, run_in_foreground, submit
+
+    train_set = {}
+    if args.steps is not None:
+        train_set["steps"] = args.steps
+    if args.max_seconds is not None:
+        train_set["max_seconds"] = args.max_seconds
+    if args.seed is not None:
+        train_set["seed"] = args.seed
+    if args.device:
+        train_set["device"] = args.device
+    # an explicit budget replaces the preset's: --steps alone means no time limit
+    if args.steps is not None and args.max_seconds is None:
+        train_set["max_seconds"] = 0.0
+    if args.max_seconds is not None and args.steps is None:
+        train_set["steps"] = 0
+    config = make_config(args.model, args.dataset, preset=args.preset, model_set=parse_sets(args.set),
+                         train_set=train_set)
+    if args.detach:
+        run = submit(config, name=args.name)
+        if not args.json:
+            print(f"queued run {run.id} ({run.status}); follow it with `python -m aigc_core runs`")
+    else:
+        echo = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        run = run_in_foreground(config, name=args.name, echo=echo)
+    if args.json:
+        _print_json(_run_dict(run))
+    return 0 if run.status in ("completed", "queued", "starting", "running", "stopped") else 1
+
+
+def cmd_runs(args) -> int:
+    from .runs.queue import dispatch
+    from .runs.store import RunStore
+
+    store = RunStore()
+    store.refresh()
+    dispatch(store)
+    runs = store.list()
+    if args.json:
+        _print_json({"runs": [_run_dict(r) for r in runs]})
+        return 0
+    if not runs:
+        print("no runs yet; start one with `python -m aigc_core train --model dcgan --dataset glyphs --preset Quick`")
+    for r in runs:
+        print(f"{r.id:32s} {r.status:11s} step {r.step:7d}  {r.train_seconds:7.1f}s  {r.name}"
+              + (f"  ({r.message})" if r.message else ""))
+    return 0
+
+
+def cmd_control(args) -> int:
+    from .runs.api import resume
+    from .runs.store import RunStore
+
+    store = RunStore()
+    run = resume(args.run, store) if args.action == "resume" else store.request(args.run, args.action)
+    print(f"{run.id}: {run.status}" + (f" (asked to {run.control})" if run.control else ""))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .config import parse_sets
+    from .sample import load_for_sampling
+
+    knobs = parse_sets(args.set)
+    trainer, run, step = load_for_sampling(args.run)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    typed = _coerce_knobs(trainer, knobs)
+    result = trainer.sample(args.n, args.seed, **typed)
+    if run.data_kind == "image":
+        from .imaging import grid_image
+
+        grid_image(result).save(out)
+    elif run.data_kind == "text":
+        out.write_text("\n".join(result) if run.config.get("dataset") and isinstance(result, list) else str(result), encoding="utf-8")
+    elif run.data_kind == "table":
+        result.to_csv(out, index=False)
+    else:  # points
+        import numpy as np
+
+        np.savetxt(out, result.numpy(), delimiter=",", header="x,y", comments="")
+    if args.json:
+        _print_json({"run_id": run.id, "step": step, "n": args.n, "seed": args.seed, "out": str(out)})
+    else:
+        print(f"wrote {args.n} samples from {run.id} (step {step}) to {out}")
+    return 0
+
+
+def _coerce_knobs(trainer, knobs: dict) -> dict:
+    """Turn --set strings into numbers/bools where they look like them."""
+    typed = {}
+    for k, v in knobs.items():
+        low = v.strip().lower()
+        if low in ("true", "false"):
+            typed[k] = low == "true"
+            continue
+        try:
+            typed[k] = int(v) if low.lstrip("-").isdigit() else float(v)
+        except ValueError:
+            typed[k] = v
+        if k == "prompt":
+            typed[k] = v  # prompts stay strings, even "123"
+    if "condition" in typed and isinstance(typed["condition"], str) and "=" in typed["condition"]:
+        col, val = typed["condition"].split("=", 1)
+        typed["condition"] = {col: val}
+    return typed
+
+
+def cmd_export(args) -> int:
+    from .runs.api import export_run
+
+    Path(args.out).write_bytes(export_run(args.run))
+    print(f"exported {args.run} to {args.out}")
+    return 0
+
+
+def cmd_import_run(args) -> int:
+    from .runs.api import import_run
+
+    path = Path(args.path)
+    if not path.exists():
+        raise UserError(f"no such file: {path}")
+    run = import_run(path.read_bytes(), path.name)
+    if args.json:
+        _print_json(_run_dict(run))
+    else:
+        print(f"imported as run {run.id}")
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from .runs.queue import dispatch
+    from .runs.store import RunStore
+    from .train.loop import train_run
+
+    store = RunStore()
+    try:
+        train_run(args.run, store, echo=print)
+    finally:
+        dispatch(store)  # hand the freed slot to the next queued run
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    results = run_bench(quick=args.quick, only=args.only)
+    if args.json:
+        _print_json(results)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .metrics.evaluate import evaluate_run
+
+    result = evaluate_run(args.run, n=args.n)
+    if args.json:
+        _print_json(result)
+    else:
+        for k, v in result.items():
+            print(f"{k:20s} {v}")
+    return 0
+
+
+def cmd_bakeoff(args) -> int:
+    from .bakeoff import run_bakeoff
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    result = run_bakeoff(args.dataset, models, max_seconds=args.max_seconds, out=args.out, echo=print)
+    if args.json:
+        _print_json(result)
+    return 0
+
+
+def cmd_make_starters(args) -> int:
+    from .starters import make_starters
+
+    make_starters(Path(args.out), echo=print)
+    return 0
+
+
+# ---- parser ------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m aigc_core", description="AIGC Studio engine: data, training, sampling, evaluation.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("datasets", help="list data sets")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_datasets)
+
+    s = sub.add_parser("import-data", help="import a .zip/.npz of images, a .txt or a .csv")
+    s.add_argument("path")
+    s.add_argument("--name")
+    s.add_argument("--size", type=int, choices=(28, 32, 64), default=28)
+    s.add_argument("--channels", type=int, choices=(1, 3), default=1)
+    s.add_argument("--text-mode", choices=("stream", "lines"), default="stream")
+    s.add_argument("--label", help="label column of a CSV")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_import_data)
+
+    s = sub.add_parser("train", help="train a model (in the foreground unless --detach)")
+    s.add_argument("--model", required=True)
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--preset", help="Quick, Standard, ...")
+    s.add_argument("--steps", type=int)
+    s.add_argument("--max-seconds", type=float)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="a model or training setting (repeatable)")
+    s.add_argument("--name")
+    s.add_argument("--detach", action="store_true", help="queue it for a background worker and return")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("runs", help="list runs")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_runs)
+
+    s = sub.add_parser("control", help="pause, resume or stop a run")
+    s.add_argument("--run", required=True)
+    s.add_argument("action", choices=("pause", "resume", "stop"))
+    s.set_defaults(fn=cmd_control)
+
+    s = sub.add_parser("sample", help="generate samples from a run's latest checkpoint")
+    s.add_argument("--run", required=True)
+    s.add_argument("-n", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--set", action="append", metavar="KNOB=VALUE")
+    s.add_argument("--out", required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_sample)
+
+    s = sub.add_parser("export", help="export a run as a zip")
+    s.add_argument("--run", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("import-run", help="import a run exported as a zip")
+    s.add_argument("path")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_import_run)
+
+    s = sub.add_parser("eval", help="quality metrics of a run")
+    s.add_argument("--run", required=True)
+    s.add_argument("-n", type=int, default=5000, help="generated and real samples to compare")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("bakeoff", help="train several models on the same data and budget, then compare")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--models", required=True, help="comma-separated model names")
+    s.add_argument("--max-seconds", type=float, default=60)
+    s.add_argument("--out", help="write the HTML report here")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_bakeoff)
+
+    s = sub.add_parser("bench", help="print speed and quality figures for this machine")
+    s.add_argument("--quick", action="store_true", help="shorter timings")
+    s.add_argument("--only", help="comma-separated sections: images,text,tabular,metrics")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("make-starters", help="train the small starter checkpoints shipped with the app")
+    s.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "starters"))
+    s.set_defaults(fn=cmd_make_starters)
+
+    s = sub.add_parser("worker", help=argparse.SUPPRESS)
+    s.add_argument("run")
+    s.set_defaults(fn=cmd_worker)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

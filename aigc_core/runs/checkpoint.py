@@ -1,0 +1,107 @@
+"""Checkpoints: one ``.safetensors`` file per save, never a pickle.
+
+A trainer's state is a nested structure (network weights, optimiser states
+with integer keys and hyper-parameters, the RNG state, extra tensors). We split
+it into the tensors, which go into the safetensors body, and a JSON tree for
+everything else, which goes into the file's metadata. Loading needs nothing but
+``safetensors`` and ``json``: a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as st_save
+
+from ..errors import UserError
+from ..paths import write_atomic
+
+STATE_KEY = "aigc_state"
+CKPT_RE = re.compile(r"^step_(\d+)\.safetensors$")
+KEEP_LAST = 3
+PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib"}
+
+
+def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, torch.Tensor):
+        # clone: tied weights share storage, which safetensors refuses to save
+        tensors[prefix] = obj.detach().to("cpu").clone().contiguous()
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k, _flatten(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} at {prefix!r} in a checkpoint")
+
+
+def _unflatten(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(tree, dict) and "__tensor__" in tree:
+        return tensors[tree["__tensor__"]]
+    if isinstance(tree, dict) and "__dict__" in tree:
+        return {k: _unflatten(v, tensors) for k, v in tree["__dict__"]}
+    if isinstance(tree, list):
+        return [_unflatten(v, tensors) for v in tree]
+    return tree
+
+
+def state_to_bytes(state: dict[str, Any], meta: dict[str, str] | None = None) -> bytes:
+    tensors: dict[str, torch.Tensor] = {}
+    tree = _flatten(state, "s", tensors)
+    metadata = {STATE_KEY: json.dumps(tree), **(meta or {})}
+    return st_save(tensors, metadata=metadata)
+
+
+def load_state(path: Path, *, device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, str]]:
+    """Read a checkpoint; returns (state, metadata)."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise UserError(refusal_message(path.name))
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as fh:
+            metadata = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except UserError:
+        raise
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise UserError(f"{path.name} is not a valid .safetensors checkpoint ({exc})") from None
+    if STATE_KEY not in metadata:
+        raise UserError(f"{path.name} is a safetensors file but not an AIGC Studio checkpoint (no '{STATE_KEY}' metadata)")
+    return _unflatten(json.loads(metadata[STATE_KEY]), tensors), metadata
+
+
+def refusal_message(filename: str) -> str:
+    return (f"{filename} is a pickled PyTorch/Python file. AIGC Studio never opens pickles, because loading "
+            "one can run arbitrary code on this machine. Export the weights as .safetensors (or use a run "
+            "exported from the studio, a .zip) and try again.")
+
+
+def save_checkpoint(folder: Path, step: int, state: dict[str, Any], meta: dict[str, str] | None = None) -> Path:
+    """Write ``step_<n>.safetensors`` atomically and keep the last few."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step:08d}.safetensors"
+    write_atomic(path, state_to_bytes(state, {"step": str(step), **(meta or {})}))
+    for old in list_checkpoints(folder)[:-KEEP_LAST]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    if not folder.exists():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CKPT_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
+    found = list_checkpoints(folder)
+    if not found:
+        return None
+    path = found[-1]
+    return int(CKPT_RE.match(path.name).group(1)), path

@@ -1,0 +1,371 @@
+"""The run store: one SQLite database (WAL mode) plus a folder per run.
+
+``$AIGC_HOME/runs.db`` holds a row per run (status, config, progress, the
+control field, heartbeat) and every logged metric (step, key, value, wall
+time), so the live chart is one indexed query: "metrics of run R after step
+S". ``$AIGC_HOME/runs/<run_id>/`` holds ``config.json``, ``checkpoints/`` and
+``samples/`` (the film strip).
+
+Every call opens its own short-lived connection, so the store is safe to use
+from Streamlit's threads, the command line and worker processes at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import UserError
+from ..paths import aigc_home, runs_dir, write_atomic
+
+STATUSES = ("queued", "starting", "running", "paused", "completed", "stopped", "failed", "interrupted")
+ACTIVE = ("starting", "running", "paused")
+FINISHED = ("completed", "stopped", "failed", "interrupted")
+#: a worker whose heartbeat is older than this (seconds) is considered dead
+STALE_AFTER = 30.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    model TEXT NOT NULL,
+    family TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    data_kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT 'worker',
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    device TEXT,
+    device_name TEXT,
+    step INTEGER NOT NULL DEFAULT 0,
+    total_steps INTEGER NOT NULL DEFAULT 0,
+    max_seconds REAL NOT NULL DEFAULT 0,
+    train_seconds REAL NOT NULL DEFAULT 0,
+    samples_per_s REAL,
+    pid INTEGER,
+    heartbeat REAL,
+    control TEXT,
+    message TEXT,
+    final_metrics TEXT,
+    note TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    value REAL,
+    wall REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_run_step ON metrics(run_id, step);
+CREATE TABLE IF NOT EXISTS ratings (
+    run_id TEXT NOT NULL,
+    item TEXT NOT NULL,
+    rating INTEGER NOT NULL,
+    payload TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, item)
+);
+"""
+
+
+@dataclass
+class Run:
+    id: str
+    name: str
+    model: str
+    family: str
+    dataset: str
+    data_kind: str
+    status: str
+    config: dict
+    owner: str
+    created: float
+    started: float | None
+    finished: float | None
+    device: str | None
+    device_name: str | None
+    step: int
+    total_steps: int
+    max_seconds: float
+    train_seconds: float
+    samples_per_s: float | None
+    pid: int | None
+    heartbeat: float | None
+    control: str | None
+    message: str | None
+    final_metrics: dict = field(default_factory=dict)
+    note: str | None = None
+
+    @property
+    def folder(self) -> Path:
+        return runs_dir() / self.id
+
+    @property
+    def progress(self) -> float:
+        """Fraction done, by steps or by time, whichever is further along."""
+        parts = []
+        if self.total_steps:
+            parts.append(self.step / self.total_steps)
+        if self.max_seconds:
+            parts.append(self.train_seconds / self.max_seconds)
+        if self.status == "completed":
+            return 1.0
+        return max(0.0, min(1.0, max(parts) if parts else 0.0))
+
+    @property
+    def eta_seconds(self) -> float | None:
+        p = self.progress
+        if self.status not in ("running", "paused") or p <= 0.0 or self.train_seconds <= 0:
+            return None
+        return self.train_seconds * (1 - p) / p
+
+
+def _row_to_run(row: sqlite3.Row) -> Run:
+    d = dict(row)
+    d["config"] = json.loads(d["config"])
+    d["final_metrics"] = json.loads(d["final_metrics"]) if d["final_metrics"] else {}
+    return Run(**d)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child that nobody has reaped yet is a zombie: dead for us
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class RunStore:
+    def __init__(self, db_path: Path | None = None):
+        self.path = Path(db_path) if db_path else aigc_home() / "runs.db"
+        with self.connect() as conn:
+            conn.executescript(SCHEMA)
+
+    # ---- connections -----------------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: the write lock is taken at the start, so
+        two processes claiming queue slots cannot both win."""
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def _exec(self, sql: str, args: tuple = ()) -> None:
+        conn = self.connect()
+        try:
+            conn.execute(sql, args)
+        finally:
+            conn.close()
+
+    def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        conn = self.connect()
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+
+    # ---- runs ------------------------------------------------------------------
+    def create(self, *, model: str, family: str, dataset: str, data_kind: str, config: dict,
+               name: str | None = None, owner: str = "worker") -> Run:
+        stamp = time.strftime("%m%d-%H%M%S")
+        run_id = f"{model}-{stamp}-{secrets.token_hex(2)}"
+        train = config.get("train", {})
+        folder = runs_dir() / run_id
+        (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (folder / "samples").mkdir(exist_ok=True)
+        write_atomic(folder / "config.json", json.dumps(config, indent=2).encode())
+        self._exec(
+            "INSERT INTO runs (id, name, model, family, dataset, data_kind, status, config, owner, created,"
+            " total_steps, max_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (run_id, name or f"{model} on {dataset}", model, family, dataset, data_kind, "queued",
+             json.dumps(config), owner, time.time(), int(train.get("steps", 0) or 0),
+             float(train.get("max_seconds", 0) or 0)),
+        )
+        return self.get(run_id)
+
+    def get(self, run_id: str) -> Run:
+        rows = self._query("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise UserError(f"no run called {run_id!r}; `python -m aigc_core runs` lists them")
+        return _row_to_run(rows[0])
+
+    def exists(self, run_id: str) -> bool:
+        return bool(self._query("SELECT 1 FROM runs WHERE id = ?", (run_id,)))
+
+    def list(self, statuses: tuple[str, ...] | None = None, data_kind: str | None = None) -> list[Run]:
+        sql, args = "SELECT * FROM runs", []
+        where = []
+        if statuses:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args += list(statuses)
+        if data_kind:
+            where.append("data_kind = ?")
+            args.append(data_kind)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [_row_to_run(r) for r in self._query(sql + " ORDER BY created DESC", tuple(args))]
+
+    def update(self, run_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        for key in ("config", "final_metrics"):
+            if key in fields and not isinstance(fields[key], str):
+                fields[key] = json.dumps(fields[key])
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        self._exec(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
+
+    def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
+        assert status in STATUSES, status
+        fields: dict[str, Any] = {"status": status}
+        if message is not None:
+            fields["message"] = message
+        if status in FINISHED:
+            fields["finished"] = time.time()
+        self.update(run_id, **fields)
+
+    def rename(self, run_id: str, name: str) -> None:
+        name = (name or "").strip()
+        if not name:
+            raise UserError("a run name cannot be empty")
+        self.update(run_id, name=name[:120])
+
+    def delete(self, run_id: str) -> None:
+        run = self.get(run_id)
+        if run.status in ACTIVE and _pid_alive(run.pid):
+            raise UserError(f"run {run_id} is still {run.status}; stop it before deleting it")
+        conn = self.connect()
+        try:
+            conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM ratings WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        finally:
+            conn.close()
+        shutil.rmtree(runs_dir() / run_id, ignore_errors=True)
+
+    # ---- control -------------------------------------------------------------
+    def request(self, run_id: str, action: str) -> Run:
+        """Ask a run to pause, resume or stop (the worker acts between steps).
+
+        A queued run that is stopped never starts; an interrupted or stopped
+        run that is resumed goes back to the queue and continues from its last
+        checkpoint."""
+        run = self.get(run_id)
+        if action not in ("pause", "resume", "stop"):
+            raise UserError(f"unknown action {action!r}; use pause, resume or stop")
+        if action == "stop":
+            if run.status == "queued":
+                self.set_status(run_id, "stopped", "stopped before it started")
+            elif run.status in ACTIVE:
+                self.update(run_id, control="stop")
+            else:
+                raise UserError(f"run {run_id} is already {run.status}")
+        elif action == "pause":
+            if run.status not in ("running", "starting"):
+                raise UserError(f"only a running run can be paused; {run_id} is {run.status}")
+            self.update(run_id, control="pause")
+        else:
+            if run.status == "paused" or (run.status in ("running", "starting") and run.control == "pause"):
+                self.update(run_id, control="resume")
+            elif run.status in ("interrupted", "stopped", "failed"):
+                self.update(run_id, status="queued", control=None, message="resuming from the last checkpoint",
+                            owner="worker", finished=None)
+            else:
+                raise UserError(f"run {run_id} is {run.status}; there is nothing to resume")
+        return self.get(run_id)
+
+    def take_control(self, run_id: str) -> str | None:
+        rows = self._query("SELECT control FROM runs WHERE id = ?", (run_id,))
+        return rows[0]["control"] if rows else None
+
+    def refresh(self) -> list[str]:
+        """Mark runs whose worker died as ``interrupted``; returns their ids."""
+        dead = []
+        now = time.time()
+        for run in self.list(statuses=ACTIVE):
+            stale = run.heartbeat is None or now - run.heartbeat > STALE_AFTER
+            if not _pid_alive(run.pid) or stale:
+                dead.append(run.id)
+                self.set_status(run.id, "interrupted",
+                                "the training process stopped unexpectedly; press Resume to continue from the last checkpoint")
+        return dead
+
+    # ---- metrics ---------------------------------------------------------------
+    def log_metrics(self, run_id: str, step: int, values: dict[str, float], wall: float | None = None) -> None:
+        wall = time.time() if wall is None else wall
+        rows = [(run_id, step, k, float(v), wall) for k, v in values.items()]
+        conn = self.connect()
+        try:
+            conn.executemany("INSERT INTO metrics (run_id, step, key, value, wall) VALUES (?,?,?,?,?)", rows)
+        finally:
+            conn.close()
+
+    def metrics(self, run_id: str, after_step: int = -1, keys: list[str] | None = None):
+        """Metrics of a run after a step, as a pandas DataFrame (step, key, value, wall)."""
+        import pandas as pd
+
+        sql = "SELECT step, key, value, wall FROM metrics WHERE run_id = ? AND step > ?"
+        args: list[Any] = [run_id, after_step]
+        if keys:
+            sql += f" AND key IN ({','.join('?' * len(keys))})"
+            args += keys
+        rows = self._query(sql + " ORDER BY step", tuple(args))
+        return pd.DataFrame([dict(r) for r in rows], columns=["step", "key", "value", "wall"])
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        return [r["key"] for r in self._query("SELECT DISTINCT key FROM metrics WHERE run_id = ?", (run_id,))]
+
+    def last_metrics(self, run_id: str) -> dict[str, float]:
+        rows = self._query(
+            "SELECT m.key, m.value FROM metrics m JOIN (SELECT key, MAX(step) AS s FROM metrics WHERE run_id = ?"
+            " GROUP BY key) last ON m.key = last.key AND m.step = last.s WHERE m.run_id = ?", (run_id, run_id))
+        return {r["key"]: r["value"] for r in rows}
+
+    # ---- ratings (the data loop) ---------------------------------------------
+    def rate(self, run_id: str, item: str, rating: int, payload: dict | None = None) -> None:
+        self._exec("INSERT OR REPLACE INTO ratings (run_id, item, rating, payload, created) VALUES (?,?,?,?,?)",
+                   (run_id, item, int(rating), json.dumps(payload or {}), time.time()))
+
+    def ratings(self, run_id: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM ratings", ()
+        if run_id:
+            sql, args = sql + " WHERE run_id = ?", (run_id,)
+        out = []
+        for r in self._query(sql + " ORDER BY created", args):
+            d = dict(r)
+            d["payload"] = json.loads(d["payload"] or "{}")
+            out.append(d)
+        return out

@@ -1,0 +1,38 @@
+"""Sampling from a run: load its trainer with the latest weights and generate.
+
+Pages and the command line call :func:`load_for_sampling` (cache the result:
+it builds the model and reads the checkpoint) and then the trainer's own
+``sample`` / ``interpolate`` / ``reconstruct`` / text methods.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import UserError
+from .runs.checkpoint import latest_checkpoint, load_state
+from .runs.store import RunStore
+from .train.loop import build_trainer
+
+
+def load_for_sampling(run_id: str, device: str = "cpu", store: RunStore | None = None):
+    """(trainer, run, step) with the latest checkpoint's weights, in eval mode."""
+    store = store or RunStore()
+    run = store.get(run_id)
+    found = latest_checkpoint(run.folder / "checkpoints")
+    if not found:
+        raise UserError(f"run {run.name} has no checkpoint yet; wait for its first save (or let it finish)")
+    step, path = found
+    dev = torch.device(device)
+    _, _, trainer = build_trainer(run.config, device=dev)
+    state, _ = load_state(path, device=dev)
+    trainer.load_state(state, weights_only=True)
+    trainer.train_mode(False)
+    return trainer, run, step
+
+
+def checkpoint_step(run_id: str, store: RunStore | None = None) -> int | None:
+    """The step of a run's latest checkpoint (a cache key for sampling)."""
+    store = store or RunStore()
+    found = latest_checkpoint(store.get(run_id).folder / "checkpoints")
+    return found[0] if found else None
