@@ -1,0 +1,93 @@
+"""Pieces every page shares: the run store, the sidebar, pickers, and the
+guard that turns a user's mistake into a message instead of a traceback.
+
+Nothing here trains or samples; it only calls :mod:`aigc_core`.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from contextlib import contextmanager
+
+import streamlit as st
+
+from aigc_core.errors import UserError
+
+log = logging.getLogger("aigc_studio")
+
+STATUS_ICONS = {
+    "queued": ":material/hourglass_empty:", "starting": ":material/pending:", "running": ":material/play_circle:",
+    "paused": ":material/pause_circle:", "completed": ":material/check_circle:", "stopped": ":material/stop_circle:",
+    "failed": ":material/error:", "interrupted": ":material/warning:",
+}
+
+
+@st.cache_resource
+def get_store():
+    """One RunStore per server process (it opens a connection per call)."""
+    from aigc_core.runs.store import RunStore
+
+    return RunStore()
+
+
+@st.cache_resource
+def device_label() -> str:
+    """CPU, or the GPU's name, for the badge (imports torch once per server)."""
+    from aigc_core.train.device import device_name, pick_device
+
+    return device_name(pick_device("auto"))
+
+
+@contextmanager
+def guard(what: str = "That"):
+    """Show a UserError as a plain message; any other crash as a short error
+    with its type, logged with the traceback for the developers. The app stays up."""
+    try:
+        yield
+    except UserError as exc:
+        st.error(str(exc), icon=":material/error:")
+    except Exception as exc:  # noqa: BLE001 - st.rerun/st.stop are BaseExceptions and pass through
+        log.error("unexpected error: %s", traceback.format_exc())
+        st.error(f"{what} did not work: {type(exc).__name__}: {exc}. Nothing you saved was lost; "
+                 "try again, or report this message to the workshop lead.", icon=":material/error:")
+
+
+def current_dataset() -> str | None:
+    return st.session_state.get("dataset")
+
+
+def set_current_dataset(name: str | None) -> None:
+    st.session_state["dataset"] = name
+
+
+def current_run() -> str | None:
+    return st.session_state.get("run_id") or st.query_params.get("run")
+
+
+def set_current_run(run_id: str | None) -> None:
+    st.session_state["run_id"] = run_id
+
+
+def status_label(run) -> str:
+    return f"{STATUS_ICONS.get(run.status, '')} {run.status}"
+
+
+def sidebar() -> None:
+    """Current data set and run, and the device badge, on every page."""
+    with st.sidebar:
+        st.caption("Device")
+        st.badge(device_label(), icon=":material/memory:", color="blue")
+        ds = current_dataset()
+        st.caption("Data set")
+        st.write(f"**{ds}**" if ds else "none chosen yet (Data page)")
+        run_id = current_run()
+        st.caption("Run")
+        if run_id:
+            try:
+                run = get_store().get(run_id)
+                st.write(f"**{run.name}**  \n{status_label(run)} · step {run.step}")
+            except UserError:
+                st.write("none")
+        else:
+            st.write("none yet (Train page)")
