@@ -178,7 +178,7 @@ def _decode_message(label: str, source: bytes, exc: UnicodeDecodeError) -> str:
         guess = " It is probably Windows-1252 or Latin-1 (common for files saved on Windows)."
     except UnicodeDecodeError:
         pass
-    return (f"{label} is not UTF-8 text: byte 0x{bad.hex()} at line {line}, column {column} (byte {at}) "
+    return (f"{label} is not UTF-8 text: byte 0x{bad.hex()} at line {line}, column {column} (byte {at + 1} of the file) "
             f"is not valid UTF-8.{guess} {_HOW_TO_FIX} Nothing was imported.")
 
 

@@ -626,13 +626,16 @@ class CharTrainer(Trainer):
             raise UserError(f"top_p must be above 0 and at most 1 (1 = off); got {top_p}")
         return dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=bool(greedy))
 
-    def _pick(self, logits: torch.Tensor, gen: torch.Generator, temperature: float, top_k: int, top_p: float,
+    def _pick(self, logits: torch.Tensor, u: torch.Tensor, temperature: float, top_k: int, top_p: float,
               greedy: bool) -> torch.Tensor:
-        """One next id per row from last-position logits (n, V)."""
+        """One next id per row from last-position logits (n, V), drawn by
+        inverting the cumulative distribution at the uniform numbers ``u`` (n,)."""
         logits = self._filtered(logits, temperature, top_k, top_p)
         if greedy or temperature == 0:
             return logits.argmax(dim=-1)
-        return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=gen)[:, 0]
+        cdf = F.softmax(logits, dim=-1).cumsum(dim=-1)                    # (n, V)
+        # right=True skips characters of probability 0 (flat stretches of the cdf)
+        return torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0].clamp_(max=cdf.shape[-1] - 1)
 
     def _filtered(self, logits: torch.Tensor, temperature: float, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
         """Logits after the forbidden ids, temperature, top-k and top-p."""
@@ -663,14 +666,17 @@ class CharTrainer(Trainer):
         self.model.eval()
         gen = torch.Generator(device=self.device)
         gen.manual_seed(int(seed))
+        # Row i uses the i-th run of `length` numbers, so the first text of a
+        # batch is the text one gets asking for a single sample.
+        uniform = torch.rand(n, length, generator=gen, device=self.device)   # (n, length)
         ctx = torch.tensor([self._context(prompt)] * n, dtype=torch.long, device=self.device)
         eos = self.vocab.id(EOS) if self.mode == "lines" else None
         done = torch.zeros(n, dtype=torch.bool, device=self.device)
         try:
             with self.autocast_ctx():
                 logits, state = self.model.decode(ctx, None)
-            for _ in range(length):
-                nxt = self._pick(logits, gen, temperature, top_k, top_p, greedy)   # (n,)
+            for t in range(length):
+                nxt = self._pick(logits, uniform[:, t], temperature, top_k, top_p, greedy)   # (n,)
                 yield nxt
                 if eos is not None:
                     done |= nxt == eos
