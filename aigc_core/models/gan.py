@@ -119,7 +119,9 @@ def seeded_noise(n: int, dim: int, seed: int) -> torch.Tensor:
     rows, so ``sample(1, seed)`` is the first image of ``sample(64, seed)``.
     """
     gen = torch.Generator().manual_seed(int(seed))
-    return torch.randn(n, dim, generator=gen)
+    # One draw per row: a single randn(n, dim) fills values in a pattern that
+    # depends on the total size, which would change row 0 with n.
+    return torch.stack([torch.randn(dim, generator=gen) for _ in range(n)]) if n else torch.zeros(0, dim)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
@@ -184,6 +186,23 @@ def adam(params, lr: float, betas: tuple[float, float], device: torch.device) ->
     # it exists for CPU and CUDA (not every other backend).
     fused = device.type in ("cpu", "cuda")
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused, foreach=None if fused else True)
+
+
+def match_param_layout(optims) -> None:
+    """Give loaded optimiser state tensors the memory layout of their parameters.
+
+    Checkpoints store tensors contiguous (NCHW), while channels-last weights are
+    NHWC; the fused Adam kernel pairs elements by memory position, so after a
+    resume it would mix up the moments of different weights unless the layouts
+    match again.
+    """
+    for opt in optims.values():
+        for group in opt.param_groups:
+            for p in group["params"]:
+                state = opt.state.get(p, {})
+                for key, value in state.items():
+                    if isinstance(value, torch.Tensor) and value.shape == p.shape and value.stride() != p.stride():
+                        state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 # ---------------------------------------------------------------------------
@@ -532,6 +551,10 @@ class GANTrainer(Trainer):
         return self.to_output(self.generate(slerp(za, zb, int(steps)) * psi))
 
     # ---- checkpoints -------------------------------------------------------------
+    def load_state(self, state, *, weights_only: bool = False) -> None:
+        super().load_state(state, weights_only=weights_only)
+        match_param_layout(self.optims)
+
     def extra_state(self) -> dict:
         return {"fixed_noise": self.fixed_noise.detach().cpu()}
 

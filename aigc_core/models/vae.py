@@ -28,7 +28,7 @@ from ..errors import UserError
 from ..imaging import grid_image
 from ..registry import ModelSpec, register
 from ..train.base import Trainer
-from .gan import _check_count, adam, eval_mode, seeded_noise, slerp, total_grad_norm
+from .gan import _check_count, adam, eval_mode, match_param_layout, seeded_noise, slerp, total_grad_norm
 
 RECON_LOSSES = ("bce", "mse")
 CONV_SIZES = (28, 32, 64)
@@ -403,6 +403,10 @@ class AutoencoderTrainer(Trainer):
         return grid_image(self.decode(self.noise_to_codes(self.fixed_noise.cpu())), nrow=8)
 
     # ---- checkpoints -------------------------------------------------------------
+    def load_state(self, state, *, weights_only: bool = False) -> None:
+        super().load_state(state, weights_only=weights_only)
+        match_param_layout(self.optims)
+
     def extra_state(self) -> dict:
         return {"fixed_noise": self.fixed_noise.detach().cpu()}
 

@@ -1,0 +1,1 @@
+"""Speed figures per area; each module exposes ``run(quick: bool = False) -> dict``."""

@@ -1,0 +1,213 @@
+"""Image-model speed on the current device: our DCGAN trainer against a plain
+PyTorch loop, VAE steps/s and sampling latency.
+
+The reference loop is written the way PyTorch's ``examples/dcgan/main.py``
+writes it: the example's networks (a 1x1 -> 4x4 transposed convolution first,
+a sigmoid at the end of D, BCELoss), a ``DataLoader`` over a ``TensorDataset``
+(``num_workers=0``: worker processes only compete for the two cores of a
+small machine), ``zero_grad()``, ``fake = netG(noise)``, D on the real batch
+then on ``fake.detach()``, the G step through ``netD(fake)``, and ``.item()``
+on the losses every step for the progress line. Both loops train the classic
+configuration (nz=100, ngf=ndf=64, 32x32, 1 channel, batch 64) on the same
+synthetic images; the arithmetic of a step does not depend on the pictures.
+
+Timing windows alternate between the two loops and the best window of each
+counts, so a neighbour briefly using the CPU does not decide the comparison.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import torch
+from torch import nn
+
+from ..config import from_dict
+from ..data.base import ImageData
+from ..models.gan import DCGANConfig, DCGANTrainer
+from ..models.vae import ConvVAEConfig, ConvVAETrainer, VAEConfig, VAETrainer
+from ..train.device import autocast_dtype, pick_device
+
+NZ, NGF, NDF, NC, SIZE, BATCH = 100, 64, 64, 1, 32, 64
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _steps_per_s(step, device: torch.device, seconds: float, warmup: int = 3) -> float:
+    """Steps per second of ``step()`` over a window of about ``seconds``."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        step()
+        n += 1
+        if n % 2 == 0:
+            _sync(device)
+            elapsed = time.perf_counter() - t0
+            if elapsed >= seconds:
+                return n / elapsed
+
+
+def _synthetic_images(n: int = 2048, size: int = SIZE, channels: int = NC) -> ImageData:
+    gen = torch.Generator().manual_seed(0)
+    return ImageData("bench", torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8, generator=gen))
+
+
+# ---- the reference: PyTorch examples' dcgan/main.py, at 32 x 32 -------------------
+
+class ReferenceGenerator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(NZ, NGF * 4, 4, 1, 0, bias=False), nn.BatchNorm2d(NGF * 4), nn.ReLU(True),
+            # state size. (ngf*4) x 4 x 4
+            nn.ConvTranspose2d(NGF * 4, NGF * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(NGF * 2), nn.ReLU(True),
+            # state size. (ngf*2) x 8 x 8
+            nn.ConvTranspose2d(NGF * 2, NGF, 4, 2, 1, bias=False), nn.BatchNorm2d(NGF), nn.ReLU(True),
+            # state size. (ngf) x 16 x 16
+            nn.ConvTranspose2d(NGF, NC, 4, 2, 1, bias=False), nn.Tanh(),
+            # state size. (nc) x 32 x 32
+        )
+
+    def forward(self, z):
+        return self.main(z)
+
+
+class ReferenceDiscriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(NC, NDF, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+            # state size. (ndf) x 16 x 16
+            nn.Conv2d(NDF, NDF * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(NDF * 2), nn.LeakyReLU(0.2, inplace=True),
+            # state size. (ndf*2) x 8 x 8
+            nn.Conv2d(NDF * 2, NDF * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(NDF * 4), nn.LeakyReLU(0.2, inplace=True),
+            # state size. (ndf*4) x 4 x 4
+            nn.Conv2d(NDF * 4, 1, 4, 1, 0, bias=False), nn.Sigmoid(),
+        )
+
+    def forward(self, x):
+        return self.main(x).view(-1, 1).squeeze(1)
+
+
+def _weights_init(m):
+    classname = m.__class__.__name__
+    if classname.find("Conv") != -1:
+        torch.nn.init.normal_(m.weight, 0.0, 0.02)
+    elif classname.find("BatchNorm") != -1:
+        torch.nn.init.normal_(m.weight, 1.0, 0.02)
+        torch.nn.init.zeros_(m.bias)
+
+
+def reference_loop(data: ImageData, device: torch.device):
+    """A step function running the examples' training loop one batch at a time."""
+    torch.manual_seed(0)
+    dataset = torch.utils.data.TensorDataset(data.to_unit_range("cpu"))
+    dataloader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=0, drop_last=True)
+    netG, netD = ReferenceGenerator().to(device), ReferenceDiscriminator().to(device)
+    netG.apply(_weights_init)
+    netD.apply(_weights_init)
+    criterion = nn.BCELoss()
+    real_label, fake_label = 1, 0
+    optimizerD = torch.optim.Adam(netD.parameters(), lr=0.0002, betas=(0.5, 0.999))
+    optimizerG = torch.optim.Adam(netG.parameters(), lr=0.0002, betas=(0.5, 0.999))
+    log = io.StringIO()
+    batches = iter(())
+
+    def step():
+        nonlocal batches
+        try:
+            data_batch = next(batches)
+        except StopIteration:
+            batches = iter(dataloader)
+            data_batch = next(batches)
+        # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
+        netD.zero_grad()
+        real_cpu = data_batch[0].to(device)
+        batch_size = real_cpu.size(0)
+        label = torch.full((batch_size,), real_label, dtype=real_cpu.dtype, device=device)
+        output = netD(real_cpu)
+        errD_real = criterion(output, label)
+        errD_real.backward()
+        D_x = output.mean().item()
+        noise = torch.randn(batch_size, NZ, 1, 1, device=device)
+        fake = netG(noise)
+        label.fill_(fake_label)
+        output = netD(fake.detach())
+        errD_fake = criterion(output, label)
+        errD_fake.backward()
+        D_G_z1 = output.mean().item()
+        errD = errD_real + errD_fake
+        optimizerD.step()
+        # (2) Update G network: maximize log(D(G(z)))
+        netG.zero_grad()
+        label.fill_(real_label)
+        output = netD(fake)
+        errG = criterion(output, label)
+        errG.backward()
+        D_G_z2 = output.mean().item()
+        optimizerG.step()
+        print(f"Loss_D: {errD.item():.4f} Loss_G: {errG.item():.4f} D(x): {D_x:.4f} D(G(z)): {D_G_z1:.4f} / {D_G_z2:.4f}",
+              file=log)
+        log.seek(0)
+        log.truncate()
+
+    return step
+
+
+# ---- ours ------------------------------------------------------------------------
+
+def dcgan_trainer(data: ImageData, device: torch.device, autocast=None, **overrides) -> DCGANTrainer:
+    cfg = from_dict(DCGANConfig, dict(nz=NZ, ngf=NGF, ndf=NDF, batch_size=BATCH, **overrides))
+    return DCGANTrainer(cfg, data, device, seed=0, autocast=autocast)
+
+
+def _sample_ms(trainer, n: int = 64, repeats: int = 10) -> float:
+    trainer.sample(n, seed=0)  # warm-up
+    best = float("inf")
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        trainer.sample(n, seed=i)
+        best = min(best, time.perf_counter() - t0)
+    return 1000 * best
+
+
+def run(quick: bool = False) -> dict:
+    device = pick_device("auto")
+    window = 1.0 if quick else 3.0
+    rounds = 1 if quick else 2
+    autocast = autocast_dtype(device, "auto")  # what a run with default settings uses
+    data = _synthetic_images()
+    out: dict = {}
+
+    ours = dcgan_trainer(data, device, autocast)
+    ref = reference_loop(data, device)
+    ours_best = ref_best = 0.0
+    for _ in range(rounds):  # alternate windows; keep each loop's best
+        ref_best = max(ref_best, _steps_per_s(ref, device, window))
+        ours_best = max(ours_best, _steps_per_s(ours.step, device, window))
+    out["dcgan.steps_per_s"] = round(ours_best, 2)
+    out["dcgan.images_per_s"] = round(ours_best * BATCH, 1)
+    out["dcgan.reference_steps_per_s"] = round(ref_best, 2)
+    out["dcgan.speedup"] = round(ours_best / ref_best, 2)
+    out["dcgan.precision"] = "bf16 autocast" if autocast is not None else "fp32"
+    if device.type == "cpu" and not quick:
+        # bf16 autocast is not the CPU default (precision=auto means fp32 there);
+        # shown because CPUs with AVX-512 BF16 or AMX run it much faster.
+        bf16 = dcgan_trainer(data, device, torch.bfloat16)
+        out["dcgan.bf16_steps_per_s"] = round(_steps_per_s(bf16.step, device, window), 2)
+    out["dcgan.sample64_ms"] = round(_sample_ms(ours), 1)
+
+    mnist_like = _synthetic_images(2048, 28, 1)
+    vae = VAETrainer(from_dict(VAEConfig, {}), mnist_like, device, seed=0, autocast=autocast)
+    out["vae.steps_per_s"] = round(_steps_per_s(vae.step, device, window / 2), 1)
+    out["vae.images_per_s"] = round(out["vae.steps_per_s"] * vae.batch_size, 0)
+    conv_vae = ConvVAETrainer(from_dict(ConvVAEConfig, {}), mnist_like, device, seed=0, autocast=autocast)
+    out["conv_vae.steps_per_s"] = round(_steps_per_s(conv_vae.step, device, window / 2), 1)
+    out["conv_vae.images_per_s"] = round(out["conv_vae.steps_per_s"] * conv_vae.batch_size, 0)
+    return out
