@@ -3,7 +3,6 @@ never the network), the image upload codec, stats and preview grids."""
 
 from __future__ import annotations
 
-import gzip
 import pickle
 import struct
 import time

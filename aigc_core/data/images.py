@@ -20,7 +20,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Callable
 
