@@ -383,3 +383,11 @@ def test_an_upload_over_the_size_limit_is_refused(monkeypatch, tmp_path):
     path.write_bytes(b"\x00" * 1001)
     with pytest.raises(UserError, match="limit is"):
         import_images(path, "big")
+
+
+def test_a_damaged_zip_is_refused_with_a_message():
+    data = make_zip(good_images(16))
+    end = data.rindex(b"PK\x05\x06")  # keep the end record, lose most of the central directory
+    damaged = data[:end - 40] + data[end:]
+    with pytest.raises(UserError, match="damaged .zip"):
+        import_images(damaged, "damaged", filename="damaged.zip")

@@ -1,13 +1,15 @@
 """Built-in image sets that work offline, the upload codec for images, and previews.
 
 - ``glyphs``: 28x28 grayscale digits drawn from the fonts on this machine
-  (Pillow's bundled font plus any TrueType fonts found), then bent, thickened,
-  blurred and elastically distorted until they look written rather than typed.
-  Our offline stand-in for MNIST.
+  (Pillow's bundled font plus any TrueType fonts found): each font's digit is
+  thinned to its skeleton and redrawn with a round pen of random width, then
+  tilted, sheared, scaled, shifted, elastically bent and blurred until it
+  looks written rather than typed. Our offline stand-in for MNIST.
 - ``digits``: scikit-learn's 1,797 real handwritten 8x8 digits.
 - ``shapes``: 32x32 RGB circles, squares and triangles (label = shape).
 
-Every set is deterministic for its seed. The generated ones are built on first
+Every set is deterministic for its seed (``glyphs`` also depends on the fonts
+installed, which are part of its cache key). The generated ones are built on first
 use and cached under ``$AIGC_HOME/cache`` as ``.safetensors``; the file name
 carries a version key, so changing the generator (or the fonts it found)
 builds a new file instead of reading a stale one.

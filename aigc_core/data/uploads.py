@@ -138,7 +138,12 @@ def import_images(source: bytes | str | Path, name: str, size: int = 28, channel
         hint = " (a single image: put it, with at least 15 more, in a .zip)" if _sniff_image(raw) else ""
         raise UserError(f"{filename or 'this file'} is neither a .zip archive nor an .npz array{hint}. "
                         "Upload a .zip of PNG/JPEG/BMP/GIF/WebP images or an .npz with an `images` array.")
-    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(raw))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise UserError(f"{filename or 'the archive'} is a damaged .zip file ({_short(exc)}); "
+                        "make the archive again and upload it") from None
+    with zf:
         infos = zf.infolist()
         if _is_torch_checkpoint(infos):
             raise UserError(f"{filename or 'this file'} is a PyTorch checkpoint: {_PICKLE_REASON}. "
