@@ -34,7 +34,7 @@ def png_bytes(image: Image.Image) -> bytes:
 
 def upscale(image: Image.Image, min_side: int = 256) -> Image.Image:
     """Nearest-neighbour upscale of small grids so pixels stay crisp on a page."""
-    factor = max(1, min_side // max(1, min(image.size)))
+    factor = max(1, -(-min_side // max(1, min(image.size))))  # ceil: at least min_side
     if factor == 1:
         return image
     return image.resize((image.width * factor, image.height * factor), Image.NEAREST)

@@ -16,6 +16,22 @@ from aigc_core.errors import UserError
 
 log = logging.getLogger("aigc_studio")
 
+
+def _use_app_navigation() -> None:
+    """Streamlit treats a ``pages/`` folder beside the entry script as its legacy
+    multipage layout until ``st.navigation`` has run once. When the first
+    request of a fresh server is a page URL (a refresh on /train, a shared
+    link), that legacy mode would run the page without app.py's navigation and
+    sidebar; switch it off and rerun through app.py instead."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_use_app_navigation()
+
 STATUS_ICONS = {
     "queued": ":material/hourglass_empty:", "starting": ":material/pending:", "running": ":material/play_circle:",
     "paused": ":material/pause_circle:", "completed": ":material/check_circle:", "stopped": ":material/stop_circle:",
@@ -24,11 +40,18 @@ STATUS_ICONS = {
 
 
 @st.cache_resource
-def get_store():
-    """One RunStore per server process (it opens a connection per call)."""
+def _store_at(home: str):
     from aigc_core.runs.store import RunStore
 
     return RunStore()
+
+
+def get_store():
+    """One RunStore per workspace (it opens a connection per call); keyed by
+    ``$AIGC_HOME`` so a changed workspace never reads another's runs."""
+    from aigc_core.paths import aigc_home
+
+    return _store_at(str(aigc_home()))
 
 
 @st.cache_resource
