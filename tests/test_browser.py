@@ -91,3 +91,26 @@ def test_quick_train_from_home_and_watch_the_run_advance(studio, page, shots):
         second = page.get_by_text("running ·").first.inner_text()
     assert first != second, "the live view should advance while the run trains"
     assert ready < 30, f"the Home page took {ready:.1f} s to become usable"
+
+
+def test_gallery_generates_from_the_finished_run_and_downloads_a_png(studio, page, shots):
+    url, home = studio
+    from aigc_core.runs.store import RunStore
+
+    os.environ["AIGC_HOME"], saved = str(home), os.environ["AIGC_HOME"]
+    try:
+        store = RunStore()
+        deadline = time.time() + 180
+        while time.time() < deadline and not any(r.status == "completed" for r in store.list()):
+            time.sleep(2)
+        assert any(r.status == "completed" for r in store.list()), [(r.status, r.message) for r in store.list()]
+    finally:
+        os.environ["AIGC_HOME"] = saved
+    page.goto(f"{url}/gallery")
+    button = page.get_by_role("button", name="Download the grid (PNG)")
+    button.wait_for(timeout=90_000)
+    page.screenshot(path=str(shots / "gallery.png"), full_page=True)
+    with page.expect_download() as info:
+        button.click()
+    data = Path(info.value.path()).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
