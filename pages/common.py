@@ -114,3 +114,27 @@ def sidebar() -> None:
                 st.write("none")
         else:
             st.write("none yet (Train page)")
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the model from its checkpoint ...")
+def _trainer_at(run_id: str, step: int, home: str):
+    from aigc_core.sample import load_for_sampling
+
+    return load_for_sampling(run_id, store=get_store())[0]
+
+
+def sampling_trainer(run_id: str):
+    """``(trainer, step)`` with the run's latest checkpoint loaded for sampling,
+    cached per (run, checkpoint step) so a rerun never reloads it; a newer
+    checkpoint of a running run gives a new entry. Raises UserError when the
+    run has no checkpoint yet."""
+    from aigc_core.paths import aigc_home
+    from aigc_core.sample import checkpoint_step
+
+    store = get_store()
+    step = checkpoint_step(run_id, store=store)
+    if step is None:
+        run = store.get(run_id)
+        raise UserError(f"run {run.name} has no checkpoint yet, so there is nothing to sample from; "
+                        "wait for its first save (or let it finish)")
+    return _trainer_at(run_id, step, str(aigc_home())), step

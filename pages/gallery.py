@@ -1,77 +1,558 @@
-"""Gallery: generate samples from any run that has a checkpoint."""
+"""Gallery: new samples from any run's latest checkpoint, rated, and fed back.
+
+Images (GANs, VAEs, the autoencoder), 2-D points, text and table rows. Every
+sample a person likes can join the training data of the next run (the data
+loop, :mod:`aigc_core.data_loop`).
+"""
 
 import io
 import zipfile
 
 import streamlit as st
 
-from pages.common import current_run, get_store, guard, set_current_run
+from pages.common import (current_run, get_store, guard, sampling_trainer, set_current_dataset, set_current_run,
+                          status_label)
 
 st.title("Gallery")
-st.caption("Generate new samples on demand from a run's latest checkpoint. The same seed always gives the same samples.")
+st.caption("New samples on demand from a run's latest checkpoint. The same seed always gives the same samples, "
+           "so a sample you like can be made again. Give samples a thumbs up and turn them into training data.")
+
+MAX_RATED = 64  # rating widgets shown at most (one per sample)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model ...")
-def trainer_for(run_id: str, step: int):
-    from aigc_core.sample import load_for_sampling
-
-    return load_for_sampling(run_id)[0]
+def keep(key: str) -> dict:
+    """Widget arguments that keep a value while another tab or page is open."""
+    return dict(key=key, persist_state="session")
 
 
-with guard("The gallery"):
+# ---- pieces every kind of run uses ----------------------------------------------------
+
+def rating_widget(run_id: str, item: str, saved: dict, on_rate, *args) -> None:
+    """A thumbs up/down that writes to the run store as soon as it is clicked."""
+    from aigc_core import data_loop
+
+    key = f"rate:{run_id}:{item}"
+
+    def changed():
+        value = st.session_state.get(key)
+        if value is None:
+            data_loop.unrate(run_id, item, store=get_store())
+        else:
+            on_rate(int(value), *args)
+
+    st.feedback("thumbs", key=key, default=saved.get(item), on_change=changed)
+
+
+def nearest_neighbour_pairs(run, samples01, trainer) -> None:
+    """Each sample beside its nearest training image (copy detection), when the
+    metrics module offers it."""
+    try:
+        from aigc_core.metrics.image import nearest_neighbours
+    except ImportError:
+        st.caption("Copy detection appears here once the metrics module is installed.")
+        return
+    import torch
+
+    from aigc_core.imaging import grid_image, upscale
+
+    found = nearest_neighbours(samples01, run.dataset)
+    neighbours, distances = found["images"], found["distances"]
+    st.caption("Top row: samples; bottom row: the closest training image to each (in the feature net's space). "
+               "A distance near 0 means the model copied a training image instead of making a new one.")
+    pair = torch.cat([samples01, neighbours.float()])
+    st.image(upscale(grid_image(pair, nrow=samples01.shape[0]), 480))
+    st.caption("Distances: " + ", ".join(f"{d:.3g}" for d in distances.tolist()))
+
+
+def data_loop_section(run) -> None:
+    """How many ratings exist, what a new data set would hold, and the button that makes it."""
+    from aigc_core import data_loop
+    from aigc_core.data.catalog import list_datasets
+
     store = get_store()
-    runs = [r for r in store.list() if r.step > 0 and r.status != "queued"]
-    if not runs:
-        st.info("No trained runs yet. Start one on the Home or Train page; it appears here after its first checkpoint.")
-        st.stop()
-    ids = [r.id for r in runs]
-    chosen = current_run()
-    run_id = st.selectbox("Run", ids, index=ids.index(chosen) if chosen in ids else 0,
-                          format_func=lambda i: f"{store.get(i).name} · {store.get(i).status} · step {store.get(i).step}")
-    set_current_run(run_id)
-    run = store.get(run_id)
-    from aigc_core.sample import checkpoint_step
-
-    step = checkpoint_step(run_id)
-    if step is None:
-        st.warning("This run has no checkpoint yet; wait for its first save.")
-        st.stop()
-    trainer = trainer_for(run_id, step)
-    st.caption(f"{run.model} on {run.dataset}, checkpoint at step {step}")
-
+    counts = data_loop.rating_counts(run.id, store=store)
+    st.markdown("**The data loop.** Samples you give a thumbs up can join the original data. Train a new run on "
+                "the new set and the model sees more of what you liked.")
     c1, c2, c3 = st.columns(3)
-    n = c1.slider("Number of samples", 1, 256, 64)
-    seed = c2.number_input("Seed", 0, 2**31 - 1, 0)
-    knobs = {}
-    if run.data_kind == "text":
-        prompt = st.text_input("Prompt", "")
-        length = c3.slider("Length", 10, 1000, 200)
-        temperature = st.slider("Temperature", 0.05, 2.0, 1.0)
-        texts = trainer.sample(min(n, 16), int(seed), prompt=prompt, length=length, temperature=temperature)
-        for t in texts:
-            st.code(t, language=None)
-        st.download_button("Download the samples (.txt)", "\n\n".join(texts), file_name=f"{run_id}_seed{seed}.txt")
-    elif run.data_kind == "table":
-        frame = trainer.sample(n, int(seed))
-        st.dataframe(frame, use_container_width=True)
-        st.download_button("Download the rows (.csv)", frame.to_csv(index=False), file_name=f"{run_id}_seed{seed}.csv")
-    elif run.data_kind == "points":
-        import plotly.express as px
+    c1.metric("Liked", counts["up"])
+    c2.metric("Not liked", counts["down"])
+    c3.metric("Ratings in the whole studio", len(store.ratings()))
+    if run.data_kind not in data_loop.RATEABLE_KINDS:
+        st.info("Point sets have no data loop: a single point is not something to rate. Try it on images, "
+                "text or a table.")
+        return
+    taken = {d.name for d in list_datasets()}
+    name = st.text_input("Name of the new data set", data_loop.suggest_name(run.dataset, taken),
+                         key=f"loop_name:{run.id}", max_chars=64)
+    plan = data_loop.loop_plan(run.id, name=name or None, store=store)
+    st.write(f"The new data set would hold: {plan.describe()}.")
+    for note in plan.notes:
+        st.caption(note)
+    liked = data_loop.liked(run.id, store=store)
+    if liked:
+        with st.expander(f"The {len(liked)} samples you liked"):
+            if run.data_kind == "image":
+                st.image([str(x["path"]) for x in liked if x.get("path") and x["path"].exists()][:64], width=64)
+            elif run.data_kind == "text":
+                for x in liked[:50]:
+                    st.code(x.get("text", ""), language=None)
+            else:
+                import pandas as pd
 
-        pts = trainer.sample(max(n, 500), int(seed)).numpy()
-        st.plotly_chart(px.scatter(x=pts[:, 0], y=pts[:, 1], opacity=0.5, title="Generated points"))
-    else:
-        from aigc_core.imaging import grid_image, png_bytes, upscale
+                st.dataframe(pd.DataFrame([x["row"] for x in liked if x.get("row")]), hide_index=True)
+    if st.button("Make a data set from the original plus the samples you liked", type="primary",
+                 icon=":material/add_photo_alternate:", disabled=plan.added == 0, key=f"loop_make:{run.id}"):
+        with st.spinner("Saving the new data set ..."):
+            info, made = data_loop.make_dataset_from_liked(run.id, name=name, store=store)
+        set_current_dataset(info.name)
+        st.success(f"Saved **{info.name}**: {made.describe()}. It is now the current data set; pick a model for "
+                   "it on the Train page.", icon=":material/check_circle:")
+    elif plan.added == 0:
+        st.caption("Give at least one sample a thumbs up to make a new data set.")
 
-        if run.family == "gan":
-            knobs["truncation"] = c3.slider("Truncation", 0.1, 2.0, 1.0, help="Below 1: more typical, less varied samples.")
-        images = trainer.sample(n, int(seed), **knobs)
-        grid = grid_image(images)
-        st.image(upscale(grid, 480), caption=f"{n} samples, seed {seed}")
+
+# ---- images ---------------------------------------------------------------------------
+
+def image_knobs(run) -> dict:
+    if run.family == "gan":
+        return {"truncation": st.slider("Truncation", 0.0, 2.0, 1.0, 0.05, **keep("g_trunc"),
+                                        help="Scales the noise z. Below 1: more typical, cleaner, less varied "
+                                             "samples; 0 gives the generator's single 'average' image.")}
+    return {"temperature": st.slider("Temperature", 0.0, 2.0, 1.0, 0.05, **keep("g_temp"),
+                                     help="Scales the random code. Below 1: more typical, less varied images.")}
+
+
+def show_image_samples(run, trainer, step: int, seed: int, knobs: dict) -> None:
+    from aigc_core import data_loop
+    from aigc_core.imaging import grid_image, png_bytes, upscale
+
+    c1, c2 = st.columns(2)
+    n = c1.slider("Number of samples", 1, 256, 64, **keep("g_n"))
+    per_row = c2.slider("Samples per row", 1, 16, 8, **keep("g_per_row"))
+    images = trainer.sample(n, seed, **knobs)
+    grid = grid_image(images, nrow=per_row)
+    st.image(upscale(grid, 480), caption=f"{n} samples, seed {seed}, checkpoint at step {step}")
+
+    def zip_of_samples() -> bytes:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
             for i in range(images.shape[0]):
                 zf.writestr(f"sample_{i:03d}.png", png_bytes(grid_image(images[i:i + 1], padding=0)))
-        d1, d2 = st.columns(2)
-        d1.download_button("Download the grid (PNG)", png_bytes(grid), file_name=f"{run_id}_seed{seed}.png", mime="image/png")
-        d2.download_button("Download all samples (ZIP)", buf.getvalue(), file_name=f"{run_id}_seed{seed}.zip", mime="application/zip")
+        return buf.getvalue()
+
+    stem = f"{run.id}_step{step}_seed{seed}"
+    d1, d2 = st.columns(2)
+    d1.download_button("Download the grid (PNG)", png_bytes(grid), file_name=f"{stem}.png", mime="image/png",
+                       icon=":material/download:")
+    d2.download_button("Download all samples (ZIP)", zip_of_samples, file_name=f"{stem}.zip",
+                       mime="application/zip", icon=":material/folder_zip:")
+
+    if st.toggle("Show each sample beside its nearest training image (copy detection)", key="g_nn"):
+        with guard("Copy detection"):
+            nearest_neighbour_pairs(run, images[:16], trainer)
+
+    st.subheader("Rate these samples")
+    st.caption(f"Thumbs up the ones you like (the first {min(n, MAX_RATED)} can be rated). Liked samples can "
+               "become training data in the **Data loop** tab.")
+    saved = data_loop.ratings_by_item(run.id, store=get_store())
+
+    def rate(value, index):
+        data_loop.rate_image(run.id, images[index], value, step=step, seed=seed, index=index, knobs=knobs,
+                             store=get_store())
+
+    cols = st.columns(per_row)
+    for i in range(min(n, MAX_RATED)):
+        with cols[i % per_row]:
+            st.image(upscale(grid_image(images[i:i + 1], padding=0), 96))
+            rating_widget(run.id, data_loop.image_item(step, seed, i, knobs), saved, rate, i)
+
+
+def show_interpolation(run, trainer, knobs: dict) -> None:
+    from aigc_core.imaging import grid_image, png_bytes, upscale
+
+    st.caption("A walk through the model's random input from one seed's sample to another's: smooth changes "
+               "mean the model learned a continuous space of images, not a list of memorised ones.")
+    c1, c2, c3 = st.columns(3)
+    seed_a = c1.number_input("From seed", 0, 2**31 - 1, 0, **keep("g_seed_a"))
+    seed_b = c2.number_input("To seed", 0, 2**31 - 1, 1, **keep("g_seed_b"))
+    steps = c3.slider("Frames", 2, 16, 10, **keep("g_frames"))
+    strip = grid_image(trainer.interpolate(int(seed_a), int(seed_b), steps, **knobs), nrow=steps)
+    st.image(upscale(strip, 720), caption=f"seed {seed_a} -> seed {seed_b}")
+    st.download_button("Download the strip (PNG)", png_bytes(strip), file_name=f"{run.id}_walk_{seed_a}_{seed_b}.png",
+                       mime="image/png", icon=":material/download:")
+
+
+def show_reconstructions(run, trainer) -> None:
+    import torch
+
+    from aigc_core.imaging import grid_image, upscale
+
+    held_out = trainer.held_out
+    st.caption(f"Top row: images the model never trained on (the held-out 10%, {held_out.shape[0]} images). "
+               "Bottom row: what the model rebuilds from each one's code. Blurry rebuilds are typical of a VAE: "
+               "it is rewarded for the average of the images that could share a code.")
+    k = st.slider("Images", 1, max(1, min(16, held_out.shape[0])), min(8, held_out.shape[0]), **keep("g_recon_k"))
+    originals = held_out[:k].float().cpu().div(255)
+    rebuilt = trainer.reconstruct(originals)
+    st.image(upscale(grid_image(torch.cat([originals, rebuilt]), nrow=k), 480))
+    error = (rebuilt - originals).pow(2).mean().item()
+    st.caption(f"Mean squared pixel error of these {k}: {error:.4f} (pixels in 0..1)")
+
+
+def show_images(run, trainer, step: int) -> None:
+    c1, c2 = st.columns(2)
+    seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, **keep("g_seed")))
+    with c2:
+        knobs = image_knobs(run)
+    names = ["Samples", "Walk between two seeds"]
+    if run.family in ("vae", "ae"):
+        names.append("Reconstructions")
+    names.append("Data loop")
+    tabs = dict(zip(names, st.tabs(names, key="g_tab", on_change="rerun")))
+    with tabs["Samples"]:
+        if tabs["Samples"].open:
+            show_image_samples(run, trainer, step, seed, knobs)
+    with tabs["Walk between two seeds"]:
+        if tabs["Walk between two seeds"].open:
+            show_interpolation(run, trainer, knobs)
+    if "Reconstructions" in tabs:
+        with tabs["Reconstructions"]:
+            if tabs["Reconstructions"].open:
+                show_reconstructions(run, trainer)
+    with tabs["Data loop"]:
+        if tabs["Data loop"].open:
+            data_loop_section(run)
+
+
+# ---- 2-D points ---------------------------------------------------------------------
+
+def show_points(run, trainer, step: int) -> None:
+    import pandas as pd
+    import plotly.graph_objects as go
+    import torch
+
+    from aigc_core.data.catalog import load_dataset
+
+    c1, c2, c3 = st.columns(3)
+    n = c1.slider("Number of points", 100, 5000, 1000, 100, **keep("p_n"))
+    seed = int(c2.number_input("Seed", 0, 2**31 - 1, 0, **keep("p_seed")))
+    knobs = {}
+    if run.family == "gan":
+        knobs["truncation"] = c3.slider("Truncation", 0.0, 2.0, 1.0, 0.05, **keep("p_trunc"),
+                                        help="Scales the noise z; below 1 the points gather where the generator "
+                                             "is most sure.")
+    fake = trainer.sample(n, seed, **knobs).float().numpy()
+    real = load_dataset(run.dataset).points.float()
+    real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:2000]].numpy()  # a fixed subset
+    fig = go.Figure()
+    fig.add_scatter(x=real[:, 0], y=real[:, 1], mode="markers", name="real data",
+                    marker=dict(size=4, color="rgba(120,120,120,0.45)"))
+    fig.add_scatter(x=fake[:, 0], y=fake[:, 1], mode="markers", name="generated",
+                    marker=dict(size=4, color="rgba(230,110,20,0.6)"))
+    fig.update_layout(height=520, title=f"Real (grey) and generated (orange) points, checkpoint at step {step}",
+                      xaxis_title="x", yaxis_title="y", legend=dict(orientation="h"))
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    st.plotly_chart(fig, key="p_scatter")
+    st.caption("A good model covers every cluster of grey points with orange ones, and puts none in between. "
+               "Orange piled on only a few clusters is mode collapse.")
+    st.download_button("Download the generated points (CSV)", pd.DataFrame(fake, columns=["x", "y"]).to_csv(index=False),
+                       file_name=f"{run.id}_seed{seed}.csv", mime="text/csv", icon=":material/download:")
+    st.caption("Point sets have no data loop: a single point is not something to rate.")
+
+
+# ---- text -----------------------------------------------------------------------------
+
+def text_knobs(trainer) -> tuple[str, int, dict]:
+    lines = getattr(trainer, "mode", "stream") == "lines"
+    prompt = st.text_input("Prompt", "", **keep("t_prompt"),
+                           help="The text the model continues" + (" (the start of an item)" if lines else "") + ".")
+    c1, c2, c3, c4 = st.columns(4)
+    length = c1.slider("Length (characters)", 10, 2000, 40 if lines else 300, 10, **keep("t_length"),
+                       help="How many new characters to write" + (" at most; an item ends when the model ends it."
+                                                                   if lines else "."))
+    temperature = c2.slider("Temperature", 0.0, 2.0, 0.8, 0.05, **keep("t_temp"),
+                            help="Divides the scores before the softmax. Below 1: safer, more repetitive; above 1: "
+                                 "wilder; 0: always the likeliest character.")
+    top_k = c3.number_input("Top-k (0 = off)", 0, 500, 0, **keep("t_topk"),
+                            help="Only the k likeliest characters can be drawn.")
+    top_p = c4.slider("Top-p", 0.05, 1.0, 1.0, 0.05, **keep("t_topp"),
+                      help="Only the likeliest characters whose probabilities add up to p can be drawn (1 = off).")
+    c5, c6 = st.columns(2)
+    seed = int(c5.number_input("Seed", 0, 2**31 - 1, 0, **keep("t_seed")))
+    greedy = c6.checkbox("Greedy (always the likeliest character)", **keep("t_greedy"))
+    return prompt, seed, dict(length=int(length), temperature=float(temperature), top_k=int(top_k),
+                              top_p=float(top_p), greedy=bool(greedy))
+
+
+def probability_bars(trainer, prompt: str, temperature: float) -> None:
+    import plotly.graph_objects as go
+
+    from aigc_core.data.text import char_label
+
+    probs = trainer.next_char_probs(prompt, temperature=temperature)
+    labels = [{"<end>": "⏹ (end of item)"}.get(ch, char_label(ch)) for ch, _ in probs]
+    fig = go.Figure(go.Bar(x=[p for _, p in probs][::-1], y=[f"{lab} " for lab in labels][::-1], orientation="h",
+                           text=[f"{p:.1%}" for _, p in probs][::-1], textposition="outside",
+                           marker_color="rgb(66,133,244)"))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), xaxis=dict(range=[0, 1.15], tickformat=".0%"),
+                      title=f"The 10 likeliest next characters after the prompt (temperature {temperature:g})")
+    st.plotly_chart(fig, key="t_probs")
+
+
+def attention_heatmap(trainer, prompt: str) -> None:
+    import plotly.graph_objects as go
+
+    from aigc_core.data.text import char_label
+
+    maps = trainer.attention_maps(prompt)            # (layers, heads, T, T)
+    labels = [char_label(t) if len(t) == 1 else t for t in trainer.context_labels(prompt)]
+    layers, heads, T, _ = maps.shape
+    c1, c2 = st.columns(2)
+    layer = c1.selectbox("Layer", range(layers), format_func=lambda i: f"layer {i + 1}", **keep("t_layer"))
+    head_names = ["mean of all heads"] + [f"head {h + 1}" for h in range(heads)]
+    head = c2.selectbox("Head", range(heads + 1), format_func=lambda i: head_names[i], **keep("t_head"))
+    z = maps[layer].mean(0) if head == 0 else maps[layer, head - 1]
+    pos = list(range(T))
+    fig = go.Figure(go.Heatmap(z=z.numpy(), x=pos, y=pos, colorscale="Blues", zmin=0, zmax=1,
+                               hovertemplate="reading %{y} -> looking at %{x}: %{z:.2f}<extra></extra>"))
+    fig.update_xaxes(tickvals=pos, ticktext=labels, title="looks at (earlier characters)", side="top")
+    fig.update_yaxes(tickvals=pos, ticktext=labels, title="character being read", autorange="reversed")
+    fig.update_layout(height=min(900, 200 + 18 * T), margin=dict(l=10, r=10, t=80, b=10))
+    st.plotly_chart(fig, key="t_attention")
+    st.caption("Each row is one character of the prompt; its row of squares shows how it spreads its attention "
+               "over itself and the characters before it (each row sums to 1; the triangle is empty because a "
+               "character may never look ahead). softmax(QK^T / sqrt(d_k)) gives these weights; they mix the "
+               "value vectors V of the characters looked at.")
+
+
+def show_write(run, trainer, step: int, prompt: str, seed: int, knobs: dict) -> None:
+    from aigc_core import data_loop
+
+    st.caption("Writes one text character by character as the model draws each one.")
+    box = st.empty()
+    key = ("t_written", run.id, step, prompt, seed, tuple(sorted(knobs.items())))
+    if st.button("Write", type="primary", icon=":material/edit:", key="t_write"):
+        text = prompt
+        shown = 0
+        for ch in trainer.stream(prompt, seed=seed, **knobs):
+            text += ch
+            if len(text) - shown >= 8:  # redraw every few characters: smooth, and cheap for long texts
+                box.code(text + "▌", language=None, wrap_lines=True)
+                shown = len(text)
+        st.session_state["t_written"] = (key, text)
+    written = st.session_state.get("t_written")
+    if written and written[0] == key:
+        text = written[1]
+        box.code(text, language=None, wrap_lines=True)
+        if getattr(trainer, "mode", "") == "lines":
+            if trainer.mark_copies([text])[0]:
+                st.warning("This item is in the training data word for word: the model copied it.",
+                           icon=":material/content_copy:")
+            else:
+                st.caption("A new item: it is not in the training data.")
+        saved = data_loop.ratings_by_item(run.id, store=get_store())
+        rating_widget(run.id, data_loop.text_item(step, seed, 0, knobs), saved,
+                      lambda value: data_loop.rate_text(run.id, text, value, step=step, seed=seed, index=0,
+                                                        knobs=knobs, store=get_store()))
+    else:
+        box.caption("Press Write.")
+
+    left, right = st.columns(2)
+    with left:
+        with guard("The next-character chart"):
+            probability_bars(trainer, prompt, knobs["temperature"])
+    with right:
+        if run.model == "char_gpt":
+            st.markdown("**Where the model looks: attention over the prompt**")
+            with guard("The attention map"):
+                attention_heatmap(trainer, prompt)
+        else:
+            st.caption(f"{run.model} has no attention to look inside; the char_gpt model shows an attention "
+                       "map here.")
+
+
+def show_text_samples(run, trainer, step: int, prompt: str, seed: int, knobs: dict) -> None:
+    from aigc_core import data_loop
+
+    lines = getattr(trainer, "mode", "") == "lines"
+    n = st.slider("Number of samples", 1, 50, 12 if lines else 4, **keep("t_n"))
+    texts = trainer.sample(n, seed, prompt=prompt, **knobs)
+    copies = trainer.mark_copies(texts) if lines else [False] * len(texts)
+    if lines:
+        st.caption(f"{sum(copies)} of {n} items are in the training data word for word (marked 'copy'); "
+                   "the others are new.")
+    saved = data_loop.ratings_by_item(run.id, store=get_store())
+
+    def rate(value, index):
+        data_loop.rate_text(run.id, texts[index], value, step=step, seed=seed, index=index, knobs=knobs,
+                            store=get_store())
+
+    for i, text in enumerate(texts):
+        c1, c2 = st.columns([6, 1])
+        with c1:
+            st.code(text, language=None, wrap_lines=True)
+        with c2:
+            if copies[i]:
+                st.badge("copy", icon=":material/content_copy:", color="orange")
+            rating_widget(run.id, data_loop.text_item(step, seed, i, knobs), saved, rate, i)
+    st.download_button("Download the samples (.txt)", ("\n" if lines else "\n\n").join(texts),
+                       file_name=f"{run.id}_seed{seed}.txt", mime="text/plain", icon=":material/download:")
+
+
+def show_text(run, trainer, step: int) -> None:
+    prompt, seed, knobs = text_knobs(trainer)
+    names = ["Write", "Many samples", "Data loop"]
+    tabs = dict(zip(names, st.tabs(names, key="t_tab", on_change="rerun")))
+    with tabs["Write"]:
+        if tabs["Write"].open:
+            show_write(run, trainer, step, prompt, seed, knobs)
+    with tabs["Many samples"]:
+        if tabs["Many samples"].open:
+            show_text_samples(run, trainer, step, prompt, seed, knobs)
+    with tabs["Data loop"]:
+        if tabs["Data loop"].open:
+            data_loop_section(run)
+
+
+# ---- tables ---------------------------------------------------------------------------
+
+REPORT_KEYS = [("fidelity", "Fidelity", "{:.1%}"), ("column_shapes", "Column shapes", "{:.1%}"),
+               ("pair_trends", "Pair trends", "{:.1%}"), ("tstr_accuracy_ratio", "TSTR accuracy ratio", "{:.2f}"),
+               ("dcr_median", "Median distance to closest real row", "{:.3g}"),
+               ("exact_copy_rate", "Exact copies of real rows", "{:.1%}")]
+REPORT_HELP = ("Fidelity: how alike real and synthetic columns (shapes) and pairs of columns (trends) are, 100% = "
+               "identical. TSTR: a classifier trained on synthetic rows, tested on real held-out rows, divided by "
+               "one trained on real rows (1.0 = as useful as real data). Privacy: the distance from each synthetic "
+               "row to its closest real row; exact copies leak the training data.")
+
+
+def table_condition(trainer) -> dict:
+    choices = [c for c, t in trainer.types.items() if t != "numeric"]
+    c1, c2 = st.columns(2)
+    column = c1.selectbox("Fix a column's value (optional)", ["(none)"] + choices, **keep("tb_col"),
+                          help="For example 'purchase = 1': every generated row then has that value.")
+    if column == "(none)":
+        return {}
+    info = next(c for c in trainer.encoder.columns if c["name"] == column)
+    values = [True, False] if info["type"] == "boolean" else list(info["categories"])
+    value = c2.selectbox(f"{column} =", values, key=f"tb_val:{column}")
+    return {column: value}
+
+
+def show_table_report(run, trainer, frame) -> None:
+    from aigc_core.metrics.tabular import report_html, tabular_report
+
+    scores = run.final_metrics
+    shown = [(label, fmt.format(scores[k])) for k, label, fmt in REPORT_KEYS if k in scores]
+    if shown:
+        st.markdown("**Scores at the end of training**", help=REPORT_HELP)
+        cols = st.columns(len(shown))
+        for col, (label, value) in zip(cols, shown):
+            col.metric(label, value)
+    if st.button("Report on these rows (fidelity, usefulness, privacy)", icon=":material/fact_check:", key="tb_report"):
+        with st.spinner("Comparing the rows with the real table ..."):
+            report = tabular_report(trainer.real_train, trainer.real_test if len(trainer.real_test) else None, frame,
+                                    trainer.types, trainer.label)
+        st.session_state["tb_report_for"] = (run.id, len(frame), report)
+    saved = st.session_state.get("tb_report_for")
+    if saved and saved[0] == run.id:
+        report = saved[2]
+        cols = st.columns(3)
+        for col, (k, label, fmt) in zip(cols * 2, REPORT_KEYS):
+            if k in report:
+                col.metric(label, fmt.format(report[k]))
+        from aigc_core.metrics.tabular import histogram_strip
+
+        numeric = [c for c, t in trainer.types.items() if t == "numeric"][:3]
+        if numeric:
+            st.image(histogram_strip(trainer.real_train, frame, trainer.types, numeric),
+                     caption="Real (blue) and synthetic (orange) histograms")
+        st.download_button("Download the report (HTML)", report_html(report, title=f"Synthetic rows from {run.name}"),
+                           file_name=f"{run.id}_report.html", mime="text/html", icon=":material/download:")
+
+
+def show_table(run, trainer, step: int) -> None:
+    from aigc_core import data_loop
+
+    c1, c2 = st.columns(2)
+    n = int(c1.number_input("Rows", 1, 100_000, 200, **keep("tb_n")))
+    seed = int(c2.number_input("Seed", 0, 2**31 - 1, 0, **keep("tb_seed")))
+    condition = table_condition(trainer)
+    names = ["Rows", "Data loop"]
+    tabs = dict(zip(names, st.tabs(names, key="tb_tab", on_change="rerun")))
+    with tabs["Rows"]:
+        if tabs["Rows"].open:
+            frame = trainer.sample(n, seed, condition=condition or None)
+            saved = data_loop.ratings_by_item(run.id, store=get_store())
+            shown = frame.head(500).copy()
+            marks = {1: "👍", 0: "👎"}
+            shown.insert(0, "your rating", [marks.get(saved.get(data_loop.row_item(step, seed, i, condition)), "")
+                                            for i in range(len(shown))])
+            st.caption("Select rows (tick the boxes on the left), then keep or reject them. Kept rows can join the "
+                       "real table in the **Data loop** tab." + (" The first 500 rows are shown; the download has all."
+                                                                if len(frame) > 500 else ""))
+            picked = st.dataframe(shown, key="tb_rows", on_select="rerun", selection_mode="multi-row")
+            rows = list(picked.selection.rows) if picked else []
+            b1, b2, b3 = st.columns(3)
+            for col, label, value, icon in ((b1, "Keep the selected rows", 1, ":material/thumb_up:"),
+                                            (b2, "Reject the selected rows", 0, ":material/thumb_down:")):
+                if col.button(label, icon=icon, disabled=not rows, key=f"tb_rate{value}"):
+                    for i in rows:
+                        data_loop.rate_row(run.id, data_loop.row_dict(frame, i), value, step=step, seed=seed,
+                                           index=i, condition=condition, store=get_store())
+                    st.toast(f"{len(rows)} row(s) {'kept' if value else 'rejected'}")
+                    st.rerun()
+            b3.download_button("Download the rows (CSV)", frame.to_csv(index=False), file_name=f"{run.id}_seed{seed}.csv",
+                               mime="text/csv", icon=":material/download:")
+            with guard("The report"):
+                show_table_report(run, trainer, frame)
+    with tabs["Data loop"]:
+        if tabs["Data loop"].open:
+            data_loop_section(run)
+
+
+# ---- the page ---------------------------------------------------------------------------
+
+with guard("The gallery"):
+    store = get_store()
+    runs = [r for r in store.list() if r.status != "queued"]
+    if not runs:
+        st.info("No runs yet. Press **Quick train** on the Home page (or start a run on the Train page); "
+                "it appears here after its first checkpoint.", icon=":material/info:")
+        st.stop()
+    by_id = {r.id: r for r in runs}
+    ids = list(by_id)
+    chosen = current_run()
+    run_id = st.selectbox("Run", ids, index=ids.index(chosen) if chosen in ids else 0,
+                          format_func=lambda i: f"{by_id[i].name} · {by_id[i].status} · step {by_id[i].step}")
+    if run_id != chosen:
+        set_current_run(run_id)
+        st.query_params["run"] = run_id
+    run = store.get(run_id)
+    st.caption(f"{status_label(run)} · {run.model} ({run.family}) on {run.dataset} · trained {run.step} steps in "
+               f"{run.train_seconds:.0f} s")
+    if run.status == "failed":
+        st.error(f"This run failed: {run.message or 'no reason was recorded'}. Start a new run on the Train page "
+                 "(a lower learning rate often helps).", icon=":material/error:")
+    from aigc_core.sample import checkpoint_step
+
+    if checkpoint_step(run_id, store=store) is None:
+        st.warning("This run has no checkpoint yet, so there is nothing to sample from. "
+                   + ("Wait for its first save; this page picks it up on the next click."
+                      if run.status in ("starting", "running", "paused") else
+                      "It stopped before it saved any weights; start a new run on the Train page."),
+                   icon=":material/hourglass_empty:")
+        st.stop()
+    if run.status == "failed":
+        st.caption("Its last good checkpoint can still make samples:")
+    trainer, step = sampling_trainer(run_id)
+    if run.data_kind == "image":
+        show_images(run, trainer, step)
+    elif run.data_kind == "points":
+        show_points(run, trainer, step)
+    elif run.data_kind == "text":
+        show_text(run, trainer, step)
+    elif run.data_kind == "table":
+        show_table(run, trainer, step)
+    else:
+        st.warning(f"The gallery cannot show {run.data_kind} samples yet.")
