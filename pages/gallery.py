@@ -517,7 +517,7 @@ with guard("The gallery"):
     store = get_store()
     runs = [r for r in store.list() if r.status != "queued"]
     if not runs:
-        st.info("No runs yet. Press **Quick train** on the Home page (or start a run on the Train page); "
+        st.info("No trained runs yet. Press **Quick train** on the Home page (or start a run on the Train page); "
                 "it appears here after its first checkpoint.", icon=":material/info:")
         st.stop()
     by_id = {r.id: r for r in runs}
