@@ -1,0 +1,257 @@
+"""Compare: runs side by side (settings, final numbers, curves, samples), and
+the bake-off that trains several models on the same data with the same budget."""
+
+import streamlit as st
+
+from pages.common import current_run, get_store, guard, sampling_trainer
+
+st.title("Compare")
+st.caption("Which model is better on my data? Put runs side by side: what was different, the numbers they "
+           "ended with, how they learned, and what they make.")
+
+FEATURE_NOTE = ("FID, KID, precision, recall, density and coverage are measured with a feature network trained on "
+                "each data set (Inception weights cannot be downloaded here), so they compare runs on the same data "
+                "only, and are not comparable with published FIDs.")
+
+# Numbers every run logs while it trains; the metrics module explains the quality metrics.
+TRAINING_METRICS = {
+    "loss": {"label": "Training loss", "better": "lower", "how": "The model's own loss on its last training batches."},
+    "loss_d": {"label": "Discriminator loss", "better": None,
+               "how": "A GAN's losses are a game between two players; neither number alone says which run is better."},
+    "loss_g": {"label": "Generator loss", "better": None,
+               "how": "A GAN's losses are a game between two players; neither number alone says which run is better."},
+    "samples_per_s": {"label": "Training speed (examples/s)", "better": "higher",
+                      "how": "Training examples (images, characters, rows) processed per second on this machine."},
+    "step_time_ms": {"label": "Time per step (ms)", "better": "lower", "how": "Wall time of one optimisation step."},
+}
+
+
+def metric_info() -> dict:
+    info = dict(TRAINING_METRICS)
+    try:
+        from aigc_core.metrics.evaluate import METRIC_INFO
+    except ImportError:
+        return info
+    info.update(METRIC_INFO)
+    return info
+
+
+def run_labels(runs) -> dict:
+    """Run id -> a column title, unique even when two runs share a name."""
+    names = [r.name for r in runs]
+    return {r.id: r.name if names.count(r.name) == 1 else f"{r.name} · {r.id[-4:]}" for r in runs}
+
+
+def flat(prefix: str, value, out: dict) -> dict:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            flat(f"{prefix}.{k}" if prefix else k, v, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def setting_labels(runs) -> dict:
+    """Config key -> the label the Train page shows for it (``model_config.ngf`` -> ``Generator width (ngf)``)."""
+    from aigc_core.config import TrainSettings, describe
+    from aigc_core.registry import get_model
+
+    out = {"model": "Model", "dataset": "Data set", "preset": "Preset"}
+    out.update({f"train.{d['name']}": d["label"] for d in describe(TrainSettings)})
+    for r in runs:
+        for d in describe(get_model(r.model).config_cls):
+            out.setdefault(f"model_config.{d['name']}", d["label"])
+    return out
+
+
+def settings_table(runs, labels):
+    """The settings (model, data, preset, every model and training field) that differ."""
+    import pandas as pd
+
+    settings = {r.id: flat("", {k: r.config.get(k) for k in ("model", "dataset", "preset", "model_config", "train")}, {})
+                for r in runs}
+    keys = list(dict.fromkeys(k for s in settings.values() for k in s))
+    table = {key: {labels[rid]: str(s[key]) if key in s else "(not a setting)" for rid, s in settings.items()}
+             for key in keys}
+    names = setting_labels(runs)
+    differ = {names.get(key, key): row for key, row in table.items() if len(set(row.values())) > 1}
+    return pd.DataFrame(differ).T if differ else pd.DataFrame()
+
+
+def final_numbers(run) -> dict:
+    """A finished run's final metrics; a running one's latest logged values."""
+    return dict(run.final_metrics) if run.final_metrics else get_store().last_metrics(run.id)
+
+
+def metrics_table(runs, labels, info):
+    """Metric rows x run columns as text, the best value of each row marked with a star."""
+    import math
+
+    import pandas as pd
+
+    numbers = {r.id: final_numbers(r) for r in runs}
+    keys = sorted({k for nums in numbers.values() for k in nums},
+                  key=lambda k: (k not in info or k in TRAINING_METRICS, k))
+    table, best_counts = {}, {}
+    for key in keys:
+        values = {rid: nums.get(key) for rid, nums in numbers.items()}
+        finite = {rid: v for rid, v in values.items() if v is not None and math.isfinite(v)}
+        better = (info.get(key) or {}).get("better")
+        best = None
+        if better in ("lower", "higher") and len(finite) >= 2 and len(set(finite.values())) > 1:
+            best = (min if better == "lower" else max)(finite, key=finite.get)
+            best_counts[best] = best_counts.get(best, 0) + 1
+        label = (info.get(key) or {}).get("label", key)
+        arrow = {"lower": " (lower is better)", "higher": " (higher is better)"}.get(better, "")
+        table[f"{label}{arrow}"] = {labels[rid]: ("" if v is None else f"{v:.4g}" + (" ★" if rid == best else ""))
+                                    for rid, v in values.items()}
+    frame = pd.DataFrame(table).T if table else pd.DataFrame()
+    return frame, keys, best_counts
+
+
+def explain(keys, info) -> None:
+    with st.popover("What do these numbers mean?", icon=":material/help:"):
+        for key in keys:
+            entry = info.get(key)
+            if entry:
+                better = {"lower": "lower is better", "higher": "higher is better"}.get(entry.get("better"), "")
+                st.markdown(f"**{entry.get('label', key)}** (`{key}`{', ' + better if better else ''}): {entry.get('how', '')}")
+            else:
+                st.markdown(f"**`{key}`**: logged by the model while it trained.")
+        st.caption(FEATURE_NOTE)
+
+
+def curves(runs, labels) -> None:
+    import plotly.graph_objects as go
+
+    store = get_store()
+    keys_by_run = {r.id: store.metric_keys(r.id) for r in runs}
+    every = sorted({k for keys in keys_by_run.values() for k in keys})
+    if not every:
+        st.caption("No metrics logged yet.")
+        return
+    shared = sorted(every, key=lambda k: (-sum(k in keys for keys in keys_by_run.values()), k))
+    preferred = next((k for k in ("val_bpc", "loss", "loss_g", "val_loss") if k in shared[:3]), shared[0])
+    c1, c2, c3 = st.columns([2, 2, 1])
+    key = c1.selectbox("Metric", shared, index=shared.index(preferred), key="c_metric", persist_state="session",
+                       help="Metrics logged by at least one of the runs, the ones all of them log first.")
+    axis = c2.segmented_control("Horizontal axis", ["Step", "Wall time (s)"], default="Step", key="c_axis",
+                                persist_state="session")
+    log_y = c3.toggle("Log scale", key="c_log", persist_state="session")
+    fig = go.Figure()
+    for r in runs:
+        frame = store.metrics(r.id, keys=[key])
+        if frame.empty:
+            continue
+        x = frame["step"] if axis != "Wall time (s)" else frame["wall"] - frame["wall"].min()
+        fig.add_scatter(x=x, y=frame["value"], mode="lines+markers" if len(frame) < 30 else "lines", name=labels[r.id])
+    fig.update_layout(height=420, xaxis_title="training step" if axis != "Wall time (s)" else "seconds since the first log",
+                      yaxis_title=key, yaxis_type="log" if log_y else "linear", legend=dict(orientation="h", y=-0.2),
+                      margin=dict(t=30))
+    st.plotly_chart(fig, key="c_curves")
+    missing = [labels[r.id] for r in runs if key not in keys_by_run[r.id]]
+    if missing:
+        st.caption(f"{', '.join(missing)} did not log {key}.")
+
+
+def samples_of(run, seed: int) -> None:
+    """A few samples from the run's latest checkpoint, the same seed for every run."""
+    from aigc_core.imaging import grid_image, upscale
+
+    trainer, step = sampling_trainer(run.id)
+    if run.data_kind == "image":
+        st.image(upscale(grid_image(trainer.sample(16, seed), nrow=4), 240), caption=f"step {step}")
+    elif run.data_kind == "points":
+        frames = sorted((run.folder / "samples").glob("step_*.png"))
+        if frames:
+            st.image(str(frames[-1]), caption=f"grey: real, orange: generated (step {frames[-1].stem[5:].lstrip('0') or 0})")
+    elif run.data_kind == "text":
+        lines = getattr(trainer, "mode", "") == "lines"
+        texts = trainer.sample(6 if lines else 2, seed, length=40 if lines else 160, temperature=0.8)
+        st.code(("\n" if lines else "\n\n").join(texts), language=None, wrap_lines=True)
+    elif run.data_kind == "table":
+        st.dataframe(trainer.sample(8, seed), hide_index=True)
+
+
+def side_by_side(runs, labels) -> None:
+    seed = int(st.number_input("Seed (the same for every run)", 0, 2**31 - 1, 0, key="c_seed", persist_state="session"))
+    per_row = 3
+    for start in range(0, len(runs), per_row):
+        cols = st.columns(per_row)
+        for col, r in zip(cols, runs[start:start + per_row]):
+            with col:
+                st.markdown(f"**{labels[r.id]}**")
+                if r.status == "failed":
+                    st.error(f"failed: {r.message or 'no reason recorded'}")
+                with guard(f"Sampling {r.name}"):
+                    samples_of(r, seed)
+
+
+def bits_per_character(runs, labels) -> None:
+    text_runs = [r for r in runs if r.data_kind == "text"]
+    if not text_runs:
+        return
+    st.subheader("Bits per character")
+    st.caption("How many yes/no questions the model needs, on average, to guess the next character of text it "
+               "never trained on (the held-out last 10%). Lower is better; 0 would be perfect prediction, and "
+               "log2 of the number of distinct characters is blind guessing. Compare runs on the same text only.")
+    cols = st.columns(len(text_runs))
+    for col, r in zip(cols, text_runs):
+        bpc = final_numbers(r).get("val_bpc")
+        col.metric(labels[r.id], "not measured yet" if bpc is None else f"{bpc:.3f} bits")
+
+
+def compare_runs() -> None:
+    store = get_store()
+    runs = [r for r in store.list() if r.status != "queued"]
+    if len(runs) < 2:
+        st.info("Comparing needs at least two runs. Train another model on the Train page, or start a bake-off "
+                "in the next tab.", icon=":material/info:")
+        return
+    by_id = {r.id: r for r in runs}
+    chosen = current_run()
+    default = [chosen] if chosen in by_id else []
+    if default:
+        same_data = [r.id for r in runs if r.id != chosen and r.dataset == by_id[chosen].dataset]
+        default += same_data[:1] or [r.id for r in runs if r.id != chosen][:1]
+    else:
+        default = [r.id for r in runs[:2]]
+    picked = st.multiselect("Runs to compare (2 to 6)", list(by_id), default=default, max_selections=6,
+                            format_func=lambda i: f"{by_id[i].name} · {by_id[i].status} · step {by_id[i].step} · {i}",
+                            key="c_runs", persist_state="session")
+    if len(picked) < 2:
+        st.info("Pick at least two runs.", icon=":material/info:")
+        return
+    picked_runs = [store.get(i) for i in picked]
+    labels = run_labels(picked_runs)
+    datasets = sorted({r.dataset for r in picked_runs})
+    if len(datasets) > 1:
+        st.warning(f"These runs trained on different data sets ({', '.join(datasets)}). Their losses and quality "
+                   "scores measure different things; compare runs on the same data.", icon=":material/warning:")
+
+    st.subheader("Settings that differ")
+    diff = settings_table(picked_runs, labels)
+    if diff.empty:
+        st.caption("The runs have exactly the same settings (only their randomness or training time differs).")
+    else:
+        st.dataframe(diff, key="c_settings")
+
+    st.subheader("Final numbers")
+    info = metric_info()
+    table, keys, best_counts = metrics_table(picked_runs, labels, info)
+    if table.empty:
+        st.caption("None of these runs has numbers yet.")
+    else:
+        st.dataframe(table, key="c_metrics")
+        st.caption("★ marks the best value in each row where lower or higher is clearly better. " + FEATURE_NOTE)
+        explain(keys, info)
+
+    bits_per_character(picked_runs, labels)
+    st.subheader("Curves")
+    curves(picked_runs, labels)
+    st.subheader("Samples side by side")
+    side_by_side(picked_runs, labels)
+
+
+with guard("The comparison"):
+    compare_runs()
