@@ -154,6 +154,26 @@ def test_each_gan_loss_teaches_d_to_separate_and_g_to_fool(loss):
     assert gan.generator_loss(loss, D(G(z))).item() < first - 0.3
 
 
+def test_one_discriminator_pass_over_real_and_fake_keeps_their_batch_statistics_apart():
+    """The joint pass is only a speed-up: scores and running statistics equal
+    those of two separate passes, as in the DCGAN paper."""
+    torch.manual_seed(0)
+    D = gan.dcgan_discriminator(ndf=8, nc=1, size=32)
+    twin = gan.dcgan_discriminator(ndf=8, nc=1, size=32)
+    twin.load_state_dict(D.state_dict())
+    real, fake = torch.randn(6, 1, 32, 32), torch.randn(6, 1, 32, 32) * 0.3 + 0.5
+    with gan.split_batch_norm(D, 2):
+        joint = D(torch.cat([real, fake]))
+    separate = torch.cat([twin(real), twin(fake)])
+    assert torch.allclose(joint, separate, atol=1e-5)
+    norms = [(a, b) for a, b in zip(D.modules(), twin.modules()) if isinstance(a, torch.nn.BatchNorm2d)]
+    assert norms
+    for a, b in norms:
+        assert torch.allclose(a.running_mean, b.running_mean, atol=1e-6)
+        assert torch.allclose(a.running_var, b.running_var, atol=1e-6)
+    assert not torch.allclose(D(torch.cat([real, fake])), separate, atol=1e-3)  # mixing them would differ
+
+
 def test_nonsaturating_losses_match_the_formulas():
     real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
     d_real, d_fake = torch.sigmoid(real), torch.sigmoid(fake)

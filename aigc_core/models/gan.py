@@ -277,6 +277,37 @@ def _dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+class SplitBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm that can normalise equal parts of a batch separately.
+
+    The discriminator judges the real and the generated batch in one pass
+    (one convolution over 2B images is faster than two over B), but batch
+    norm must not mix them: with ``splits = 2`` each half gets its own batch
+    statistics and its own running-statistics update, exactly as two
+    separate passes would. Saved weights are those of a plain BatchNorm2d.
+    """
+
+    splits = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.splits == 1 or not self.training:
+            return super().forward(x)
+        return torch.cat([super(SplitBatchNorm2d, self).forward(part) for part in x.chunk(self.splits)])
+
+
+@contextlib.contextmanager
+def split_batch_norm(net: nn.Module, splits: int):
+    """Within the block, ``net``'s batch norms treat the batch as ``splits`` batches."""
+    norms = [m for m in net.modules() if isinstance(m, SplitBatchNorm2d)]
+    for m in norms:
+        m.splits = splits
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.splits = 1
+
+
 def _dense(nz: int, c: int, side: int) -> list[nn.Module]:
     """Noise to the first feature map. A 1x1 -> side x side transposed
     convolution is the same linear map as this dense layer; the dense layer
@@ -294,7 +325,7 @@ def _down(cin: int, cout: int, norm: str) -> list[nn.Module]:
     """Halve the side: 4x4 convolution with stride 2, a norm, LeakyReLU(0.2)."""
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, 4, 2, 1, bias=norm == "none")]
     if norm == "batch":
-        layers.append(nn.BatchNorm2d(cout))
+        layers.append(SplitBatchNorm2d(cout))
     elif norm == "layer":
         # GroupNorm with one group normalises each example over (C, H, W):
         # layer norm for feature maps, the drop-in WGAN-GP recommends.
@@ -423,6 +454,7 @@ class GANTrainer(Trainer):
     loss_names = {"loss_d": "the discriminator's loss", "loss_g": "the generator's loss"}
     nan_hint = "try lower learning rates, or the wgan_gp or hinge loss"
     channels_last = False
+    joint_d_pass = True
 
     def __init__(self, cfg, data, device: torch.device, seed: int, autocast: torch.dtype | None = None):
         super().__init__(cfg, data, device, seed, autocast)
@@ -480,9 +512,14 @@ class GANTrainer(Trainer):
                 else:
                     with torch.no_grad():
                         fake = G(z)
-                # separate passes for real and fake: batch norm must not mix them
-                real_scores = D(real)
-                fake_scores = D(fake.detach())
+                if self.joint_d_pass:
+                    # one pass over [real; fake]; batch norm still sees them apart
+                    with split_batch_norm(D, 2):
+                        scores = D(torch.cat([real, fake.detach()]))
+                    real_scores, fake_scores = scores[:B], scores[B:]
+                else:
+                    real_scores = D(real)
+                    fake_scores = D(fake.detach())
                 loss_d = discriminator_loss(cfg.loss, real_scores, fake_scores)
                 if cfg.loss == "wgan_gp":
                     gp = gradient_penalty(D, real, fake, self.gen)
