@@ -313,3 +313,6 @@ def test_text_models_are_registered_with_valid_presets():
             cfg = from_dict(spec.config_cls, preset["model"])
             assert cfg.lr_decay_steps == preset["train"]["steps"]
     assert get_model("char_gpt").fits({"kind": "text", "count": 20}) is not None
+    for info in list_datasets("text"):
+        if info.builtin:
+            assert {spec.name for spec in models_for("text", info.summary)} == names, info.name

@@ -50,21 +50,22 @@ _HOW_TO_FIX = ("Save it as UTF-8 in your editor (Notepad: File -> Save as -> Enc
 
 # ---- built-in corpora --------------------------------------------------------
 
-@builtin("pydoc", kind="text",
-         description="Python's own documentation topics (pydoc_data.topics, ships with CPython): "
-                     "about 460k characters of English prose and code, one stream of text.")
-def pydoc_corpus() -> TextData:
-    """Every topic of ``pydoc_data.topics`` (the text ``help("assert")`` shows),
-    in sorted key order, separated by a blank line."""
-    return TextData("pydoc", _pydoc_text(), mode="stream",
-                    description="Python documentation topics (pydoc_data.topics)")
-
-
 @functools.lru_cache(maxsize=1)
 def _pydoc_text() -> str:
     from pydoc_data.topics import topics
 
     return "\n\n".join(topics[key].strip("\n") for key in sorted(topics))
+
+
+@builtin("pydoc", kind="text",
+         description="Python's own documentation topics (pydoc_data.topics, ships with CPython): "
+                     "about 460k characters of English prose and code, one stream of text.",
+         summary=TextData("pydoc", _pydoc_text()).summary())
+def pydoc_corpus() -> TextData:
+    """Every topic of ``pydoc_data.topics`` (the text ``help("assert")`` shows),
+    in sorted key order, separated by a blank line."""
+    return TextData("pydoc", _pydoc_text(), mode="stream",
+                    description="Python documentation topics (pydoc_data.topics)")
 
 
 #: items longer than this are left out, so an item plus its start and end
@@ -74,7 +75,8 @@ MAX_NAME_CHARS = 62
 
 @builtin("unicode_names", kind="text",
          description="About 27,000 names of Unicode characters (PANDA FACE, LATIN SMALL LETTER H WITH "
-                     "LINE BELOW), from Python's unicodedata module; one name per line.")
+                     "LINE BELOW), from Python's unicodedata module; one name per line.",
+         summary=dict(kind="text", mode="lines"))  # counted when first built (it takes a moment)
 def unicode_names_corpus() -> TextData:
     """The names of Unicode characters, one per line, in a fixed shuffled order.
 
