@@ -231,7 +231,7 @@ def _build(run_id: str, store: RunStore, name: str | None):
     run = store.get(run_id)
     plan = LoopPlan(run_id=run_id, dataset=run.dataset, kind=run.data_kind)
     if run.data_kind not in RATEABLE_KINDS:
-        plan.notes.append("point sets have no data loop: rate images, text or table rows instead")
+        plan.notes.append("Point sets have no data loop: rate images, text or table rows instead")
         return plan, None
     liked = _liked(run_id, store)
     plan.liked = len(liked)
@@ -252,7 +252,7 @@ def _build(run_id: str, store: RunStore, name: str | None):
         images = _liked_images(run, liked, tuple(original.images.shape[1:]), plan.skipped)
         plan.added = len(images)
         if original.labels is not None:
-            plan.notes.append("generated images have no class, so the new set has no labels")
+            plan.notes.append("Generated images have no class, so the new set has no labels")
         data = ImageData(new_name, torch.cat([original.images, torch.stack(images)]) if images else original.images,
                          description=description) if images else None
         return plan, data
@@ -273,7 +273,7 @@ def _build(run_id: str, store: RunStore, name: str | None):
                 known.add(item)
                 new.append(item)
             plan.added = len(new)
-            plan.notes.append("liked lines go before the original lines, so they are trained on "
+            plan.notes.append("Liked lines go before the original lines, so they are trained on "
                               "(the last 10% of lines is held out for validation)")
             data = TextData(new_name, "\n".join(new + items), mode="lines", description=description) if new else None
             return plan, data
@@ -281,7 +281,7 @@ def _build(run_id: str, store: RunStore, name: str | None):
         plan.original_count = len(original.text)
         passages = [t.strip() for t in texts if t.strip()]
         plan.added = len(passages)
-        plan.notes.append("liked passages go before the original text, so they are trained on "
+        plan.notes.append("Liked passages go before the original text, so they are trained on "
                           "(the last 10% of the text is held out for validation)")
         data = TextData(new_name, "\n\n".join(passages + [original.text]), mode="stream",
                         description=description) if passages else None

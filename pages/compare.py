@@ -83,16 +83,29 @@ def final_numbers(run) -> dict:
     return dict(run.final_metrics) if run.final_metrics else get_store().last_metrics(run.id)
 
 
+def metric_order(key: str, info: dict) -> tuple:
+    """Quality metrics first, then held-out numbers, then training speed and losses, then the rest."""
+    if key in info and key not in TRAINING_METRICS:
+        tier = 0
+    elif key.startswith("val_"):
+        tier = 1
+    elif key in TRAINING_METRICS:
+        tier = 2
+    else:
+        tier = 3
+    return tier, key
+
+
 def metrics_table(runs, labels, info):
-    """Metric rows x run columns as text, the best value of each row marked with a star."""
+    """A row per metric (its label, which way is better, a column per run), the
+    best value of each row marked with a star."""
     import math
 
     import pandas as pd
 
     numbers = {r.id: final_numbers(r) for r in runs}
-    keys = sorted({k for nums in numbers.values() for k in nums},
-                  key=lambda k: (k not in info or k in TRAINING_METRICS, k))
-    table, best_counts = {}, {}
+    keys = sorted({k for nums in numbers.values() for k in nums}, key=lambda k: metric_order(k, info))
+    rows = []
     for key in keys:
         values = {rid: nums.get(key) for rid, nums in numbers.items()}
         finite = {rid: v for rid, v in values.items() if v is not None and math.isfinite(v)}
@@ -100,13 +113,11 @@ def metrics_table(runs, labels, info):
         best = None
         if better in ("lower", "higher") and len(finite) >= 2 and len(set(finite.values())) > 1:
             best = (min if better == "lower" else max)(finite, key=finite.get)
-            best_counts[best] = best_counts.get(best, 0) + 1
-        label = (info.get(key) or {}).get("label", key)
-        arrow = {"lower": " (lower is better)", "higher": " (higher is better)"}.get(better, "")
-        table[f"{label}{arrow}"] = {labels[rid]: ("" if v is None else f"{v:.4g}" + (" ★" if rid == best else ""))
-                                    for rid, v in values.items()}
-    frame = pd.DataFrame(table).T if table else pd.DataFrame()
-    return frame, keys, best_counts
+        row = {"Metric": (info.get(key) or {}).get("label", key), "Better": better or ""}
+        row.update({labels[rid]: "" if v is None else f"{v:.4g}" + (" ★" if rid == best else "")
+                    for rid, v in values.items()})
+        rows.append(row)
+    return pd.DataFrame(rows), keys
 
 
 def explain(keys, info) -> None:
@@ -238,11 +249,11 @@ def compare_runs() -> None:
 
     st.subheader("Final numbers")
     info = metric_info()
-    table, keys, best_counts = metrics_table(picked_runs, labels, info)
+    table, keys = metrics_table(picked_runs, labels, info)
     if table.empty:
         st.caption("None of these runs has numbers yet.")
     else:
-        st.dataframe(table, key="c_metrics")
+        st.dataframe(table, key="c_metrics", hide_index=True)
         st.caption("★ marks the best value in each row where lower or higher is clearly better. " + FEATURE_NOTE)
         explain(keys, info)
 

@@ -123,7 +123,6 @@ def image_knobs(run) -> dict:
 
 
 def show_image_samples(run, trainer, step: int, seed: int, knobs: dict) -> None:
-    from aigc_core import data_loop
     from aigc_core.imaging import grid_image, png_bytes, upscale
 
     c1, c2 = st.columns(2)
@@ -151,20 +150,24 @@ def show_image_samples(run, trainer, step: int, seed: int, knobs: dict) -> None:
         with guard("Copy detection"):
             nearest_neighbour_pairs(run, images[:16], trainer)
 
-    st.subheader("Rate these samples")
-    st.caption(f"Thumbs up the ones you like (the first {min(n, MAX_RATED)} can be rated). Liked samples can "
-               "become training data in the **Data loop** tab.")
-    saved = data_loop.ratings_by_item(run.id, store=get_store())
+    from aigc_core import data_loop as loop
 
-    def rate(value, index):
-        data_loop.rate_image(run.id, images[index], value, step=step, seed=seed, index=index, knobs=knobs,
-                             store=get_store())
+    saved = loop.ratings_by_item(run.id, store=get_store())
+    rated = sum(1 for i in range(min(n, MAX_RATED)) if loop.image_item(step, seed, i, knobs) in saved)
+    with st.expander(f"Rate these samples: thumbs up the ones you like ({rated} of these rated so far)",
+                     icon=":material/thumbs_up_down:", expanded=rated > 0):
+        st.caption(f"The first {min(n, MAX_RATED)} samples can be rated. Liked samples can become training data "
+                   "in the **Data loop** tab.")
 
-    cols = st.columns(per_row)
-    for i in range(min(n, MAX_RATED)):
-        with cols[i % per_row]:
-            st.image(upscale(grid_image(images[i:i + 1], padding=0), 96))
-            rating_widget(run.id, data_loop.image_item(step, seed, i, knobs), saved, rate, i)
+        def rate(value, index):
+            loop.rate_image(run.id, images[index], value, step=step, seed=seed, index=index, knobs=knobs,
+                            store=get_store())
+
+        cols = st.columns(per_row)
+        for i in range(min(n, MAX_RATED)):
+            with cols[i % per_row]:
+                st.image(upscale(grid_image(images[i:i + 1], padding=0), 96))
+                rating_widget(run.id, loop.image_item(step, seed, i, knobs), saved, rate, i)
 
 
 def show_interpolation(run, trainer, knobs: dict) -> None:
@@ -208,7 +211,7 @@ def show_images(run, trainer, step: int) -> None:
     if run.family in ("vae", "ae"):
         names.append("Reconstructions")
     names.append("Data loop")
-    tabs = dict(zip(names, st.tabs(names, key="g_tab", on_change="rerun")))
+    tabs = dict(zip(names, st.tabs(names, key="g_tab", bind="query-params")))
     with tabs["Samples"]:
         if tabs["Samples"].open:
             show_image_samples(run, trainer, step, seed, knobs)
@@ -267,7 +270,7 @@ def text_knobs(trainer) -> tuple[str, int, dict]:
     prompt = st.text_input("Prompt", "", **keep("t_prompt"),
                            help="The text the model continues" + (" (the start of an item)" if lines else "") + ".")
     c1, c2, c3, c4 = st.columns(4)
-    length = c1.slider("Length (characters)", 10, 2000, 40 if lines else 300, 10, **keep("t_length"),
+    length = c1.slider("Length (characters)", 10, 200 if lines else 2000, 40 if lines else 300, 10, **keep("t_length"),
                        help="How many new characters to write" + (" at most; an item ends when the model ends it."
                                                                    if lines else "."))
     temperature = c2.slider("Temperature", 0.0, 2.0, 0.8, 0.05, **keep("t_temp"),
@@ -284,28 +287,35 @@ def text_knobs(trainer) -> tuple[str, int, dict]:
                               top_p=float(top_p), greedy=bool(greedy))
 
 
+NAMED_TOKENS = {" ": "(space)", "\n": "(new line)", "\t": "(tab)", "<end>": "(end of item)", "<start>": "(start)",
+                "<pad>": "(padding)"}
+
+
+def visible(token: str) -> str:
+    """A label a chart can show for a character or marker (spaces and line breaks are invisible)."""
+    return NAMED_TOKENS.get(token, token)
+
+
 def probability_bars(trainer, prompt: str, temperature: float) -> None:
     import plotly.graph_objects as go
 
-    from aigc_core.data.text import char_label
-
     probs = trainer.next_char_probs(prompt, temperature=temperature)
-    labels = [{"<end>": "⏹ (end of item)"}.get(ch, char_label(ch)) for ch, _ in probs]
+    labels = [visible(ch) for ch, _ in probs]
     fig = go.Figure(go.Bar(x=[p for _, p in probs][::-1], y=[f"{lab} " for lab in labels][::-1], orientation="h",
                            text=[f"{p:.1%}" for _, p in probs][::-1], textposition="outside",
                            marker_color="rgb(66,133,244)"))
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), xaxis=dict(range=[0, 1.15], tickformat=".0%"),
-                      title=f"The 10 likeliest next characters after the prompt (temperature {temperature:g})")
-    st.plotly_chart(fig, key="t_probs")
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(range=[0, 1.15], tickformat=".0%"))
+    st.markdown(f"**The 10 likeliest next characters after the prompt** (temperature {temperature:g})",
+                help="The model's probabilities for the character that comes next, after dividing its scores by the "
+                     "temperature. Sampling draws from these bars; greedy always takes the top one.")
+    st.plotly_chart(fig, key="t_probs", config={"displayModeBar": False})
 
 
 def attention_heatmap(trainer, prompt: str) -> None:
     import plotly.graph_objects as go
 
-    from aigc_core.data.text import char_label
-
     maps = trainer.attention_maps(prompt)            # (layers, heads, T, T)
-    labels = [char_label(t) if len(t) == 1 else t for t in trainer.context_labels(prompt)]
+    labels = [visible(t) for t in trainer.context_labels(prompt)]
     layers, heads, T, _ = maps.shape
     c1, c2 = st.columns(2)
     layer = c1.selectbox("Layer", range(layers), format_func=lambda i: f"layer {i + 1}", **keep("t_layer"))
@@ -317,8 +327,10 @@ def attention_heatmap(trainer, prompt: str) -> None:
                                hovertemplate="reading %{y} -> looking at %{x}: %{z:.2f}<extra></extra>"))
     fig.update_xaxes(tickvals=pos, ticktext=labels, title="looks at (earlier characters)", side="top")
     fig.update_yaxes(tickvals=pos, ticktext=labels, title="character being read", autorange="reversed")
-    fig.update_layout(height=min(900, 200 + 18 * T), margin=dict(l=10, r=10, t=80, b=10))
-    st.plotly_chart(fig, key="t_attention")
+    fig.update_layout(height=min(900, 220 + 18 * T), margin=dict(l=10, r=10, t=60, b=10))
+    st.plotly_chart(fig, key="t_attention", config={"displayModeBar": False})
+    if T < 3:
+        st.caption("Type a prompt above to see how each of its characters looks back at the earlier ones.")
     st.caption("Each row is one character of the prompt; its row of squares shows how it spreads its attention "
                "over itself and the characters before it (each row sums to 1; the triangle is empty because a "
                "character may never look ahead). softmax(QK^T / sqrt(d_k)) gives these weights; they mix the "
@@ -329,9 +341,10 @@ def show_write(run, trainer, step: int, prompt: str, seed: int, knobs: dict) -> 
     from aigc_core import data_loop
 
     st.caption("Writes one text character by character as the model draws each one.")
-    box = st.empty()
     key = ("t_written", run.id, step, prompt, seed, tuple(sorted(knobs.items())))
-    if st.button("Write", type="primary", icon=":material/edit:", key="t_write"):
+    pressed = st.button("Write", type="primary", icon=":material/edit:", key="t_write")
+    box = st.empty()
+    if pressed:
         text = prompt
         shown = 0
         for ch in trainer.stream(prompt, seed=seed, **knobs):
@@ -355,7 +368,7 @@ def show_write(run, trainer, step: int, prompt: str, seed: int, knobs: dict) -> 
                       lambda value: data_loop.rate_text(run.id, text, value, step=step, seed=seed, index=0,
                                                         knobs=knobs, store=get_store()))
     else:
-        box.caption("Press Write.")
+        box.caption("Press Write to let the model continue the prompt.")
 
     left, right = st.columns(2)
     with left:
@@ -402,7 +415,7 @@ def show_text_samples(run, trainer, step: int, prompt: str, seed: int, knobs: di
 def show_text(run, trainer, step: int) -> None:
     prompt, seed, knobs = text_knobs(trainer)
     names = ["Write", "Many samples", "Data loop"]
-    tabs = dict(zip(names, st.tabs(names, key="t_tab", on_change="rerun")))
+    tabs = dict(zip(names, st.tabs(names, key="t_tab", bind="query-params")))
     with tabs["Write"]:
         if tabs["Write"].open:
             show_write(run, trainer, step, prompt, seed, knobs)
@@ -418,12 +431,13 @@ def show_text(run, trainer, step: int) -> None:
 
 REPORT_KEYS = [("fidelity", "Fidelity", "{:.1%}"), ("column_shapes", "Column shapes", "{:.1%}"),
                ("pair_trends", "Pair trends", "{:.1%}"), ("tstr_accuracy_ratio", "TSTR accuracy ratio", "{:.2f}"),
-               ("dcr_median", "Median distance to closest real row", "{:.3g}"),
+               ("dcr_median", "Distance to real rows", "{:.3g}"),
                ("exact_copy_rate", "Exact copies of real rows", "{:.1%}")]
 REPORT_HELP = ("Fidelity: how alike real and synthetic columns (shapes) and pairs of columns (trends) are, 100% = "
                "identical. TSTR: a classifier trained on synthetic rows, tested on real held-out rows, divided by "
-               "one trained on real rows (1.0 = as useful as real data). Privacy: the distance from each synthetic "
-               "row to its closest real row; exact copies leak the training data.")
+               "one trained on real rows (1.0 = as useful as real data). Privacy: the median distance from each "
+               "synthetic row to its closest real row (near 0: rows too close to real people's); exact copies leak "
+               "the training data.")
 
 
 def table_condition(trainer) -> dict:
@@ -479,7 +493,7 @@ def show_table(run, trainer, step: int) -> None:
     seed = int(c2.number_input("Seed", 0, 2**31 - 1, 0, **keep("tb_seed")))
     condition = table_condition(trainer)
     names = ["Rows", "Data loop"]
-    tabs = dict(zip(names, st.tabs(names, key="tb_tab", on_change="rerun")))
+    tabs = dict(zip(names, st.tabs(names, key="tb_tab", bind="query-params")))
     with tabs["Rows"]:
         if tabs["Rows"].open:
             frame = trainer.sample(n, seed, condition=condition or None)

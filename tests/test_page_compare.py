@@ -37,9 +37,10 @@ def test_comparing_two_runs_shows_what_differs_their_numbers_curves_and_samples(
     settings, numbers = at.dataframe[0].value, at.dataframe[1].value
     assert list(settings.index) == ["Generator width (ngf)"]
     assert list(settings.loc["Generator width (ngf)"]) == ["8", "16"]
-    assert list(numbers.columns) == ["narrow gan", "wide gan"]
-    speed = numbers.loc["Training speed (examples/s) (higher is better)"]
-    assert sum(v.endswith("★") for v in speed) == 1  # exactly one best value is marked
+    assert list(numbers.columns) == ["Metric", "Better", "narrow gan", "wide gan"]
+    speed = numbers.set_index("Metric").loc["Training speed (examples/s)"]
+    assert speed["Better"] == "higher"
+    assert sum(v.endswith("★") for v in speed[["narrow gan", "wide gan"]]) == 1  # exactly one best value is marked
     assert len(at.get("plotly_chart")) == 1
     assert [img.captions[0] for img in at.image] == ["step 20", "step 20"]
 
