@@ -162,7 +162,9 @@ class LoopPlan:
     kind: str
     original_count: int = 0
     liked: int = 0
-    added: int = 0
+    used: int = 0          # liked samples that go in (each ``repeat`` times)
+    repeat: int = 1
+    added: int = 0         # units (images, lines, characters, rows) they add
     unit: str = "samples"
     skipped: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -172,9 +174,19 @@ class LoopPlan:
     def total(self) -> int:
         return self.original_count + self.added
 
+    @property
+    def share(self) -> float:
+        """The fraction of the new set that comes from liked samples."""
+        return self.added / self.total if self.total else 0.0
+
     def describe(self) -> str:
-        text = (f"{self.original_count:,} {self.unit} from {self.dataset!r} + {self.added:,} liked "
-                f"{'sample' if self.added == 1 else 'samples'} = {self.total:,} {self.unit}")
+        text = f"{self.original_count:,} {self.unit} from {self.dataset!r} + {self.used:,} liked " \
+               f"{'sample' if self.used == 1 else 'samples'}"
+        if self.repeat > 1:
+            text += f" × {self.repeat} copies"
+        if self.unit == "characters" or self.repeat > 1:
+            text += f" ({self.added:,} {self.unit})"
+        text += f" = {self.total:,} {self.unit}"
         if self.skipped:
             text += " (" + "; ".join(f"{n} left out: {why}" for why, n in self.skipped.items()) + ")"
         return text
@@ -226,10 +238,16 @@ def suggest_name(dataset: str, taken: set[str] | None = None) -> str:
     return name
 
 
-def _build(run_id: str, store: RunStore, name: str | None):
+MAX_REPEAT = 100
+
+
+def _build(run_id: str, store: RunStore, name: str | None, repeat: int = 1):
     """(plan, data or None): the new data set's contents, without saving it."""
     run = store.get(run_id)
-    plan = LoopPlan(run_id=run_id, dataset=run.dataset, kind=run.data_kind)
+    repeat = int(repeat)
+    if not 1 <= repeat <= MAX_REPEAT:
+        raise UserError(f"each liked sample can go in 1 to {MAX_REPEAT} times; got {repeat}")
+    plan = LoopPlan(run_id=run_id, dataset=run.dataset, kind=run.data_kind, repeat=repeat)
     if run.data_kind not in RATEABLE_KINDS:
         plan.notes.append("Point sets have no data loop: rate images, text or table rows instead")
         return plan, None
@@ -250,12 +268,13 @@ def _build(run_id: str, store: RunStore, name: str | None):
         plan.unit = "images"
         plan.original_count = len(original)
         images = _liked_images(run, liked, tuple(original.images.shape[1:]), plan.skipped)
-        plan.added = len(images)
+        plan.used, plan.added = len(images), len(images) * repeat
         if original.labels is not None:
             plan.notes.append("Generated images have no class, so the new set has no labels")
-        data = ImageData(new_name, torch.cat([original.images, torch.stack(images)]) if images else original.images,
-                         description=description) if images else None
-        return plan, data
+        if not images:
+            return plan, None
+        liked_images = torch.stack(images).repeat(repeat, 1, 1, 1)                 # (used * repeat, C, H, W)
+        return plan, ImageData(new_name, torch.cat([original.images, liked_images]), description=description)
 
     if run.data_kind == "text":
         from .data.base import TextData
@@ -272,20 +291,23 @@ def _build(run_id: str, store: RunStore, name: str | None):
                     continue
                 known.add(item)
                 new.append(item)
-            plan.added = len(new)
+            plan.used, plan.added = len(new), len(new) * repeat
             plan.notes.append("Liked lines go before the original lines, so they are trained on "
                               "(the last 10% of lines is held out for validation)")
-            data = TextData(new_name, "\n".join(new + items), mode="lines", description=description) if new else None
+            data = TextData(new_name, "\n".join(new * repeat + items), mode="lines",
+                            description=description) if new else None
             return plan, data
         plan.unit = "characters"
         plan.original_count = len(original.text)
         passages = [t.strip() for t in texts if t.strip()]
-        plan.added = len(passages)
+        plan.used = len(passages)
         plan.notes.append("Liked passages go before the original text, so they are trained on "
                           "(the last 10% of the text is held out for validation)")
-        data = TextData(new_name, "\n\n".join(passages + [original.text]), mode="stream",
-                        description=description) if passages else None
-        return plan, data
+        if not passages:
+            return plan, None
+        text = "\n\n".join(passages * repeat + [original.text])
+        plan.added = len(text) - len(original.text)
+        return plan, TextData(new_name, text, mode="stream", description=description)
 
     from .data.base import TableData
     import pandas as pd
@@ -294,7 +316,7 @@ def _build(run_id: str, store: RunStore, name: str | None):
     frame = original.frame
     plan.original_count = len(frame)
     rows = _liked_rows(liked)
-    plan.added = len(rows)
+    plan.used, plan.added = len(rows), len(rows) * repeat
     if not rows:
         return plan, None
     extra = pd.DataFrame(rows)
@@ -313,32 +335,34 @@ def _build(run_id: str, store: RunStore, name: str | None):
             extra[col] = extra[col].map(lambda v: str(v).strip().lower() in {"1", "true", "yes"}).astype(frame[col].dtype)
         else:
             extra[col] = extra[col].astype(str)
-    data = TableData(new_name, pd.concat([frame, extra], ignore_index=True), dict(original.column_types),
+    data = TableData(new_name, pd.concat([frame] + [extra] * repeat, ignore_index=True), dict(original.column_types),
                      original.label_column, description=description)
     return plan, data
 
 
-def loop_plan(run_id: str, name: str | None = None, store: RunStore | None = None) -> LoopPlan:
+def loop_plan(run_id: str, name: str | None = None, store: RunStore | None = None, repeat: int = 1) -> LoopPlan:
     """What a data set made from this run's liked samples would contain."""
-    return _build(run_id, _store(store), name)[0]
+    return _build(run_id, _store(store), name, repeat)[0]
 
 
-def make_dataset_from_liked(run_id: str, name: str | None = None, store: RunStore | None = None):
-    """Save the original data plus the liked samples as a new data set; returns
-    (its :class:`~aigc_core.data.catalog.DatasetInfo`, the :class:`LoopPlan`)."""
+def make_dataset_from_liked(run_id: str, name: str | None = None, store: RunStore | None = None, repeat: int = 1):
+    """Save the original data plus the liked samples (each ``repeat`` times, so a
+    handful of them weighs something against thousands of originals) as a new
+    data set; returns (its :class:`~aigc_core.data.catalog.DatasetInfo`, the
+    :class:`LoopPlan`)."""
     store = _store(store)
     if name is not None:
         name = check_name(name)
-    plan, data = _build(run_id, store, name)
+    plan, data = _build(run_id, store, name, repeat)
     if data is None:
         if plan.notes and plan.kind not in RATEABLE_KINDS:
             raise UserError(plan.notes[0])
-        if plan.liked and not plan.added:
+        if plan.liked and not plan.used:
             raise UserError("none of the liked samples can be added (" +
                             "; ".join(f"{n}: {why}" for why, n in plan.skipped.items()) + ")")
         raise UserError("no liked samples yet: give some samples a thumbs up first")
     info = save_uploaded(data, extra_meta={"derived_from": plan.dataset, "liked_from_run": run_id,
-                                           "liked_added": plan.added})
+                                           "liked_added": plan.used, "liked_repeat": plan.repeat})
     return info, plan
 
 

@@ -81,11 +81,22 @@ def data_loop_section(run) -> None:
         st.info("Point sets have no data loop: a single point is not something to rate. Try it on images, "
                 "text or a table.")
         return
+    made_key, name_key = f"loop_made:{run.id}", f"loop_name:{run.id}"
+    made = st.session_state.pop(made_key, None)
+    if made:
+        st.session_state.pop(name_key, None)  # the saved name is taken now: suggest the next one
+        st.success(f"Saved **{made[0]}**: {made[1]}. It is now the current data set; pick a model for it on the "
+                   "Train page.", icon=":material/check_circle:")
     taken = {d.name for d in list_datasets()}
-    name = st.text_input("Name of the new data set", data_loop.suggest_name(run.dataset, taken),
-                         key=f"loop_name:{run.id}", max_chars=64)
-    plan = data_loop.loop_plan(run.id, name=name or None, store=store)
-    st.write(f"The new data set would hold: {plan.describe()}.")
+    c1, c2 = st.columns([3, 1])
+    name = c1.text_input("Name of the new data set", data_loop.suggest_name(run.dataset, taken), key=name_key,
+                         max_chars=64)
+    repeat = int(c2.number_input("Copies of each liked sample", 1, data_loop.MAX_REPEAT, 1, key=f"loop_repeat:{run.id}",
+                                 help="A few liked samples among thousands of originals barely change what the next "
+                                      "model learns; copying each one a few times gives them more weight."))
+    plan = data_loop.loop_plan(run.id, name=name or None, store=store, repeat=repeat)
+    st.write(f"The new data set would hold: {plan.describe()}."
+             + (f" Liked samples would be {plan.share:.1%} of it." if plan.added else ""))
     for note in plan.notes:
         st.caption(note)
     liked = data_loop.liked(run.id, store=store)
@@ -103,10 +114,10 @@ def data_loop_section(run) -> None:
     if st.button("Make a data set from the original plus the samples you liked", type="primary",
                  icon=":material/add_photo_alternate:", disabled=plan.added == 0, key=f"loop_make:{run.id}"):
         with st.spinner("Saving the new data set ..."):
-            info, made = data_loop.make_dataset_from_liked(run.id, name=name, store=store)
+            info, saved = data_loop.make_dataset_from_liked(run.id, name=name, store=store, repeat=repeat)
         set_current_dataset(info.name)
-        st.success(f"Saved **{info.name}**: {made.describe()}. It is now the current data set; pick a model for "
-                   "it on the Train page.", icon=":material/check_circle:")
+        st.session_state[made_key] = (info.name, saved.describe())
+        st.rerun()  # the sidebar and the suggested name follow the new set
     elif plan.added == 0:
         st.caption("Give at least one sample a thumbs up to make a new data set.")
 
@@ -163,11 +174,12 @@ def show_image_samples(run, trainer, step: int, seed: int, knobs: dict) -> None:
             loop.rate_image(run.id, images[index], value, step=step, seed=seed, index=index, knobs=knobs,
                             store=get_store())
 
-        cols = st.columns(per_row)
-        for i in range(min(n, MAX_RATED)):
-            with cols[i % per_row]:
-                st.image(upscale(grid_image(images[i:i + 1], padding=0), 96))
-                rating_widget(run.id, loop.image_item(step, seed, i, knobs), saved, rate, i)
+        shown = min(n, MAX_RATED)
+        for start in range(0, shown, per_row):  # a row of columns at a time: reading (and tab) order follows the grid
+            for i, col in zip(range(start, min(start + per_row, shown)), st.columns(per_row)):
+                with col:
+                    st.image(upscale(grid_image(images[i:i + 1], padding=0), 96))
+                    rating_widget(run.id, loop.image_item(step, seed, i, knobs), saved, rate, i)
 
 
 def show_interpolation(run, trainer, knobs: dict) -> None:

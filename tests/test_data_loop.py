@@ -146,3 +146,19 @@ def test_a_data_set_made_from_liked_samples_trains_a_new_run(gan):
     cfg = api.make_config("dcgan", "loop_trains", model_set=dict(ngf=8, ndf=8, nz=16, batch_size=8),
                           train_set={"steps": 5, "log_every": 5})
     assert api.run_in_foreground(cfg, **QUIET).status == "completed"
+
+
+def test_liked_samples_can_count_several_times_so_a_few_weigh_against_thousands(gan):
+    run, trainer, step = gan
+    data_loop.rate_image(run.id, trainer.sample(1, seed=31)[0], 1, step=step, seed=31, index=0)
+    plan = data_loop.loop_plan(run.id, repeat=5)
+    assert plan.added == plan.used * 5 and plan.total == 48 + plan.used * 5
+    assert f"{plan.used} liked samples × 5 copies ({plan.used * 5} images)" in plan.describe()
+    assert plan.share == pytest.approx(plan.used * 5 / plan.total)
+    data_loop.make_dataset_from_liked(run.id, name="loop_repeat", repeat=5)
+    made = load_dataset("loop_repeat")
+    assert len(made) == plan.total
+    liked_block = made.images[48:48 + plan.used]
+    assert torch.equal(made.images[48 + plan.used:48 + 2 * plan.used], liked_block)  # the second copy
+    with pytest.raises(UserError, match="1 to 100 times"):
+        data_loop.loop_plan(run.id, repeat=0)

@@ -84,13 +84,16 @@ def test_rating_samples_then_making_a_data_set_from_the_liked_ones(fresh_home):
     assert {m.label: m.value for m in at.metric}["Liked"] == "2"
     assert any("48 images from 'tiny_img' + 2 liked samples = 50 images" in m.value for m in at.markdown)
     at.text_input(key=f"loop_name:{run.id}").set_value("my_liked_glyphs")
+    at.number_input(key=f"loop_repeat:{run.id}").set_value(3)
     at.run()
+    assert any("+ 2 liked samples × 3 copies (6 images) = 54 images" in m.value for m in at.markdown)
     make = next(b for b in at.button if b.label.startswith("Make a data set"))
     make.click().run()
     assert not problems(at), problems(at)
     assert any("my_liked_glyphs" in s.value for s in at.success)
     assert at.session_state["dataset"] == "my_liked_glyphs"  # the Train page starts from it
-    assert dataset_info("my_liked_glyphs").summary["count"] == 50
+    assert dataset_info("my_liked_glyphs").summary["count"] == 54
+    assert at.text_input(key=f"loop_name:{run.id}").value == "tiny_img-liked"  # a free name for the next one
 
 
 def test_taking_a_thumbs_up_back_removes_the_rating(gan):
