@@ -549,9 +549,13 @@ with guard("The gallery"):
     by_id = {r.id: r for r in runs}
     ids = list(by_id)
     chosen = current_run()
-    run_id = st.selectbox("Run", ids, index=ids.index(chosen) if chosen in ids else 0,
+    from aigc_core.sample import checkpoint_step
+
+    if chosen not in by_id:  # no run picked yet: the newest one that can make samples
+        chosen = next((i for i in ids if checkpoint_step(i, store=store) is not None), ids[0])
+    run_id = st.selectbox("Run", ids, index=ids.index(chosen),
                           format_func=lambda i: f"{by_id[i].name} · {by_id[i].status} · step {by_id[i].step}")
-    if run_id != chosen:
+    if run_id != current_run():
         set_current_run(run_id)
         st.query_params["run"] = run_id
     run = store.get(run_id)
@@ -560,8 +564,6 @@ with guard("The gallery"):
     if run.status == "failed":
         st.error(f"This run failed: {run.message or 'no reason was recorded'}. Start a new run on the Train page "
                  "(a lower learning rate often helps).", icon=":material/error:")
-    from aigc_core.sample import checkpoint_step
-
     if checkpoint_step(run_id, store=store) is None:
         st.warning("This run has no checkpoint yet, so there is nothing to sample from. "
                    + ("Wait for its first save; this page picks it up on the next click."

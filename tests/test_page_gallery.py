@@ -207,3 +207,15 @@ def test_points_are_drawn_over_the_real_data():
     assert not problems(at)
     assert len(at.get("plotly_chart")) == 1
     assert any(b.label == "Download the generated points (CSV)" for b in at.get("download_button"))
+
+
+def test_without_a_chosen_run_the_gallery_opens_the_newest_run_that_can_make_samples(fresh_home):
+    done = finished("tiny_line", "tiny_points", 20)
+    store = RunStore()
+    newer = store.create(model="tiny_line", family="toy", dataset="tiny_points", data_kind="points",
+                         config={"model": "tiny_line", "dataset": "tiny_points", "model_config": {}, "train": {"steps": 5}})
+    store.update(newer.id, status="running")
+    at = open_page(GALLERY)
+    assert not problems(at)
+    assert at.selectbox[0].value == done.id
+    assert at.query_params["run"] == [done.id] or at.query_params["run"] == done.id
