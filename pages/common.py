@@ -92,6 +92,11 @@ def set_current_run(run_id: str | None) -> None:
     st.session_state["run_id"] = run_id
 
 
+def run_label(run) -> str:
+    """How a run is named in pickers: two runs can share a name, so the id (unique) ends the label."""
+    return f"{run.name} · {run.status} · step {run.step} · {run.id}"
+
+
 def status_label(run) -> str:
     return f"{STATUS_ICONS.get(run.status, '')} {run.status}"
 

@@ -10,7 +10,7 @@ import zipfile
 
 import streamlit as st
 
-from pages.common import (current_run, get_store, guard, sampling_trainer, set_current_dataset, set_current_run,
+from pages.common import (current_run, get_store, guard, sampling_trainer, set_current_dataset, set_current_run, run_label,
                           status_label)
 
 st.title("Gallery")
@@ -554,7 +554,7 @@ with guard("The gallery"):
     if chosen not in by_id:  # no run picked yet: the newest one that can make samples
         chosen = next((i for i in ids if checkpoint_step(i, store=store) is not None), ids[0])
     run_id = st.selectbox("Run", ids, index=ids.index(chosen),
-                          format_func=lambda i: f"{by_id[i].name} · {by_id[i].status} · step {by_id[i].step}")
+                          format_func=lambda i: run_label(by_id[i]))
     if run_id != current_run():
         set_current_run(run_id)
         st.query_params["run"] = run_id

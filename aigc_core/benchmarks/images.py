@@ -199,8 +199,8 @@ def _compiled_figures(data: ImageData, device: torch.device, autocast, window: f
 
 def run(quick: bool = False) -> dict:
     device = pick_device("auto")
-    window = 1.0 if quick else 3.0
-    rounds = 1 if quick else 2
+    window = 1.0 if quick else 2.5
+    rounds = 1 if quick else 3
     autocast = autocast_dtype(device, "auto")  # what a run with default settings uses
     data = _synthetic_images()
     out: dict = {}
