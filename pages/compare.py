@@ -3,7 +3,7 @@ the bake-off that trains several models on the same data with the same budget.""
 
 import streamlit as st
 
-from pages.common import current_run, get_store, guard, sampling_trainer
+from pages.common import current_dataset, current_run, get_store, guard, sampling_trainer
 
 st.title("Compare")
 st.caption("Which model is better on my data? Put runs side by side: what was different, the numbers they "
@@ -264,5 +264,220 @@ def compare_runs() -> None:
     side_by_side(picked_runs, labels)
 
 
-with guard("The comparison"):
-    compare_runs()
+# ---- bake-off ----------------------------------------------------------------------------
+# Several models, the same data, the same wall-clock budget and seed; the engine
+# (aigc_core.bakeoff) queues the runs and builds the report, this tab only shows it.
+
+def bakeoff_form() -> None:
+    """Pick a data set, 2 to 6 models that can train on it, and a budget; Start queues them."""
+    from aigc_core import bakeoff
+    from aigc_core.data.catalog import list_datasets
+    from aigc_core.registry import models_for
+
+    sets = {d.name: d for d in list_datasets()}
+    names = list(sets)
+    here = current_dataset()
+    c1, c2 = st.columns([1, 2])
+    dataset = c1.selectbox("Data set", names, index=names.index(here) if here in names else 0, key="bo_data",
+                           help="Every model trains on exactly this data.")
+    info = sets[dataset]
+    fitting = {s.name: s for s in models_for(info.kind, info.summary or None)}
+    if len(fitting) < 2:
+        st.info(f"Only {len(fitting)} model can train on {info.kind} data like {dataset!r}; a bake-off needs two. "
+                "Pick another data set.", icon=":material/info:")
+        return
+    models = c2.multiselect("Models (2 to 6)", list(fitting), default=list(fitting)[:2], max_selections=6,
+                            format_func=lambda m: f"{fitting[m].title} ({m})", key=f"bo_models_{dataset}",
+                            help="Only the models that can train on this data set are offered.")
+    c3, c4 = st.columns([1, 1])
+    seconds = c3.number_input("Training time per model (seconds)", 1, 24 * 3600, 60, step=10, key="bo_seconds",
+                              help="The same wall-clock budget for every model: a fast model gets more steps, "
+                                   "a slow one fewer. That is the point of a bake-off.")
+    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="bo_seed", help="The same seed for every run.")
+    st.caption(f"The runs wait in the training queue and train one at a time, so the whole bake-off takes about "
+               f"{len(models) * seconds / 60:.1f} min of training, plus start-up and evaluation after each run. "
+               "Each model uses its Quick settings where it has them.")
+    if st.button("Start the bake-off", type="primary", icon=":material/sports_score:", key="bo_start",
+                 disabled=len(models) < 2):
+        with guard("Starting the bake-off"):
+            started = bakeoff.start_bakeoff(dataset, models, float(seconds), seed=int(seed), store=get_store())
+            st.session_state["bo_pick"] = started.id
+            st.toast(f"Bake-off queued: {', '.join(started.models)}")
+
+
+@st.fragment(run_every=2.0)
+def bakeoff_progress(bakeoff_id: str) -> None:
+    """Re-reads the run store every two seconds; when every run has ended the
+    whole page reruns to show the report."""
+    from aigc_core import bakeoff
+    from aigc_core.runs.queue import queue_position
+
+    store = get_store()
+    store.refresh()
+    b = bakeoff.load_bakeoff(bakeoff_id)
+    for r in b.runs(store):
+        text = f"{r.model}: {r.status} · step {r.step} · {r.train_seconds:.0f} of {b.max_seconds:g} s"
+        if r.status == "queued":
+            text += f" · {queue_position(store, r.id)} run(s) ahead in the queue"
+        st.progress(r.progress, text=text)
+        if r.status in ("failed", "interrupted"):
+            st.error(f"{r.model}: {r.message or r.status}")
+    if b.finished(store):
+        st.rerun()
+
+
+def _fingerprint(b, store) -> tuple:
+    return tuple((r.id, r.status, r.step) for r in b.runs(store))
+
+
+@st.cache_data(max_entries=8, show_spinner="Sampling every model for the report ...")
+def _report(bakeoff_id: str, fingerprint: tuple, home: str) -> dict:
+    from aigc_core.bakeoff import bakeoff_report
+
+    return bakeoff_report(bakeoff_id, store=get_store())
+
+
+def bakeoff_leaderboard(report: dict):
+    """A row per metric, a column per model in rank order, the best value starred."""
+    import pandas as pd
+
+    rows = []
+    for c in report["columns"]:
+        row = {"Metric": c["label"], "Better": c["better"] or ""}
+        for rank, e in enumerate(report["runs"], 1):
+            v = e["values"].get(c["key"])
+            title = (f"#{rank} " if report["ranked_by"] else "") + e["label"]
+            row[title] = "" if v is None else f"{v:.4g}" + (" ★" if e["run_id"] in c["best"] else "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def bakeoff_curves(report: dict) -> None:
+    import plotly.graph_objects as go
+
+    from aigc_core.bakeoff import curve_keys
+
+    keys = curve_keys(report, limit=50) or sorted(report["curves"])
+    if not keys:
+        st.caption("No curves logged yet.")
+        return
+    c1, c2 = st.columns([2, 2])
+    key = c1.selectbox("Metric", keys, key="bo_metric", help="Metrics every model logged, losses first.")
+    axis = c2.segmented_control("Horizontal axis", ["Seconds of training", "Step"], default="Seconds of training",
+                                key="bo_axis")
+    names = {e["run_id"]: e["label"] for e in report["runs"]}
+    fig = go.Figure()
+    for run_id, curve in report["curves"].get(key, {}).items():
+        x = curve["step"] if axis == "Step" else curve["seconds"]
+        fig.add_scatter(x=x, y=curve["value"], mode="lines+markers" if len(x) < 30 else "lines", name=names[run_id])
+    fig.update_layout(height=380, xaxis_title="training step" if axis == "Step" else "seconds since the first log",
+                      yaxis_title=key, legend=dict(orientation="h", y=-0.2), margin=dict(t=30))
+    st.plotly_chart(fig, key="bo_curves")
+
+
+def bakeoff_samples(report: dict) -> None:
+    import base64
+
+    per_row = 3
+    runs = report["runs"]
+    for start in range(0, len(runs), per_row):
+        for col, e in zip(st.columns(per_row), runs[start:start + per_row]):
+            with col:
+                st.markdown(f"**{e['label']}**")
+                s = report["samples"].get(e["run_id"], {"kind": "none", "error": "not sampled"})
+                caption = f"step {s['step']}" if "step" in s else None
+                if s["kind"] == "image":
+                    st.image(base64.b64decode(s["png"]), caption=caption)
+                elif s["kind"] == "points":
+                    st.image(s["svg"], caption="grey: real, orange: generated" + (f" ({caption})" if caption else ""))
+                elif s["kind"] == "text":
+                    st.code(("\n" if s["lines"] else "\n\n").join(s["texts"]), language=None, wrap_lines=True)
+                elif s["kind"] == "table":
+                    import pandas as pd
+
+                    st.dataframe(pd.DataFrame(s["rows"], columns=s["columns"]), hide_index=True)
+                else:
+                    st.error(s.get("error", "no samples"))
+
+
+def bakeoff_copies(report: dict) -> None:
+    import base64
+
+    if not report["copies"]:
+        return
+    st.subheader("Copy detection")
+    st.caption("Each sample beside its nearest training image and their distance; a tiny distance means the model "
+               "may be repeating its training data.")
+    for e in report["runs"]:
+        pairs = report["copies"].get(e["run_id"])
+        if not pairs:
+            continue
+        with st.expander(f"{e['label']}: nearest training images"):
+            for start in range(0, len(pairs), 4):
+                for col, p in zip(st.columns(4), pairs[start:start + 4]):
+                    col.image([base64.b64decode(p["sample"]), base64.b64decode(p["neighbour"])],
+                              caption=["sample", f"nearest, distance {p['distance']:.3g}"])
+
+
+def bakeoff_result(bakeoff_id: str) -> None:
+    from aigc_core.bakeoff import export_html, load_bakeoff
+    from aigc_core.paths import aigc_home
+
+    store = get_store()
+    b = load_bakeoff(bakeoff_id)
+    if not b.finished(store):
+        st.markdown(f"**Training**: {', '.join(b.models)} on {b.dataset}, {b.max_seconds:g} s each, seed {b.seed}.")
+        bakeoff_progress(bakeoff_id)
+        if st.button("Stop this bake-off", icon=":material/stop_circle:", key="bo_stop"):
+            for r in b.runs(store):
+                if r.status in ("queued", "starting", "running", "paused"):
+                    store.request(r.id, "stop")
+            st.rerun()
+        return
+    report = _report(bakeoff_id, _fingerprint(b, store), str(aigc_home()))
+    st.subheader("Leaderboard")
+    if report["ranked_by"]:
+        col = next(c for c in report["columns"] if c["key"] == report["ranked_by"])
+        st.caption(f"Ranked by {col['label']} ({col['better']} is better). ★ marks the best value of each row.")
+    else:
+        st.caption("★ marks the best value of each row where lower or higher is clearly better.")
+    st.dataframe(bakeoff_leaderboard(report), key="bo_board", hide_index=True)
+    explain([c["key"] for c in report["columns"]], {**metric_info(), **{c["key"]: c for c in report["columns"]}})
+    st.subheader("Curves")
+    bakeoff_curves(report)
+    st.subheader(f"Samples side by side (seed {report['sample_seed']})")
+    bakeoff_samples(report)
+    bakeoff_copies(report)
+    st.download_button("Download the report (HTML)", export_html(report), file_name=f"{b.id}.html",
+                       mime="text/html", icon=":material/download:", key="bo_download",
+                       help="One file with every number, chart and image; opens in any browser, offline.")
+
+
+def bakeoff_tab() -> None:
+    from aigc_core.bakeoff import list_bakeoffs
+
+    st.caption("Which model is better on my data? Train several on the same data, for the same time, from the same "
+               "seed, and lay the results side by side.")
+    bakeoff_form()
+    earlier = {b.id: b for b in list_bakeoffs()}
+    if not earlier:
+        st.info("No bake-offs yet: pick a data set and models above and press Start.", icon=":material/info:")
+        return
+    st.divider()
+    if st.session_state.get("bo_pick") not in earlier:
+        st.session_state["bo_pick"] = next(iter(earlier))
+    picked = st.selectbox("Bake-off", list(earlier), format_func=lambda i: earlier[i].title, key="bo_pick",
+                          help="Earlier bake-offs, newest first.")
+    bakeoff_result(picked)
+
+
+TABS = ["Runs side by side", "Bake-off"]
+tabs = dict(zip(TABS, st.tabs(TABS, key="c_tab", bind="query-params")))
+with tabs["Runs side by side"]:
+    if tabs["Runs side by side"].open:
+        with guard("The comparison"):
+            compare_runs()
+with tabs["Bake-off"]:
+    if tabs["Bake-off"].open:
+        with guard("The bake-off"):
+            bakeoff_tab()

@@ -216,3 +216,66 @@ def test_command_line_refuses_an_unknown_model_without_queuing(fresh_home):
     assert done.returncode == 2 and done.stderr.startswith("error:") and "nope" in done.stderr
     assert "Traceback" not in done.stderr
     assert RunStore().list() == []
+
+
+# ---- Compare page, Bake-off tab ------------------------------------------------------
+
+COMPARE = "pages/compare.py"
+
+
+def bakeoff_tab():
+    at = open_page(COMPARE)
+    at.session_state["c_tab"] = "Bake-off"
+    return at.run()
+
+
+def problems(at) -> list[str]:
+    return [e.value for e in at.exception] + [e.value for e in at.error]
+
+
+def test_bakeoff_tab_offers_only_the_models_that_fit_the_chosen_data(fresh_home):
+    at = bakeoff_tab()
+    assert not problems(at), problems(at)
+    assert any("No bake-offs yet" in i.value for i in at.info)
+    at.selectbox(key="bo_data").set_value("tiny_points").run()
+    offered = at.multiselect(key="bo_models_tiny_points").options
+    assert "tiny_line" in " ".join(offered) and "toy_gan" in " ".join(offered)
+    assert not any("dcgan" in o or "char_gpt" in o for o in offered)
+
+
+def test_start_queues_the_models_shows_their_progress_then_the_leaderboard(fresh_home, monkeypatch):
+    import aigc_core.runs.queue as queue
+
+    monkeypatch.setattr(queue, "dispatch", lambda store=None: [])  # this test trains the runs itself
+    at = bakeoff_tab()
+    at.selectbox(key="bo_data").set_value("tiny_points").run()
+    at.multiselect(key="bo_models_tiny_points").set_value(["tiny_line", "toy_gan"])
+    at.number_input(key="bo_seconds").set_value(1)
+    at.button(key="bo_start").click().run()
+    assert not problems(at), problems(at)
+    (b,) = bakeoff.list_bakeoffs()
+    assert b.models == ["tiny_line", "toy_gan"] and b.max_seconds == 1.0 and b.dataset == "tiny_points"
+    bars = at.get("progress")
+    assert len(bars) == 2 and all("queued" in bar.proto.text for bar in bars)
+
+    train_here(b)
+    at.run()
+    assert not problems(at), problems(at)
+    board = at.dataframe[0].value.set_index("Metric")
+    assert list(board.columns) == ["Better", "Tiny line (tests)", "Toy GAN (2-D points)"]
+    speed = board.loc["Training speed (examples/s)"]
+    assert speed["Better"] == "higher" and sum(v.endswith("★") for v in speed.iloc[1:]) == 1
+    assert len(at.get("plotly_chart")) == 1 and len(at.image) == 2  # curves, and a point plot per model
+    assert len(at.get("download_button")) == 1
+    texts = " ".join(m.value for m in at.markdown)
+    assert "Training speed" in texts  # each number explained one click away
+
+
+def test_earlier_bakeoffs_are_listed_newest_first(fresh_home):
+    first = bakeoff.start_bakeoff("tiny_points", ["tiny_line", "toy_gan"], 1, start=False)
+    time.sleep(0.01)
+    second = bakeoff.start_bakeoff("tiny_points", ["toy_gan", "tiny_line"], 2, start=False)
+    at = bakeoff_tab()
+    assert not problems(at), problems(at)
+    picker = at.selectbox(key="bo_pick")
+    assert picker.options[:2] == [second.title, first.title] and picker.value == second.id
