@@ -48,6 +48,25 @@ TRAINING_METRICS = {
                       "how": "Training examples (images, characters, rows) processed per second on this machine."},
     "step_time_ms": {"label": "Time per step (ms)", "better": "lower", "how": "Wall time of one optimisation step."},
 }
+# Held-out and tabular headline numbers the models report themselves; the
+# metrics module's own explanations replace these when it has them.
+HELD_OUT_METRICS = {
+    "val_bpc": {"label": "Bits per character (held out)", "better": "lower",
+                "how": "Average bits the model needs to predict each next character of the held-out last 10% of the "
+                       "text; 0 is perfect, log2 of the alphabet size is blind guessing."},
+    "val_loss": {"label": "Held-out loss", "better": "lower",
+                 "how": "The model's own loss on data it never trained on; compare it only between models of the "
+                        "same family (a GAN has no such number)."},
+    "val_perplexity": {"label": "Perplexity (held out)", "better": "lower",
+                       "how": "2 to the power of the bits per character: how many characters the model is, on "
+                              "average, choosing between."},
+    "val_elbo": {"label": "ELBO (held out, nats)", "better": "higher",
+                 "how": "Evidence lower bound on the log-likelihood of held-out images: reconstruction log-likelihood "
+                        "minus the KL divergence of the code from the prior."},
+    "fidelity": {"label": "Fidelity (tables)", "better": "higher",
+                 "how": "Average of the column-shape and pair-trend scores of generated rows against real ones "
+                        "(1 = indistinguishable on these views)."},
+}
 # What the budget bought each model: shown in the leaderboard, never "better".
 BUDGET_COLUMNS = {
     "steps_trained": {"label": "Steps trained", "better": None,
@@ -56,7 +75,7 @@ BUDGET_COLUMNS = {
                       "how": "Seconds spent training (pauses and the final evaluation excluded); the same budget for every model."},
 }
 #: the metric a leaderboard is ranked by: the first of these that every run has
-HEADLINE = ("fid", "val_bpc", "kid", "elbo", "val_loss", "loss")
+HEADLINE = ("fid", "val_bpc", "kid", "elbo", "val_elbo", "fidelity", "val_loss")
 
 FEATURE_NOTE = ("FID, KID, precision, recall, density and coverage are measured with a feature network trained on "
                 "this data set (Inception weights cannot be downloaded here), so they compare runs on the same data "
@@ -65,7 +84,7 @@ FEATURE_NOTE = ("FID, KID, precision, recall, density and coverage are measured 
 
 def metric_info() -> dict:
     """Metric key -> {"label", "better" ("lower" | "higher" | None), "how"}."""
-    info = dict(TRAINING_METRICS)
+    info = {**TRAINING_METRICS, **HELD_OUT_METRICS}
     try:
         from .metrics.evaluate import METRIC_INFO
     except ImportError:
@@ -432,18 +451,20 @@ def report_summary(report: dict) -> dict:
 
 
 def leaderboard_lines(report: dict) -> list[str]:
-    """The leaderboard as plain text lines for the terminal (best values starred)."""
-    cols = [c for c in report["columns"] if c["key"] not in ("step_time_ms",)]
-    head = f"{'model':14s}" + "".join(f"{c['key'][:13]:>14s}" for c in cols)
-    lines = [head]
-    for e in report["runs"]:
+    """The leaderboard for the terminal: a row per metric, a column per model
+    (in rank order), the best value of each row starred."""
+    runs = report["runs"]
+    widths = [max(12, len(e["model"]) + 2) for e in runs]
+    lines = [f"{'metric':28s}" + "".join(f"{e['model']:>{w}s}" for e, w in zip(runs, widths))]
+    for c in report["columns"]:
         cells = []
-        for c in cols:
+        for e, w in zip(runs, widths):
             v = e["values"].get(c["key"])
-            cells.append(f"{'' if v is None else format(v, '.4g') + ('*' if e['run_id'] in c['best'] else ''):>14s}")
-        lines.append(f"{e['model'][:14]:14s}" + "".join(cells))
-    if report["ranked_by"]:
-        lines.append(f"ranked by {report['ranked_by']}; * marks the best value of each column")
+            text = "" if v is None else format(v, ".4g") + ("*" if e["run_id"] in c["best"] else " ")
+            cells.append(f"{text:>{w}s}")
+        lines.append(f"{c['key'][:28]:28s}" + "".join(cells))
+    ranked = f"models ranked by {report['ranked_by']}; " if report["ranked_by"] else ""
+    lines.append(f"{ranked}* marks the best value of each row")
     return lines
 
 

@@ -441,7 +441,8 @@ def bakeoff_result(bakeoff_id: str) -> None:
         st.caption(f"Ranked by {col['label']} ({col['better']} is better). ★ marks the best value of each row.")
     else:
         st.caption("★ marks the best value of each row where lower or higher is clearly better.")
-    st.dataframe(bakeoff_leaderboard(report), key="bo_board", hide_index=True)
+    board = bakeoff_leaderboard(report)
+    st.dataframe(board, key="bo_board", hide_index=True, height=35 * (len(board) + 1) + 3)  # every row, no scrolling
     explain([c["key"] for c in report["columns"]], {**metric_info(), **{c["key"]: c for c in report["columns"]}})
     st.subheader("Curves")
     bakeoff_curves(report)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from aigc_core.errors import UserError
 from aigc_core.runs.queue import claim
 from aigc_core.runs.store import RunStore
 from aigc_core.train.loop import train_run
-from tests.tiny_runs import open_page, tiny_images
+from tests.tiny_runs import open_page, tiny_images, tiny_lines
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -172,6 +173,21 @@ def test_image_bakeoff_html_is_self_contained_and_holds_every_grid(fresh_home):
         png = report["samples"][e["run_id"]]["png"]
         assert base64.b64decode(png).startswith(b"\x89PNG") and f"data:image/png;base64,{png}" in page
         assert e["label"] in page
+
+
+def test_text_bakeoff_is_ranked_by_held_out_bits_per_character_and_shows_text_samples(fresh_home):
+    b = bakeoff.start_bakeoff(tiny_lines(), ["bigram", "char_gpt"], 1.0, start=False)
+    train_here(b)
+    report = bakeoff.bakeoff_report(b.id)
+    assert report["ranked_by"] == "val_bpc"
+    bpc = [e["values"]["val_bpc"] for e in report["runs"]]
+    assert bpc == sorted(bpc)  # best (fewest bits) first
+    page = bakeoff.export_html(report)
+    for e in report["runs"]:
+        sample = report["samples"][e["run_id"]]
+        assert sample["kind"] == "text" and len(sample["texts"]) == 8
+        assert html.escape(sample["texts"][0]) in page
+    assert "#1 " in page and "Bits per character" in page
 
 
 def test_a_run_that_failed_shows_its_reason_instead_of_samples(fresh_home):
