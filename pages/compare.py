@@ -294,8 +294,10 @@ def bakeoff_form() -> None:
                               help="The same wall-clock budget for every model: a fast model gets more steps, "
                                    "a slow one fewer. That is the point of a bake-off.")
     seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="bo_seed", help="The same seed for every run.")
+    total = len(models) * seconds
+    took = f"{total:.0f} s" if total < 120 else f"{total / 60:.0f} min"
     st.caption(f"The runs wait in the training queue and train one at a time, so the whole bake-off takes about "
-               f"{len(models) * seconds / 60:.1f} min of training, plus start-up and evaluation after each run. "
+               f"{took} of training, plus start-up and evaluation after each run. "
                "Each model uses its Quick settings where it has them.")
     if st.button("Start the bake-off", type="primary", icon=":material/sports_score:", key="bo_start",
                  disabled=len(models) < 2):
@@ -318,7 +320,8 @@ def bakeoff_progress(bakeoff_id: str) -> None:
     for r in b.runs(store):
         text = f"{r.model}: {r.status} · step {r.step} · {r.train_seconds:.0f} of {b.max_seconds:g} s"
         if r.status == "queued":
-            text += f" · {queue_position(store, r.id)} run(s) ahead in the queue"
+            ahead = queue_position(store, r.id)
+            text += f" · {ahead} run{'s' if ahead > 1 else ''} ahead in the queue" if ahead else " · next in the queue"
         st.progress(r.progress, text=text)
         if r.status in ("failed", "interrupted"):
             st.error(f"{r.model}: {r.message or r.status}")
