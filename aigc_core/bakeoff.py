@@ -324,6 +324,8 @@ def bakeoff_report(bakeoff_id: str, store=None, *, seed: int = SAMPLE_SEED, with
     store = store or RunStore()
     bakeoff = load_bakeoff(bakeoff_id)
     runs = bakeoff.runs(store)
+    if not runs:
+        raise UserError(f"the runs of bake-off {bakeoff.id} have all been deleted, so there is nothing to report")
     info = metric_info()
     numbers, entries = {}, []
     for r in runs:

@@ -295,3 +295,13 @@ def test_earlier_bakeoffs_are_listed_newest_first(fresh_home):
     assert not problems(at), problems(at)
     picker = at.selectbox(key="bo_pick")
     assert picker.options[:2] == [second.title, first.title] and picker.value == second.id
+
+
+def test_a_bakeoff_whose_runs_were_deleted_says_so(fresh_home):
+    b = bakeoff.start_bakeoff("tiny_points", ["tiny_line", "toy_gan"], 1, start=False)
+    for run_id in b.run_ids:
+        RunStore().delete(run_id)
+    with pytest.raises(UserError, match="deleted"):
+        bakeoff.bakeoff_report(b.id)
+    at = bakeoff_tab()
+    assert not at.exception and any("deleted" in e.value for e in at.error)
