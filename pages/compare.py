@@ -360,12 +360,15 @@ def bakeoff_curves(report: dict) -> None:
 
     from aigc_core.bakeoff import curve_keys
 
-    keys = curve_keys(report, limit=50) or sorted(report["curves"])
+    shared = curve_keys(report, limit=50)
+    keys = shared + sorted(k for k in report["curves"] if k not in shared)
     if not keys:
         st.caption("No curves logged yet.")
         return
     c1, c2 = st.columns([2, 2])
-    key = c1.selectbox("Metric", keys, key="bo_metric", help="Metrics every model logged, losses first.")
+    key = c1.selectbox("Metric", keys, key="bo_metric",
+                       help="Metrics every model logged first (losses and held-out numbers before speed), then "
+                            "the ones only some models log.")
     axis = c2.segmented_control("Horizontal axis", ["Seconds of training", "Step"], default="Seconds of training",
                                 key="bo_axis")
     names = {e["run_id"]: e["label"] for e in report["runs"]}
@@ -376,6 +379,9 @@ def bakeoff_curves(report: dict) -> None:
     fig.update_layout(height=380, xaxis_title="training step" if axis == "Step" else "seconds since the first log",
                       yaxis_title=key, legend=dict(orientation="h", y=-0.2), margin=dict(t=30))
     st.plotly_chart(fig, key="bo_curves")
+    missing = [names[rid] for rid in names if rid not in report["curves"].get(key, {})]
+    if missing:
+        st.caption(f"{', '.join(missing)} did not log {key}.")
 
 
 def bakeoff_samples(report: dict) -> None:
