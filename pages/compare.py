@@ -294,9 +294,13 @@ def bakeoff_form() -> None:
                               help="The same wall-clock budget for every model: a fast model gets more steps, "
                                    "a slow one fewer. That is the point of a bake-off.")
     seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="bo_seed", help="The same seed for every run.")
-    total = len(models) * seconds
+    from aigc_core.runs.queue import max_jobs
+
+    slots = max_jobs()
+    total = -(-len(models) // slots) * seconds
     took = f"{total:.0f} s" if total < 120 else f"{total / 60:.0f} min"
-    st.caption(f"The runs wait in the training queue and train one at a time, so the whole bake-off takes about "
+    together = "one at a time" if slots == 1 else f"{slots} at a time (one per training slot)"
+    st.caption(f"The runs wait in the training queue and train {together}, so the whole bake-off takes about "
                f"{took} of training, plus start-up and evaluation after each run. "
                "Each model uses its Quick settings where it has them.")
     if st.button("Start the bake-off", type="primary", icon=":material/sports_score:", key="bo_start",
