@@ -90,6 +90,18 @@ def check_name(name: str) -> str:
     return name
 
 
+def free_name(wanted: str, taken: set[str] | None = None) -> str:
+    """A name for a new data set, made from ``wanted`` (an upload's file name
+    stem): characters a name may not hold become ``_``, and ``-2``, ``-3`` ...
+    is added until no data set (built-in or uploaded) has it."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", (wanted or "").strip()).strip("_.-")[:56] or "my_data"
+    taken = taken if taken is not None else {d.name for d in list_datasets()}
+    name, i = base, 2
+    while name in taken:
+        name, i = f"{base}-{i}", i + 1
+    return name
+
+
 def list_datasets(kind: str | None = None) -> list[DatasetInfo]:
     """Built-ins first (in registration order), then uploads (newest first)."""
     _ensure_loaded()

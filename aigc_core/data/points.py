@@ -77,3 +77,18 @@ builtin("grid25", kind="points", description="8,192 points from a 5x5 grid of Ga
         summary=_SUMMARY)(grid25)
 builtin("moons", kind="points", description="8,192 points on two interleaved half circles.", summary=_SUMMARY)(moons)
 builtin("spiral", kind="points", description="8,192 points on a two-armed spiral.", summary=_SUMMARY)(spiral)
+
+
+def point_stats(data: PointData) -> dict:
+    """Count, the spread of each axis and the points per mode, for the Data page."""
+    points = data.points.float()
+    stats = dict(count=len(data), dims=int(points.shape[1]),
+                 mean=[round(float(v), 4) for v in points.mean(0)],
+                 std=[round(float(v), 4) for v in points.std(0)] if len(data) > 1 else [0.0] * int(points.shape[1]),
+                 min=[round(float(v), 4) for v in points.min(0).values],
+                 max=[round(float(v), 4) for v in points.max(0).values],
+                 modes=0, per_mode=None)
+    if data.labels is not None:
+        counts = torch.bincount(data.labels.long())
+        stats.update(modes=int((counts > 0).sum()), per_mode={str(i): int(c) for i, c in enumerate(counts) if c > 0})
+    return stats

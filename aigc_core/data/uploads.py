@@ -48,6 +48,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 import numpy as np
 import torch
@@ -115,11 +116,13 @@ class ImportReport:
 # ---- entry points --------------------------------------------------------------
 
 def import_images(source: bytes | str | Path, name: str, size: int = 28, channels: int = 1,
-                  filename: str | None = None) -> ImportReport:
+                  filename: str | None = None, progress: Callable[[int, int], None] | None = None) -> ImportReport:
     """Read a user's ``.zip`` of images or ``.npz`` into an :class:`ImageData`.
 
     ``source`` is the file's bytes (an upload) or a path; ``filename`` (or the
-    path) supplies the extension. Raises :class:`UserError` for anything the
+    path) supplies the extension. ``progress(done, total)``, when given, is
+    called as the archive's files are checked (about a hundred times for a big
+    archive, and once at the end). Raises :class:`UserError` for anything the
     user can fix, with what went wrong and what to do.
     """
     name = check_name(name)
@@ -149,12 +152,16 @@ def import_images(source: bytes | str | Path, name: str, size: int = 28, channel
             raise UserError(f"{filename or 'this file'} is a PyTorch checkpoint: {_PICKLE_REASON}. "
                             "Upload a .zip of images or an .npz array instead.")
         if suffix == ".npz" or _is_npz(infos):
-            return _import_npz(zf, infos, name, size, channels)
-        return _import_zip(zf, infos, name, size, channels)
+            report = _import_npz(zf, infos, name, size, channels)
+            if progress:
+                progress(1, 1)
+            return report
+        return _import_zip(zf, infos, name, size, channels, progress)
 
 
 def import_and_save(source: bytes | str | Path, name: str, size: int = 28, channels: int = 1,
-                    filename: str | None = None, overwrite: bool = False) -> ImportReport:
+                    filename: str | None = None, overwrite: bool = False,
+                    progress: Callable[[int, int], None] | None = None) -> ImportReport:
     """Import (as :func:`import_images`) and register the result under ``name``;
     it then appears in ``list_datasets()`` and persists until deleted."""
     name = check_name(name)
@@ -163,12 +170,31 @@ def import_and_save(source: bytes | str | Path, name: str, size: int = 28, chann
         what = "a built-in data set" if existing[name].builtin else "a data set you already have"
         raise UserError(f"{name!r} is the name of {what}; choose another name"
                         + ("" if existing[name].builtin else " or delete the old one first"))
-    report = import_images(source, name, size=size, channels=channels, filename=filename)
+    report = import_images(source, name, size=size, channels=channels, filename=filename, progress=progress)
     extra = dict(source=filename or (str(source) if isinstance(source, (str, Path)) else None),
                  accepted=report.accepted, rejected=len(report.rejected))
     info: DatasetInfo = save_uploaded(report.data, overwrite=overwrite, extra_meta=extra)
     report.notes.append(f"saved as data set {info.name!r}")
     return report
+
+
+#: what each kind of upload may be called (the Data page dispatches on this).
+UPLOAD_SUFFIXES = {".zip": "image", ".npz": "image", ".txt": "text", ".csv": "table", ".tsv": "table"}
+
+
+def upload_kind(filename: str) -> str:
+    """``image``, ``text`` or ``table`` for an upload's file name; a pickle gets a
+    refusal that says why, any other type a message naming what is accepted."""
+    suffix = PurePosixPath((filename or "").lower()).suffix
+    if suffix in PICKLE_SUFFIXES:
+        raise UserError(f"{filename} is {_PICKLE_REASON}. Upload a .zip of images or an .npz array, a .txt file "
+                        "or a .csv table instead.")
+    if suffix not in UPLOAD_SUFFIXES:
+        hint = " (put images in a .zip, at least 16 of them)" if suffix in (".png", ".jpg", ".jpeg", ".bmp", ".gif",
+                                                                            ".webp") else ""
+        raise UserError(f"{filename} is not a kind of file the studio reads{hint}. Upload a .zip of images (or an "
+                        ".npz array), a .txt text file, or a .csv table.")
+    return UPLOAD_SUFFIXES[suffix]
 
 
 # ---- reading the upload ------------------------------------------------------------
@@ -283,13 +309,15 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
 # ---- a zip of image files -------------------------------------------------------------
 
 def _import_zip(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name: str, size: int,
-                channels: int) -> ImportReport:
+                channels: int, progress: Callable[[int, int], None] | None = None) -> ImportReport:
     _check_archive(infos)
     rejected: list[tuple[str, str]] = []
     images: list[tuple[list[str], torch.Tensor]] = []  # (folder parts, (C, size, size) uint8)
-    for info in sorted(infos, key=lambda i: i.filename):
-        if info.is_dir():
-            continue
+    members = sorted((i for i in infos if not i.is_dir()), key=lambda i: i.filename)
+    every = max(1, len(members) // 100)
+    for done, info in enumerate(members):
+        if progress and done % every == 0:
+            progress(done, len(members))
         shown = _display_name(info)
         parts = [p for p in shown.replace("\\", "/").split("/") if p not in ("", ".")] or [shown]
         problem = _member_problem(info)
@@ -315,6 +343,8 @@ def _import_zip(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name: str, si
         if len(images) > MAX_IMAGES:
             raise UserError(f"the archive holds more than {MAX_IMAGES:,} images; split it into smaller archives")
 
+    if progress:
+        progress(len(members), len(members))
     _require_enough(len(images), rejected, what="images in the archive")
     labels, class_names, notes = _folder_labels([folders for folders, _ in images])
     data = ImageData(name, torch.stack([t for _, t in images]), labels, class_names,
