@@ -1,0 +1,762 @@
+"""Train: pick data, a model that fits it and a preset; start a run; watch it learn.
+
+The page never trains anything itself: Start queues a run for the background
+worker (:mod:`aigc_core.runs.api`), and the live section re-reads the run store
+once a second inside a fragment, so the rest of the page stays responsive.
+The run id lives in the URL (``?run=...``): a refresh or a second tab re-attaches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import streamlit as st
+
+from pages.common import current_dataset, current_run, get_store, guard, run_label, set_current_dataset, \
+    set_current_run
+
+#: statuses during which the live section refreshes itself
+LIVE = ("queued", "starting", "running", "paused")
+UNITS = {"image": "images/s", "text": "characters/s", "table": "rows/s", "points": "points/s"}
+FRAME_CAPTIONS = {
+    "gan": "The generator's output for the same fixed noise at every frame: watch shapes appear.",
+    "vae": "The decoder's output for the same fixed codes z ~ N(0, I) at every frame.",
+    "ae": "Top row: fixed real images; bottom row: their reconstructions.",
+    "tabular": "Histograms of real (blue) against synthetic (orange) values of up to three columns.",
+    "points": "Grey: real points; orange: points the generator makes from the same fixed noise.",
+}
+# How each logged number is called on the charts.
+CURVE_LABELS = {
+    "loss": "loss", "loss_d": "D loss", "loss_g": "G loss",
+    "d_real": "D(x) on real data", "d_fake": "D(G(z)) on generated data",
+    "grad_norm_d": "D gradient norm", "grad_norm_g": "G gradient norm", "grad_norm": "gradient norm",
+    "gp": "gradient penalty", "gradient_penalty": "gradient penalty", "wasserstein": "Wasserstein estimate",
+    "condition_ce": "condition cross-entropy", "recon": "reconstruction", "kl": "KL divergence",
+    "lr": "learning rate", "samples_per_s": "examples per second", "step_time_ms": "milliseconds per step",
+    "bpc": "bits per character",
+}
+# The charts each family gets besides the losses: (title, keys, what it shows).
+FAMILY_CHARTS = {
+    "gan": [("D(x) and D(G(z))", ["d_real", "d_fake"],
+             "The discriminator's average verdict on real and on generated samples (probabilities for the "
+             "non-saturating loss, raw scores for WGAN-GP and hinge)."),
+            ("Gradient norms", ["grad_norm_d", "grad_norm_g", "gp"],
+             "How hard each player is being pushed; a sudden spike often comes just before a collapse.")],
+    "vae": [("Reconstruction", ["recon"], "How badly the decoder rebuilds its input (nats per image for bce)."),
+            ("KL divergence", ["kl"], "How far the codes are from the prior N(0, I) (nats per image).")],
+    "ae": [("Gradient norm", ["grad_norm"], "How hard the optimiser is pushing the weights.")],
+    "text": [("Bits per character (training)", ["bpc"],
+              "The training loss in bits: yes/no questions needed per next character. The dashed line is the "
+              "held-out value measured at the end."),
+             ("Learning rate", ["lr"], "Warm-up, then a cosine decay to a tenth.")],
+    "tabular": [("Wasserstein estimate", ["wasserstein"],
+                 "E[D(real)] - E[D(synthetic)]: the critic's estimate of how far apart real and synthetic rows "
+                 "are (tab_gan)."),
+                ("Penalty and condition", ["gradient_penalty", "condition_ce"],
+                 "The gradient penalty keeps the critic smooth; the condition cross-entropy says whether rows "
+                 "carry the value they were asked for (tab_gan)."),
+                ("Reconstruction and KL", ["recon", "kl"], "The two parts of the tabular VAE's loss (tab_vae).")],
+}
+
+st.title("Train")
+st.caption("Pick a data set, a model that can learn it and a preset, then press Start. Training runs in the "
+           "background: you can leave this page, refresh it or open it in a second tab and come back to the run.")
+
+
+# ---------------------------------------------------------------------------
+# Explanations: what each family trains and how to read its curves
+# ---------------------------------------------------------------------------
+
+def explain_gan(loss: str, points: bool) -> None:
+    what = "a point in the plane" if points else "an image"
+    st.markdown(f"**What is trained.** Two networks play a game. The generator G turns a random noise vector "
+                f"z ~ N(0, I) into {what}; the discriminator D looks at real and generated samples and scores "
+                "how real each one looks. They take turns: D learns to tell them apart, then G learns to fool "
+                "the D of that moment. Neither loss has to go down: it is a contest, and the film strip is the "
+                "judge of progress.")
+    st.markdown("The original game:")
+    st.latex(r"\min_G \max_D \; V(D,G) = \mathbb{E}_x[\log D(x)] + \mathbb{E}_z[\log(1 - D(G(z)))]")
+    if loss == "wgan_gp":
+        st.markdown("**This run uses WGAN-GP.** D is a *critic* with an unbounded score; its loss estimates the "
+                    "(negative) Wasserstein distance between real and generated data, plus a gradient penalty "
+                    "that keeps the critic's slope near 1 on points x̂ between real and generated samples:")
+        st.latex(r"L_D = \mathbb{E}_z[D(G(z))] - \mathbb{E}_x[D(x)] + \lambda\,"
+                 r"\mathbb{E}_{\hat x}\big[(\lVert\nabla_{\hat x} D(\hat x)\rVert_2 - 1)^2\big]")
+        st.latex(r"L_G = -\mathbb{E}_z[D(G(z))]")
+        st.markdown("**How to read the curves.**\n"
+                    "- D(x) and D(G(z)) are raw scores, not probabilities; their gap E[D(x)] - E[D(G(z))] is the "
+                    "distance estimate. A D loss that is negative and creeps towards 0 means the two "
+                    "distributions are getting closer: that is progress.\n"
+                    "- D loss falling further and further below 0 while G loss climbs: the critic is winning by "
+                    "a growing margin; try a lower critic learning rate or more generator capacity.\n"
+                    "- The gradient penalty should stay small (well below 1); if it grows, raise λ or lower "
+                    "the learning rates.\n"
+                    "- WGAN-GP is usually run with several critic steps per generator step (D steps = 5).")
+    elif loss == "hinge":
+        st.markdown("**This run uses the hinge loss.** D gives raw scores and is asked to push real samples "
+                    "above +1 and generated ones below -1; G pushes its scores up:")
+        st.latex(r"L_D = \mathbb{E}_x[\max(0,\,1 - D(x))] + \mathbb{E}_z[\max(0,\,1 + D(G(z)))]")
+        st.latex(r"L_G = -\mathbb{E}_z[D(G(z))]")
+        st.markdown("**How to read the curves.**\n"
+                    "- D(x) and D(G(z)) are raw scores. D(x) near +1 and D(G(z)) near -1 means D separates them "
+                    "with a full margin.\n"
+                    "- D loss near 0 while G loss climbs: the discriminator is winning and G gets little useful "
+                    "signal; try a lower D learning rate or fewer D steps per G step.\n"
+                    "- D loss near 2 (both scores near 0): D cannot tell real from generated; if the film strip "
+                    "still looks poor, D is too weak: raise its learning rate or width.\n"
+                    "- Losses that swing wildly: lower both learning rates.")
+    else:
+        st.markdown("**This run uses the non-saturating loss.** D outputs a probability D(x) = sigmoid(score) "
+                    "and minimises the binary cross-entropy; G maximises log D(G(z)) instead of minimising "
+                    "log(1 - D(G(z))), which has the same goal but gives G strong gradients early on, when D "
+                    "easily rejects its samples:")
+        st.latex(r"L_D = -\mathbb{E}_x[\log D(x)] - \mathbb{E}_z[\log(1 - D(G(z)))]")
+        st.latex(r"L_G = -\mathbb{E}_z[\log D(G(z))]")
+        st.markdown("**How to read the curves.**\n"
+                    "- At the ideal balance D cannot tell the two apart: D(x) = D(G(z)) = 0.5, D loss = 2 ln 2 "
+                    "≈ 1.39 and G loss = ln 2 ≈ 0.69. Real runs wander around that, with D(x) a little above "
+                    "D(G(z)).\n"
+                    "- D loss near 0 while G loss climbs (D(x) near 1, D(G(z)) near 0): the discriminator is "
+                    "winning and G gets no useful signal; try a lower D learning rate, fewer D steps per G step, "
+                    "or the hinge or WGAN-GP loss.\n"
+                    "- G loss very low with D(G(z)) near 1: G has found something that fools D; check the film "
+                    "strip for collapse.\n"
+                    "- Losses that oscillate with a growing swing: lower both learning rates (Adam beta1 = 0.5 "
+                    "already damps it).")
+    if points:
+        st.markdown("**On points** the film strip shows the real data in grey and generated points in orange. "
+                    "Good training spreads the orange over every grey blob. Orange piling onto one or two blobs "
+                    "is *mode collapse*: G found a few outputs that fool D and stopped exploring; the hinge loss "
+                    "(used by the presets), a wider network or a lower learning rate helps.")
+    else:
+        st.markdown("**Mode collapse** shows in the film strip: many noise vectors give (almost) the same image. "
+                    "Try a lower learning rate, a bigger batch, or the WGAN-GP loss. NaN losses stop the run; "
+                    "lower the learning rates and start again.")
+
+
+def explain_vae(family: str, recon_loss: str) -> None:
+    recon = (r"-\sum_i \big[x_i \log p_i + (1 - x_i)\log(1 - p_i)\big]" if recon_loss == "bce"
+             else r"\sum_i (p_i - x_i)^2")
+    if family == "ae":
+        st.markdown("**What is trained.** An encoder squeezes each image into a short code z; a decoder rebuilds "
+                    "the image from the code. The only goal is a faithful rebuild, with pixel values p = "
+                    "sigmoid(decoder output):")
+        st.latex(r"L = " + recon)
+        st.markdown("Nothing makes the codes follow a known distribution, so random codes decode to noise. To "
+                    "make new images the studio fits a Gaussian to the codes of the training images (their mean "
+                    "and covariance) and decodes draws from it:")
+        st.latex(r"z \sim \mathcal{N}\big(\bar z,\ \Sigma_z\big), \qquad \hat x = \mathrm{sigmoid}(\mathrm{decoder}(z))")
+        st.markdown("**How to read the curves.** The loss (the reconstruction error summed over pixels, per image) "
+                    "falls fast and then slowly. The film strip shows real images above their reconstructions: "
+                    "blurry reconstructions mean the code is too small or training too short. A held-out loss "
+                    "much higher than the training loss at the end means the model memorised its training images.")
+        return
+    st.markdown("**What is trained.** A variational autoencoder. The encoder turns an image x into a distribution "
+                "over codes, q(z|x) = N(μ(x), σ²(x)); a code is drawn with the reparameterisation trick so the "
+                "draw can be differentiated, and the decoder rebuilds the image from it:")
+    st.latex(r"z = \mu(x) + \sigma(x) \odot \varepsilon, \qquad \varepsilon \sim \mathcal{N}(0, I)")
+    st.markdown("The loss is the reconstruction error plus β times the KL divergence that pulls every q(z|x) "
+                "towards the prior N(0, I), so that decoding random z ~ N(0, I) gives new images:")
+    st.latex(r"L = \underbrace{" + recon + r"}_{\text{reconstruction}} + \beta\,\underbrace{\left(-\tfrac12 "
+             r"\sum_j \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)\right)}_{\mathrm{KL}(q(z|x)\,\|\,"
+             r"\mathcal{N}(0, I))}")
+    st.markdown("With β = 1 and the bce loss, -L is the ELBO, a lower bound on the log-likelihood of the image "
+                "(the held-out ELBO is reported at the end; higher is better).\n\n"
+                "**How to read the curves.**\n"
+                "- Reconstruction (summed over pixels, per image) falls quickly, then slowly.\n"
+                "- KL usually *rises* at first, as the codes start to carry information about the image, then "
+                "levels off. That is healthy.\n"
+                "- KL stuck near 0: *posterior collapse*, the decoder ignores the code and every sample looks "
+                "alike; lower β.\n"
+                "- Samples are blurrier than a GAN's: that is the price of the pixel-wise loss. Lower β gives "
+                "sharper reconstructions but random samples get worse; higher β gives smoother, blurrier ones.")
+
+
+def explain_text(model: str) -> None:
+    st.markdown("**What is trained.** A model that predicts the next character from the ones before it. It "
+                "writes by sampling a character, appending it and predicting again. The loss is the "
+                "cross-entropy of the true next character:")
+    st.latex(r"L = -\frac{1}{N}\sum_t \log p(x_{t+1} \mid x_1 \dots x_t) \quad\text{(nats per character)}")
+    st.latex(r"\text{bits per character} = \frac{L}{\ln 2}, \qquad \text{perplexity} = e^{L}")
+    if model == "bigram":
+        st.markdown("**Bigram** looks only at the current character: its whole model is a table of "
+                    "next-character scores. It is the baseline that shows what a longer context buys.")
+    elif model == "char_lstm":
+        st.markdown("**Character LSTM** reads the text one character at a time and carries a memory (the LSTM "
+                    "state) of everything so far.")
+    else:
+        st.markdown("**Character GPT** lets every position look back at all earlier ones (up to the context "
+                    "length) with causal self-attention; each head compares queries Q with keys K and mixes "
+                    "the values V:")
+        st.latex(r"\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^{\top}}{\sqrt{d_k}}\right)V")
+        st.markdown("A mask hides later characters, so the model can never peek at what it must predict.")
+    st.markdown("**How to read the curves.**\n"
+                "- A model that knows nothing guesses uniformly: log₂(alphabet size) bits per character (about "
+                "6.6 bits for 100 characters). Every bit below that is something learned.\n"
+                "- The bigram levels off early, since one character of context only goes so far; the LSTM and GPT "
+                "keep going lower.\n"
+                "- At the end the held-out bits per character (the last 10% of the text) are measured. Much "
+                "higher than the training value means the model memorised its training text: use dropout, a "
+                "smaller model or more text.\n"
+                "- Loss jumps up or becomes NaN: lower the learning rate or set a gradient clip.\n"
+                "- The film strip is a continuation of one fixed prompt at each frame: read it learn to spell, "
+                "then to form words.")
+
+
+def explain_tabular(model: str) -> None:
+    st.markdown("**What is trained.** Each row is first turned into numbers: every numeric column is mapped to "
+                "a standard normal (quantile encoding) or to a mixture mode and an offset (gmm), every category "
+                "becomes a one-hot block. Both models are *conditional*: they also get the one-hot value c of a "
+                "chosen column (by default the label), drawn so that rare classes are seen often enough.")
+    if model == "tab_vae":
+        st.markdown("**Tabular VAE.** The encoder maps (row, c) to q(z|x, c) = N(μ, σ²), the decoder rebuilds "
+                    "the row; numbers are scored as Gaussians with a learned σ, categories by cross-entropy:")
+        st.latex(r"\mathrm{recon} = \sum_{\text{numbers}} \left(\frac{(x - \hat x)^2}{2\sigma^2} + \log\sigma\right)"
+                 r" + \sum_{\text{categories}} \mathrm{CE}(\text{logits}, x)")
+        st.latex(r"L = w \cdot \mathrm{recon} + \mathrm{KL}\big(q(z|x,c)\,\|\,\mathcal{N}(0, I)\big), \quad "
+                 r"\mathrm{KL} = -\tfrac12\sum_j\big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)")
+        st.markdown("**How to read the curves.** Reconstruction falls; KL rises at first and levels off. A KL "
+                    "near 0 means the codes carry nothing and rows come out alike: raise the reconstruction "
+                    "weight w. If synthetic rows are near-copies of training rows (the privacy report at the end "
+                    "says), lower w. The film strip overlays real and "
+                    "synthetic histograms: orange should settle onto blue.")
+        return
+    st.markdown("**Tabular GAN** (after CTGAN): a generator makes rows from noise and c; a critic scores *packs* "
+                "of rows (packing lets it spot a generator that repeats itself), with the Wasserstein loss and a "
+                "gradient penalty, and the generator is also told to produce the value it was asked for:")
+    st.latex(r"L_D = \mathbb{E}[D(G(z,c),c)] - \mathbb{E}[D(x,c)] + \lambda\,\mathbb{E}_{\hat x}"
+             r"\big[(\lVert\nabla D(\hat x, c)\rVert_2 - 1)^2\big]")
+    st.latex(r"L_G = -\mathbb{E}[D(G(z,c),c)] + \mathrm{CE}\big(G(z,c)_{\text{condition column}},\,c\big)")
+    st.markdown("**How to read the curves.**\n"
+                "- The Wasserstein estimate E[D(real)] - E[D(synthetic)] should shrink towards 0 (noisily) as "
+                "synthetic rows get closer to real ones.\n"
+                "- An estimate that keeps growing while G loss climbs: the critic is winning; lower its learning "
+                "rate or raise the generator's.\n"
+                "- The condition cross-entropy should fall near 0: generated rows carry the value asked for.\n"
+                "- The gradient penalty should stay small.\n"
+                "- The film strip overlays real (blue) and synthetic (orange) histograms: orange should settle "
+                "onto blue. The fidelity, usefulness and privacy report at the end says how close they are.")
+
+
+def explain(spec, model_config: dict) -> None:
+    """The explanation panel of one model: what it trains, its losses, how to read its curves."""
+    if spec.family == "gan":
+        explain_gan(model_config.get("loss", "nonsaturating"), spec.data_kind == "points")
+    elif spec.family in ("vae", "ae"):
+        explain_vae(spec.family, model_config.get("recon_loss", "bce"))
+    elif spec.family == "text":
+        explain_text(spec.name)
+    elif spec.family == "tabular":
+        explain_tabular(spec.name)
+    else:
+        st.markdown(f"**What is trained.** {spec.description}\n\n**How to read the curves.** The loss should "
+                    "fall; a loss that turns NaN stops the run: lower the learning rate.")
+
+
+# ---------------------------------------------------------------------------
+# 1. The form: data set, model, preset, settings from the config metadata
+# ---------------------------------------------------------------------------
+
+@st.cache_resource
+def devices() -> list[str]:
+    """The device choices this machine can honour."""
+    import torch
+
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def rate_choices(value: float, lo: float, hi: float) -> list[float]:
+    """A 1-2-5 ladder between ``lo`` and ``hi`` (plus ``value``) for log-scale settings such as learning rates."""
+    out = {float(value)}
+    for exp in range(math.floor(math.log10(max(lo, 1e-12))), math.ceil(math.log10(hi)) + 1):
+        for m in (1, 2, 5):
+            v = float(f"{m}e{exp}")
+            if lo <= v <= hi:
+                out.add(v)
+    return sorted(out)
+
+
+def setting_widget(field: dict, value, key: str, disabled: bool):
+    """One widget for one config field, from its metadata (label, help, range, step, choices, log)."""
+    label, help_text = field["label"], field.get("help") or None
+    lo, hi, step = field.get("min"), field.get("max"), field.get("step")
+    if field.get("choices"):
+        options = list(field["choices"])
+        return st.selectbox(label, options, index=options.index(value) if value in options else 0, key=key,
+                            help=help_text, disabled=disabled)
+    if isinstance(value, bool):
+        return st.toggle(label, value=value, key=key, help=help_text, disabled=disabled)
+    if isinstance(value, int):
+        if lo is not None and hi is not None and hi - lo <= 20 and not step:
+            return st.slider(label, int(lo), int(hi), int(value), key=key, help=help_text, disabled=disabled)
+        return int(st.number_input(label, None if lo is None else int(lo), None if hi is None else int(hi), int(value),
+                                   step=int(step or 1), key=key, help=help_text, disabled=disabled))
+    if isinstance(value, float):
+        if field.get("log") and lo and hi:
+            return st.select_slider(label, rate_choices(value, lo, hi), value=float(value), key=key, help=help_text,
+                                    disabled=disabled, format_func=lambda v: f"{v:g}")
+        step = float(step) if step else (10 ** math.floor(math.log10(abs(value))) / 10 if value else 0.01)
+        decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
+        return float(st.number_input(label, None if lo is None else float(lo), None if hi is None else float(hi),
+                                     float(value), step=step, format=f"%.{decimals}f", key=key, help=help_text,
+                                     disabled=disabled))
+    if isinstance(value, (list, tuple)):
+        text = st.text_input(label, ", ".join(map(str, value)), key=key, help=help_text, disabled=disabled)
+        return [v.strip() for v in text.split(",") if v.strip()]
+    return st.text_input(label, str(value), key=key, help=help_text, disabled=disabled)
+
+
+def settings_grid(fields: list[dict], values: dict, prefix: str, disabled: bool, per_row: int = 4) -> dict:
+    out = {}
+    for start in range(0, len(fields), per_row):
+        for col, field in zip(st.columns(per_row), fields[start:start + per_row]):
+            with col:
+                out[field["name"]] = setting_widget(field, values[field["name"]], f"{prefix}_{field['name']}", disabled)
+    return out
+
+
+def preset_caption(spec, preset: str) -> str:
+    if preset == "Custom":
+        return "start from Quick, change anything"
+    train = spec.presets[preset].get("train", {})
+    parts = []
+    if train.get("steps"):
+        parts.append(f"{train['steps']:,} steps")
+    if train.get("max_seconds"):
+        secs = train["max_seconds"]
+        parts.append(f"{secs:g} s" if secs < 120 else f"{secs / 60:g} min")
+    return "up to " + " or ".join(parts) if parts else ""
+
+
+def new_run_form() -> None:
+    from aigc_core.config import TrainSettings, describe
+    from aigc_core.data.catalog import list_datasets
+    from aigc_core.registry import all_models, models_for
+
+    sets = {d.name: d for d in list_datasets()}
+    if not sets:
+        st.warning("There is no data set yet. Add one on the Data page (or use a built-in set), then come back.",
+                   icon=":material/warning:")
+        return
+    names = list(sets)
+    if st.session_state.get("tr_data") not in sets:
+        here = current_dataset()
+        st.session_state["tr_data"] = here if here in sets else names[0]
+    c1, c2, c3 = st.columns([2, 2, 3])
+
+    def data_label(n: str) -> str:
+        d = sets[n]
+        return f"{n} ({d.kind}{', downloads on first use' if d.needs_download else ''})"
+
+    dataset = c1.selectbox("1. Data set", names, key="tr_data", format_func=data_label,
+                           help="Images, text, a table or 2-D points; add your own on the Data page.")
+    info = sets[dataset]
+    fitting = {s.name: s for s in models_for(info.kind, info.summary or None)}
+    unfit = [(s, s.fits(info.summary)) for s in all_models() if s.data_kind == info.kind and s.name not in fitting]
+    if not fitting:
+        st.warning(f"No model can train on {dataset!r} ({info.kind} data)"
+                   + (": " + "; ".join(f"{s.name}: {why}" for s, why in unfit) if unfit else "")
+                   + ". Pick another data set or re-import this one on the Data page.", icon=":material/warning:")
+        return
+    model = c2.selectbox("2. Model", list(fitting), key=f"tr_model_{info.kind}",
+                         format_func=lambda m: f"{fitting[m].title} ({m})",
+                         help="Only the models that can train on this data set are offered.")
+    spec = fitting[model]
+    presets = [*spec.presets, "Custom"]
+    preset = c3.radio("3. Preset", presets, horizontal=True, key=f"tr_preset_{model}",
+                      captions=[preset_caption(spec, p) for p in presets],
+                      help="Quick trains in about half a minute on a laptop CPU; Standard takes a few minutes and "
+                           "looks better; Custom lets you change every setting.")
+    st.caption(spec.description + (f" Not offered for this data: "
+                                   + "; ".join(f"{s.title} ({why})" for s, why in unfit) + "." if unfit else ""))
+
+    base = spec.presets.get(preset) or spec.presets.get("Quick") or {}
+    model_fields, train_fields = describe(spec.config_cls), [f for f in describe(TrainSettings) if f["name"] != "device"]
+    model_values = {f["name"]: f["default"] for f in model_fields} | base.get("model", {})
+    train_values = {f["name"]: f["default"] for f in train_fields} | base.get("train", {})
+    editable = preset == "Custom"
+    prefix = f"tr_{model}_{preset}"
+    if not editable:
+        st.caption("These are the preset's settings; choose **Custom** to change them.")
+    chosen_model = settings_grid([f for f in model_fields if not f.get("advanced")], model_values, prefix + "_m", not editable)
+    chosen_train = settings_grid([f for f in train_fields if not f.get("advanced")], train_values, prefix + "_t", not editable)
+    with st.expander("Advanced settings"):
+        chosen_model |= settings_grid([f for f in model_fields if f.get("advanced")], model_values, prefix + "_m", not editable)
+        chosen_train |= settings_grid([f for f in train_fields if f.get("advanced")], train_values, prefix + "_t", not editable)
+    with st.expander(f"How {spec.title} learns: the formulas, and how to read its curves", icon=":material/school:"):
+        explain(spec, chosen_model)
+
+    c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
+    device_field = next(f for f in describe(TrainSettings) if f["name"] == "device")
+    device = c1.selectbox("Device", devices(), key="tr_device", help=device_field["help"] + " Only the devices this "
+                          "machine has are offered.")
+    name = c2.text_input("Run name", key=f"tr_name_{model}_{dataset}", placeholder=f"{model} on {dataset}",
+                         help="A name to find the run by later (optional; two runs may share one).")
+    if c3.button("Start training", type="primary", icon=":material/play_arrow:", key="tr_start", width="stretch"):
+        with guard("Starting the run"):
+            from aigc_core.runs.api import make_config, submit
+
+            config = make_config(model, dataset, preset=None if preset == "Custom" else preset,
+                                 model_set=chosen_model, train_set=chosen_train | {"device": device})
+            run = submit(config, name=(name or "").strip() or None, store=get_store())
+            set_current_dataset(dataset)
+            set_current_run(run.id)
+            st.session_state["tr_run"] = run.id
+            st.query_params["run"] = run.id
+            st.toast(f"Run {run.id} queued", icon=":material/rocket_launch:")
+
+
+# ---------------------------------------------------------------------------
+# 2. The live section
+# ---------------------------------------------------------------------------
+
+def metrics_of(run):
+    """The run's metrics, read incrementally: each refresh asks the store only for
+    the rows at or after the last step already held (one indexed query)."""
+    import pandas as pd
+
+    cache = st.session_state.get("tr_metrics")
+    store = get_store()
+    if cache and cache[0] == run.id and not cache[1].empty and run.step >= cache[1]["step"].max():
+        held = cache[1]
+        last = int(held["step"].max())
+        frame = pd.concat([held[held["step"] < last], store.metrics(run.id, after_step=last - 1)], ignore_index=True)
+    else:
+        frame = store.metrics(run.id)
+    if not frame.empty:  # a run resumed from an earlier checkpoint logs some steps twice: keep the newest
+        frame = frame.sort_values(["step", "wall"], kind="stable").drop_duplicates(["step", "key"], keep="last")
+    st.session_state["tr_metrics"] = (run.id, frame)
+    return frame
+
+
+def series_of(frame, key: str):
+    if key == "bpc":
+        s = frame[frame["key"] == "loss"]
+        return s["step"], s["value"] / math.log(2)
+    s = frame[frame["key"] == key]
+    return s["step"], s["value"]
+
+
+def curve_chart(frame, keys: list[str], title: str, smoothing: float, log_y: bool, chart_key: str,
+                hline: float | None = None) -> bool:
+    """A plotly chart of some logged numbers, with EMA smoothing; False when none was logged."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
+    drawn = False
+    nonpositive = False
+    for i, key in enumerate(keys):
+        steps, values = series_of(frame, key)
+        if steps.empty:
+            continue
+        drawn = True
+        nonpositive |= bool((values <= 0).any())
+        color = colors[i % len(colors)]
+        name = CURVE_LABELS.get(key, key)
+        every = max(1, len(steps) // 1500)  # keep the browser light on long runs
+        if smoothing > 0:
+            fig.add_scatter(x=steps[::every], y=values[::every], mode="lines", name=f"{name} (raw)",
+                            line=dict(color=color, width=1), opacity=0.3, showlegend=False)
+            values = values.ewm(alpha=1 - smoothing, adjust=False).mean()
+        fig.add_scatter(x=steps[::every], y=values[::every], mode="lines+markers" if len(steps) < 30 else "lines",
+                        name=name, line=dict(color=color, width=2))
+    if not drawn:
+        return False
+    if hline is not None:
+        fig.add_hline(y=hline, line_dash="dash", annotation_text=f"held out: {hline:.3f}")
+    fig.update_layout(title=dict(text=title, x=0, font=dict(size=15)), height=300, margin=dict(t=40, b=10, l=10, r=10),
+                      xaxis_title="step", yaxis_type="log" if log_y else "linear",
+                      legend=dict(orientation="h", y=-0.25), uirevision=chart_key)
+    st.plotly_chart(fig, key=chart_key)
+    if log_y and nonpositive:
+        st.caption("Values at or below 0 cannot be drawn on a log scale and are left out.")
+    return True
+
+
+def charts(run, frame) -> None:
+    c1, c2 = st.columns([3, 1])
+    smoothing = c1.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="tr_smooth",
+                          help="Exponential moving average of the logged values: 0 shows them as logged, higher "
+                               "values show the trend (the raw values stay faint behind it).")
+    log_y = c2.toggle("Log scale", key="tr_log", help="A logarithmic vertical axis: useful when a loss falls by "
+                                                    "orders of magnitude.")
+    keys = sorted(set(frame["key"])) if not frame.empty else []
+    if not keys:
+        st.caption("No numbers logged yet: the first ones appear after the first logging interval.")
+        return
+    losses = [k for k in ("loss_d", "loss_g", "loss") if k in keys]
+    panels = [("Losses", losses, "What the optimiser minimises.")] if losses else []
+    for title, wanted, why in FAMILY_CHARTS.get(run.family, []):
+        present = [k for k in wanted if k in keys or (k == "bpc" and "loss" in keys)]
+        if present:
+            panels.append((title, present, why))
+    shown = {k for _, ks, _ in panels for k in ks}
+    for start in range(0, len(panels), 2):
+        for col, (title, ks, why) in zip(st.columns(2), panels[start:start + 2]):
+            with col:
+                hline = run.final_metrics.get("val_bpc") if "bpc" in ks else None
+                curve_chart(frame, ks, title, smoothing, log_y, f"tr_chart_{title}", hline)
+                st.caption(why)
+    others = [k for k in keys if k not in shown]
+    if others:
+        with st.expander("Other logged numbers"):
+            key = st.selectbox("Number", others, key="tr_other", format_func=lambda k: CURVE_LABELS.get(k, k))
+            curve_chart(frame, [key], CURVE_LABELS.get(key, key), smoothing, log_y, "tr_chart_other")
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def frame_png(path: str, mtime: float) -> bytes:
+    """A film-strip frame, scaled up with crisp pixels (cached: frames never change)."""
+    from PIL import Image
+
+    from aigc_core.imaging import png_bytes, upscale
+
+    with Image.open(path) as img:
+        return png_bytes(upscale(img.convert("RGB"), 480))
+
+
+def film_strip(run) -> None:
+    folder = run.folder / "samples"
+    frames = {int(p.stem[5:]): p for p in folder.glob("step_*") if p.suffix in (".png", ".txt")}
+    if not frames:
+        st.caption("The first film-strip frame appears when training starts.")
+        return
+    steps = sorted(frames)
+    key, seen = f"tr_frame_{run.id}", f"tr_frame_latest_{run.id}"
+    # follow the newest frame while the slider sits on the previous newest one
+    if st.session_state.get(key) not in frames or st.session_state.get(key) == st.session_state.get(seen):
+        st.session_state[key] = steps[-1]
+    st.session_state[seen] = steps[-1]
+    if len(steps) > 1:
+        step = st.select_slider("Film strip: step", steps, key=key,
+                                help="The same fixed noise (or prompt) at every frame, so the only thing that "
+                                     "changes is what the model has learned.")
+    else:
+        step = steps[0]
+    path = frames[step]
+    if path.suffix == ".txt":
+        st.caption(f"Step {step}: the model continuing the same prompt")
+        st.code(path.read_text(encoding="utf-8", errors="replace"), language=None, wrap_lines=True)
+    else:
+        caption = FRAME_CAPTIONS.get("points" if run.data_kind == "points" else run.family, "")
+        st.image(frame_png(str(path), path.stat().st_mtime), caption=f"Step {step}. {caption}")
+
+
+def fmt_seconds(s: float) -> str:
+    s = max(0.0, s)
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min" if s < 5400 else f"{s / 3600:.1f} h"
+
+
+def act(run_id: str, action: str) -> None:
+    """Button callback: ask the engine to pause, resume or stop (the worker acts between steps)."""
+    from aigc_core.errors import UserError
+    from aigc_core.runs.api import resume
+
+    try:
+        if action == "resume":
+            resume(run_id, store=get_store())
+        else:
+            get_store().request(run_id, action)
+    except UserError as exc:
+        st.session_state["tr_action_error"] = str(exc)
+
+
+def controls(run) -> None:
+    """Pause, Resume and Stop through the engine's control field."""
+    c1, c2, c3, _ = st.columns([1, 1, 1, 3])
+    pausing = run.control == "pause" and run.status != "paused"
+    c1.button("Pause", icon=":material/pause:", key="tr_pause", on_click=act, args=(run.id, "pause"),
+              disabled=run.status not in ("starting", "running") or pausing,
+              help="Training waits after its current step; the time budget does not run while paused.")
+    c2.button("Resume", icon=":material/play_arrow:", key="tr_resume", on_click=act, args=(run.id, "resume"),
+              disabled=run.status not in ("paused", "interrupted", "stopped"),
+              help="Continue a paused run, or a stopped or interrupted one from its last checkpoint.")
+    c3.button("Stop", icon=":material/stop:", key="tr_stop", on_click=act, args=(run.id, "stop"),
+              disabled=run.status not in LIVE or run.control == "stop",
+              help="End the run now; its last weights are saved and it can be resumed later.")
+    if problem := st.session_state.pop("tr_action_error", None):
+        st.error(problem, icon=":material/error:")
+
+
+def status_row(run) -> None:
+    from aigc_core.runs.queue import queue_position
+
+    store = get_store()
+    c1, c2, c3, c4 = st.columns(4)
+    status = run.status
+    if run.control == "pause" and run.status != "paused":
+        status += " (pausing ...)"
+    elif run.control == "stop" and run.status in LIVE:
+        status += " (stopping ...)"
+    c1.metric("Status", status)
+    c2.metric("Device", run.device_name or run.device or "not started yet")
+    total = f" of {run.total_steps:,}" if run.total_steps else ""
+    c3.metric("Step", f"{run.step:,}{total}")
+    c4.metric("Speed", f"{run.samples_per_s:,.0f} {UNITS.get(run.data_kind, 'examples/s')}" if run.samples_per_s else "–",
+              help="Training examples (images, characters, rows or points) per second over the last logging interval.")
+    if run.status == "queued":
+        ahead = queue_position(store, run.id)
+        st.info(f"Waiting for a free training slot ({'next in the queue' if not ahead else f'{ahead} run(s) ahead'}). "
+                "Runs train one after another so the machine is never overloaded.", icon=":material/hourglass_empty:")
+    text = f"{run.progress:.0%} · {fmt_seconds(run.train_seconds)} of training"
+    if run.max_seconds:
+        text += f" (budget {fmt_seconds(run.max_seconds)})"
+    if run.eta_seconds is not None and run.status == "running":
+        text += f" · about {fmt_seconds(run.eta_seconds)} left"
+    st.progress(run.progress, text=text)
+
+
+def next_steps(run) -> None:
+    """What a finished run says: its outcome, what to do next, its final numbers."""
+    msg = run.message or ""
+    if run.status == "failed":
+        if "NaN" in msg or "infinite" in msg:
+            advice = ("The numbers blew up. Choose **Custom** above, lower the learning rate(s) (halve them, or "
+                      "more), and start again" + ("; the hinge or wgan_gp loss is also steadier." if run.family == "gan"
+                                                  else "; a gradient clip also helps." if run.family == "text" else "."))
+        elif "training crashed" in msg:
+            advice = ("Something unexpected went wrong. Try again with the Quick preset; if it happens again, "
+                      "report this message to the workshop lead.")
+        else:
+            advice = "Change what the message names (choose **Custom** above for every setting) and start again."
+        st.error(f"**The run failed.** {msg or 'No reason was recorded.'}", icon=":material/error:")
+        st.markdown(f"**What to do next:** {advice} Your data sets and other runs are not affected.")
+    elif run.status == "interrupted":
+        st.warning(f"**The run was interrupted.** {msg or 'Its training process stopped.'} Press **Resume** to "
+                   "continue from its last checkpoint with the same settings.", icon=":material/warning:")
+    elif run.status == "stopped":
+        st.info(f"Stopped at step {run.step:,} ({msg or 'by request'}). Press **Resume** to continue training from "
+                "its last checkpoint, or open it in the Gallery.", icon=":material/stop_circle:")
+    elif run.status == "completed":
+        st.success(f"Finished: {run.step:,} steps in {fmt_seconds(run.train_seconds)} on "
+                   f"{run.device_name or run.device}.", icon=":material/check_circle:")
+    if run.note:
+        st.caption(run.note)
+    final_metrics(run)
+    if run.status in ("completed", "stopped", "interrupted"):
+        st.page_link("pages/gallery.py", label="Make samples with this run in the Gallery",
+                     icon=":material/photo_library:", query_params={"run": run.id})
+
+
+def final_metrics(run) -> None:
+    from aigc_core.bakeoff import metric_info
+
+    numbers = run.final_metrics
+    if not numbers:
+        return
+    info = metric_info()
+
+    def order(k: str) -> tuple:
+        tier = 0 if k in info and not k.startswith("loss") and k not in ("samples_per_s", "step_time_ms") else \
+            1 if k.startswith("val_") else 2 if k.startswith("loss") else 3
+        return tier, k
+
+    keys = sorted((k for k, v in numbers.items() if isinstance(v, (int, float))), key=order)
+    st.markdown("**Final numbers**")
+    per_row = 4
+    for start in range(0, len(keys), per_row):
+        for col, k in zip(st.columns(per_row), keys[start:start + per_row]):
+            entry = info.get(k) or {}
+            better = {"lower": " Lower is better.", "higher": " Higher is better."}.get(entry.get("better"), "")
+            label = entry.get("label") or CURVE_LABELS.get(k, k)
+            how = entry.get("how") or "Logged by the model while it trained (the last logged value)."
+            col.metric(label, f"{numbers[k]:.4g}", help=f"`{k}`: {how}{better}")
+
+
+def live_view(run_id: str, watching_live: bool) -> None:
+    """Everything about one run; re-run once a second by the fragment while it is active."""
+    from aigc_core.registry import get_model
+
+    store = get_store()
+    store.refresh()
+    run = store.get(run_id)
+    if (run.status in LIVE) != watching_live:
+        st.rerun()  # it ended (or was resumed): redraw the whole page, with or without the timer
+    st.markdown(f"### {run.name}")
+    st.caption(f"{run.model} on {run.dataset} · preset {run.config.get('preset') or 'Custom'} · run id `{run.id}`")
+    controls(run)
+    status_row(run)
+    if run.status not in LIVE:
+        next_steps(run)
+    frame = metrics_of(run)
+    left, right = st.columns([3, 2])
+    with left:
+        charts(run, frame)
+    with right:
+        film_strip(run)
+    with guard("The explanation"):
+        spec = get_model(run.model)
+        with st.expander(f"How to read these curves: what {spec.title} is learning", icon=":material/school:"):
+            explain(spec, run.config.get("model_config", {}))
+
+
+# ---------------------------------------------------------------------------
+# 3. All runs
+# ---------------------------------------------------------------------------
+
+def pick_from_table(ids: list[str]) -> None:
+    rows = st.session_state["tr_table"].selection.rows
+    if rows:
+        st.session_state["tr_run"] = ids[rows[0]]
+
+
+def runs_table(runs) -> None:
+    import pandas as pd
+
+    table = pd.DataFrame([{
+        "Name": r.name, "Status": r.status, "Model": r.model, "Data set": r.dataset, "Step": r.step,
+        "Progress": r.progress, "Created": pd.Timestamp(r.created, unit="s").strftime("%Y-%m-%d %H:%M"),
+        "Run id": r.id} for r in runs])
+    ids = [r.id for r in runs]
+    st.dataframe(table, hide_index=True, key="tr_table", on_select=lambda: pick_from_table(ids),
+                 selection_mode="single-row",
+                 column_config={"Progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=1.0,
+                                                                            format="percent")})
+    st.caption("Newest first. Click a row to watch that run.")
+
+
+# ---------------------------------------------------------------------------
+# The page
+# ---------------------------------------------------------------------------
+
+st.subheader("Start a run")
+with guard("The training form"):
+    new_run_form()
+
+st.divider()
+st.subheader("Watch a run")
+with guard("The run list"):
+    from aigc_core.runs.queue import dispatch
+
+    store = get_store()
+    dispatch(store)  # start a queued run if a training slot has become free
+    runs = store.list()
+    ids = [r.id for r in runs]
+    url_run = st.query_params.get("run")
+    if url_run and url_run not in ids:
+        st.warning(f"There is no run {url_run!r} in this workspace (it may have been deleted); showing another one.",
+                   icon=":material/warning:")
+    if not runs:
+        st.info("No runs yet: start one above.", icon=":material/info:")
+    else:
+        if st.session_state.get("tr_run") not in ids:
+            here = current_run()
+            st.session_state["tr_run"] = url_run if url_run in ids else here if here in ids else ids[0]
+        by_id = {r.id: r for r in runs}
+        run_id = st.selectbox("Run", ids, key="tr_run", format_func=lambda i: run_label(by_id[i]),
+                              help="Every run in this workspace, newest first. The run's id is in the page address, "
+                                   "so a refresh or a second tab comes back to it.")
+        set_current_run(run_id)
+        if url_run != run_id:
+            st.query_params["run"] = run_id
+        active = by_id[run_id].status in LIVE
+        st.fragment(live_view, run_every=1.0 if active else None)(run_id, active)
+        with st.expander(f"All runs ({len(runs)})", expanded=len(runs) > 1):
+            runs_table(runs)

@@ -1,0 +1,242 @@
+"""Train page (AppTest): the form built from config metadata, starting a run,
+the live section with its controls, finished and failed runs, and the
+explanation panels."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from aigc_core.runs import api
+from aigc_core.runs.store import RunStore
+from tests.tiny_runs import dcgan_run, finished, open_page, tiny_images, tiny_lines, tiny_table
+
+TRAIN = "pages/train.py"
+
+
+def problems(at) -> list[str]:
+    return [e.value for e in at.exception] + [e.value for e in at.error]
+
+
+def texts(at) -> str:
+    return " ".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
+                    + [w.value for w in at.warning] + [s.value for s in at.success])
+
+
+def pick(at, data: str, model: str | None = None, preset: str | None = None):
+    at.selectbox(key="tr_data").set_value(data).run()
+    if model:
+        key = next(k for k in (f"tr_model_{kind}" for kind in ("image", "text", "table", "points")) if _has(at, k))
+        at.selectbox(key=key).set_value(model).run()
+    if preset:
+        at.radio(key=f"tr_preset_{model}").set_value(preset).run()
+    return at
+
+
+def _has(at, key: str) -> bool:
+    try:
+        at.selectbox(key=key)
+    except KeyError:
+        return False
+    return True
+
+
+def offered(at, kind: str) -> list[str]:
+    return list(at.selectbox(key=f"tr_model_{kind}").proto.options)
+
+
+def wait_for(run_id: str, statuses: tuple[str, ...], timeout: float = 120.0):
+    store = RunStore()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = store.get(run_id)
+        if run.status in statuses:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} is {store.get(run_id).status}, never reached {statuses}")
+
+
+# ---- the form ----------------------------------------------------------------------------
+
+def test_each_kind_of_data_is_offered_only_the_models_that_fit_it():
+    images, lines, table = tiny_images(), tiny_lines(), tiny_table()
+    at = open_page(TRAIN)
+    assert not problems(at), problems(at)
+    at = pick(at, images)
+    assert [o.split("(")[-1].rstrip(")") for o in offered(at, "image")] == ["mlp_gan", "dcgan", "vae", "conv_vae", "ae"]
+    at = pick(at, "digits")  # 8 x 8 pixels: the convolutional models do not fit, and the page says why
+    assert [o.split("(")[-1].rstrip(")") for o in offered(at, "image")] == ["mlp_gan", "vae", "ae"]
+    assert "28, 32 or 64 pixel" in texts(at)
+    at = pick(at, lines)
+    assert [o.split("(")[-1].rstrip(")") for o in offered(at, "text")] == ["bigram", "char_lstm", "char_gpt"]
+    at = pick(at, table)
+    assert [o.split("(")[-1].rstrip(")") for o in offered(at, "table")] == ["tab_gan", "tab_vae"]
+    assert not problems(at), problems(at)
+
+
+def test_settings_are_widgets_built_from_the_config_metadata():
+    from aigc_core.config import describe
+    from aigc_core.models.gan import DCGANConfig
+
+    images = tiny_images()
+    at = pick(open_page(TRAIN), images, "dcgan", "Quick")
+    ngf = at.number_input(key="tr_dcgan_Quick_m_ngf")
+    meta = {d["name"]: d for d in describe(DCGANConfig)}
+    assert (ngf.label, ngf.value, ngf.min, ngf.max, ngf.step) == ("Generator width (ngf)", 32, 8, 256, 8)
+    assert ngf.help == meta["ngf"]["help"] and ngf.disabled  # a preset's values are shown, not edited
+    assert at.selectbox(key="tr_dcgan_Quick_m_loss").options == ["nonsaturating", "wgan_gp", "hinge"]
+    lr = at.select_slider(key="tr_dcgan_Quick_m_lr_g")  # learning rates on a log ladder
+    assert lr.value == 2e-4 and {"1e-05", "0.0001", "0.001"} <= set(lr.options)
+    advanced = next(e for e in at.expander if e.label == "Advanced settings")
+    assert {w.label for w in advanced.number_input} >= {"Adam beta1", "Log every (steps)"}
+    at.radio(key="tr_preset_dcgan").set_value("Custom").run()
+    ngf = at.number_input(key="tr_dcgan_Custom_m_ngf")
+    assert not ngf.disabled and ngf.value == 32  # Custom starts from Quick
+    assert at.number_input(key="tr_dcgan_Custom_t_steps").value == 1500
+    assert "auto" in at.selectbox(key="tr_device").options and "cpu" in at.selectbox(key="tr_device").options
+
+
+def test_a_run_with_no_budget_is_refused_with_a_plain_message(fresh_home):
+    at = pick(open_page(TRAIN), "tiny_points", "tiny_line", "Custom")
+    at.number_input(key="tr_tiny_line_Custom_t_steps").set_value(0)
+    at.number_input(key="tr_tiny_line_Custom_t_max_seconds").set_value(0.0)
+    at.button(key="tr_start").click().run()
+    assert not at.exception
+    assert any("give the run a budget" in e.value for e in at.error)
+    assert RunStore().list() == []
+
+
+def test_quick_start_queues_a_run_and_puts_its_id_in_the_url(fresh_home):
+    at = pick(open_page(TRAIN), "tiny_points", "tiny_line", "Quick")
+    at.text_input(key="tr_name_tiny_line_tiny_points").set_value("my first line")
+    at.button(key="tr_start").click().run()
+    assert not problems(at), problems(at)
+    runs = RunStore().list()
+    assert len(runs) == 1 and runs[0].name == "my first line" and runs[0].config["preset"] == "Quick"
+    assert at.query_params["run"] == [runs[0].id] or at.query_params["run"] == runs[0].id
+    assert at.selectbox(key="tr_run").value == runs[0].id
+    wait_for(runs[0].id, ("completed", "failed"), timeout=120)
+
+
+# ---- controls -------------------------------------------------------------------------------
+
+def test_pause_resume_and_stop_reach_the_training_worker(fresh_home):
+    cfg = api.make_config("tiny_line", "tiny_points", model_set={"step_sleep": 0.05},
+                          train_set={"steps": 100000, "log_every": 5, "sample_every": 50})
+    run = api.submit(cfg, store=RunStore())
+    try:
+        wait_for(run.id, ("running",))
+        at = open_page(TRAIN, run.id)
+        assert not problems(at), problems(at)
+        assert at.button(key="tr_resume").disabled and not at.button(key="tr_pause").disabled
+        at.button(key="tr_pause").click().run()
+        assert RunStore().get(run.id).control in ("pause", None)
+        wait_for(run.id, ("paused",))
+        at.run()
+        assert {m.label: m.value for m in at.metric}["Status"] == "paused"
+        at.button(key="tr_resume").click().run()
+        wait_for(run.id, ("running",))
+        at.button(key="tr_stop").click().run()
+        stopped = wait_for(run.id, ("stopped",))
+        at.run()
+        assert not problems(at), problems(at)
+        assert "Stopped at step" in texts(at) and not at.button(key="tr_resume").disabled
+        assert stopped.step > 0
+    finally:
+        store = RunStore()
+        if store.get(run.id).status in ("queued", "starting", "running", "paused"):
+            store.request(run.id, "stop")
+            wait_for(run.id, ("stopped", "completed", "failed"))
+
+
+# ---- finished, failed and re-attached runs ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gan():
+    return dcgan_run()
+
+
+def test_a_finished_gan_shows_its_curves_film_strip_and_labelled_final_numbers(gan):
+    at = open_page(TRAIN, gan.id)
+    assert not problems(at), problems(at)
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("Losses" in s for s in specs) and any("D(x) and D(G(z))" in s for s in specs)
+    strip = at.select_slider(key=f"tr_frame_{gan.id}")
+    assert strip.options == ["0", "10", "20"] and strip.value == 20
+    assert at.image[0].captions[0].startswith("Step 20")
+    strip.set_value(10).run()
+    assert at.image[0].captions[0].startswith("Step 10")
+    numbers = {m.label: m.value for m in at.metric}
+    assert numbers["Status"] == "completed"
+    assert numbers["Discriminator loss"] == f"{gan.final_metrics['loss_d']:.4g}"
+    assert "Finished: 20 steps" in texts(at)
+    at.slider(key="tr_smooth").set_value(0.0)
+    at.toggle(key="tr_log").set_value(True).run()
+    assert not problems(at), problems(at)
+    assert any('"type":"log"' in c.proto.spec.replace(" ", "") for c in at.get("plotly_chart"))
+
+
+def test_a_text_run_shows_bits_per_character_and_its_text_film_strip(fresh_home):
+    run = finished("bigram", tiny_lines(), 30)
+    at = open_page(TRAIN, run.id)
+    assert not problems(at), problems(at)
+    assert any("Bits per character" in c.proto.spec for c in at.get("plotly_chart"))
+    assert at.code and at.select_slider(key=f"tr_frame_{run.id}").value == 30
+    assert "Bits per character (held out)" in {m.label for m in at.metric}
+
+
+def test_a_failed_run_says_why_and_what_to_do_next(fresh_home):
+    run = finished("tiny_line", "tiny_points", 20, explode_at=5)
+    assert run.status == "failed"
+    at = open_page(TRAIN, run.id)
+    assert not at.exception
+    assert any("The run failed" in e.value and "NaN" in e.value for e in at.error)
+    assert "lower the learning rate" in texts(at)
+
+
+def test_the_run_in_the_url_reattaches_and_an_unknown_one_is_explained(gan):
+    newer = finished("tiny_line", "tiny_points", 10)
+    at = open_page(TRAIN, gan.id)  # a refresh, or a second tab, with the older run's id in the address
+    assert at.selectbox(key="tr_run").value == gan.id
+    assert f"run id `{gan.id}`" in texts(at)
+    at.selectbox(key="tr_run").set_value(newer.id).run()
+    assert at.query_params["run"] in (newer.id, [newer.id])
+    at = open_page(TRAIN, "no-such-run")
+    assert any("no run 'no-such-run'" in w.value for w in at.warning)
+    assert not problems(at), problems(at)
+
+
+def test_the_run_list_shows_every_run_newest_first(gan):
+    newer = finished("tiny_line", "tiny_points", 10, name="latest line")
+    at = open_page(TRAIN, gan.id)
+    table = at.dataframe[0].value
+    assert table["Run id"].iloc[0] == newer.id and gan.id in set(table["Run id"])
+    assert set(table.columns) >= {"Name", "Status", "Model", "Data set", "Step", "Progress"}
+
+
+# ---- explanations ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("data,model,loss,phrases", [
+    ("tiny_img", "dcgan", None, ["D loss near 0 while G loss climbs", "2 ln 2"]),
+    ("tiny_img", "dcgan", "wgan_gp", ["WGAN-GP", "gradient penalty"]),
+    ("tiny_img", "dcgan", "hinge", ["hinge loss", "+1"]),
+    ("tiny_img", "vae", None, ["posterior collapse", "ELBO"]),
+    ("tiny_img", "ae", None, ["fits a Gaussian to the codes"]),
+    ("tiny_names", "bigram", None, ["bits per character", "one character of context"]),
+    ("tiny_names", "char_gpt", None, ["causal self-attention"]),
+    ("tiny_table", "tab_gan", None, ["Wasserstein estimate", "condition cross-entropy"]),
+    ("tiny_table", "tab_vae", None, ["codes carry nothing", "reconstruction weight"]),
+    ("ring8", "toy_gan", None, ["mode collapse", "grey"]),
+])
+def test_every_family_has_an_explanation_with_formulas(data, model, loss, phrases):
+    {"tiny_img": tiny_images, "tiny_names": tiny_lines, "tiny_table": tiny_table}.get(data, lambda: data)()
+    at = pick(open_page(TRAIN), data, model, "Custom" if loss else None)
+    if loss:
+        at.selectbox(key=f"tr_{model}_Custom_m_loss").set_value(loss).run()
+    assert not problems(at), problems(at)
+    panel = next(e for e in at.expander if e.label.startswith("How "))
+    said = " ".join(m.value for m in panel.markdown)
+    assert len(panel.get("latex")) >= 2
+    for phrase in phrases:
+        assert phrase in said or any(phrase in x.value for x in panel.get("latex")), phrase
