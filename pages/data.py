@@ -21,6 +21,7 @@ st.caption("Every model learns from a data set: pick one of the built-in sets or
 
 KIND_WORDS = {"image": "images", "points": "2-D points", "text": "text", "table": "table"}
 COLOURS = {1: "1 (grey)", 3: "3 (colour)"}
+PURPLE, ORANGE = "#5b4bdb", "#e07b39"  # the theme's primary colour, and a second one for categories
 
 with st.expander("What makes good training data, and what the numbers on this page mean", icon=":material/school:"):
     left, right = st.columns(2)
@@ -113,7 +114,8 @@ def bar_chart(labels, counts, title: str, x_title: str, y_title: str, key: str, 
     import plotly.graph_objects as go
 
     labels = [str(v) for v in labels]
-    bar = go.Bar(y=labels[::-1], x=list(counts)[::-1], orientation="h") if horizontal else go.Bar(x=labels, y=counts)
+    bar = (go.Bar(y=labels[::-1], x=list(counts)[::-1], orientation="h", marker_color=PURPLE) if horizontal
+           else go.Bar(x=labels, y=counts, marker_color=PURPLE))
     fig = go.Figure(bar)
     fig.update_layout(title=title, height=max(300, 22 * len(labels) + 120) if horizontal else 340,
                       margin=dict(l=10, r=10, t=50, b=10), xaxis_title=y_title if horizontal else x_title,
@@ -232,15 +234,18 @@ def show_table(name: str, data, stats: dict) -> None:
     shown = st.multiselect("Columns to chart", columns, default=columns[:12], key=f"tbl_cols:{name}")
     if shown:
         column_charts(stats, shown)
-    if data.label_column and data.label_column in stats["columns"]:
-        info = stats["columns"][data.label_column]
-        if info.get("values"):
-            left, _ = st.columns([2, 1])
-            with left:
-                bar_chart(info["values"], info["counts"], f"Class balance: rows per {data.label_column}",
-                          data.label_column, "rows", key="tbl_balance")
-                balance_note(dict(zip(info["values"], info["counts"])))
-    heat_map(stats)
+    label_info = stats["columns"].get(data.label_column) if data.label_column else None
+    if label_info and label_info.get("values"):
+        left, right = st.columns([2, 3])
+        with left:
+            st.markdown("**Class balance**")
+            bar_chart(label_info["values"], label_info["counts"], f"Rows per {data.label_column}",
+                      data.label_column, "rows", key="tbl_balance")
+            balance_note(dict(zip(label_info["values"], label_info["counts"])))
+        with right:
+            heat_map(stats, name)
+    else:
+        heat_map(stats, name)
 
 
 def column_charts(stats: dict, shown: list[str]) -> None:
@@ -251,7 +256,7 @@ def column_charts(stats: dict, shown: list[str]) -> None:
     per_row = 3
     rows = -(-len(shown) // per_row)
     fig = make_subplots(rows=rows, cols=per_row, subplot_titles=[f"{c} ({stats['columns'][c]['type']})" for c in shown],
-                        vertical_spacing=min(0.25, 0.6 / rows), horizontal_spacing=0.06)
+                        vertical_spacing=80 / (250 * rows + 40), horizontal_spacing=0.06)  # 80 px between rows
     for i, col in enumerate(shown):
         info = stats["columns"][col]
         r, c = i // per_row + 1, i % per_row + 1
@@ -259,11 +264,11 @@ def column_charts(stats: dict, shown: list[str]) -> None:
             edges = info["edges"]
             centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
             widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
-            fig.add_trace(go.Bar(x=centres, y=info["counts"], width=widths, marker_color="#5b4bdb", name=col,
+            fig.add_trace(go.Bar(x=centres, y=info["counts"], width=widths, marker_color=PURPLE, name=col,
                                  hovertemplate="%{x:.3g}: %{y} rows<extra></extra>"), row=r, col=c)
         else:
             fig.add_trace(go.Bar(x=[str(v) for v in info.get("values", [])], y=info.get("counts", []),
-                                 marker_color="#e07b39", name=col, hovertemplate="%{x}: %{y} rows<extra></extra>"),
+                                 marker_color=ORANGE, name=col, hovertemplate="%{x}: %{y} rows<extra></extra>"),
                           row=r, col=c)
             fig.update_xaxes(type="category", row=r, col=c)
     fig.update_layout(height=250 * rows + 40, showlegend=False, margin=dict(l=10, r=10, t=40, b=10), bargap=0.05)
@@ -272,14 +277,14 @@ def column_charts(stats: dict, shown: list[str]) -> None:
                "categories and yes/no columns (rows per value; the rarest are summed as '(other)').")
 
 
-def heat_map(stats: dict) -> None:
+def heat_map(stats: dict, name: str) -> None:
     import plotly.graph_objects as go
 
     st.markdown("**How the columns go together**")
     corr, assoc = stats["correlation"], stats["association"]
     choices = (["Correlation (number and yes/no columns)"] if len(corr["columns"]) > 1 else []) \
         + ["Association (all columns)"]
-    what = st.radio("Measure", choices, horizontal=True, key="tbl_heat",
+    what = st.radio("Measure", choices, horizontal=True, key=f"tbl_heat:{name}",
                     help="Correlation is signed (-1 to 1); association is a strength from 0 to 1 and covers "
                          "categories too (Cramér's V between two categories, the correlation ratio between a "
                          "number and a category).")
@@ -291,9 +296,7 @@ def heat_map(stats: dict) -> None:
     n = len(pick["columns"])
     fig.update_layout(height=min(700, 120 + 45 * n), margin=dict(l=10, r=10, t=30, b=10))
     fig.update_yaxes(autorange="reversed")
-    left, _ = st.columns([3, 1])
-    with left:
-        st.plotly_chart(fig, key="tbl_heat_map", config={"displayModeBar": False})
+    st.plotly_chart(fig, key="tbl_heat_map", config={"displayModeBar": False})
     if signed:
         st.caption("Red: the two columns rise together; blue: one falls as the other rises; white: no straight-line "
                    "relation. A good synthetic table keeps this picture.")
@@ -527,7 +530,8 @@ def upload_table(file, raw: bytes, key: str) -> None:
     if found.encoding_note:
         st.warning(found.encoding_note, icon=":material/translate:")
 
-    st.markdown("**Column types.** Check the type the studio guessed for each column, and change it where it is wrong.")
+    st.markdown("**Column types.** Check the type the studio guessed for each column, and change it where it is "
+                "wrong (click a cell in the *type* column).")
     frame = found.data.frame
     detected = pd.DataFrame([dict(column=col, type=kind,
                                   examples=", ".join(str(v) for v in frame[col].dropna().unique()[:4]))
@@ -547,8 +551,8 @@ def upload_table(file, raw: bytes, key: str) -> None:
     missing = c2.radio("Rows with a missing or unreadable cell", ["drop", "fill"], horizontal=True, key=f"{key}:missing",
                        format_func=lambda m: {"drop": "drop the row", "fill": "fill the cell"}[m],
                        help="fill: the median for numbers, the most frequent value otherwise.")
-    name = name_field(file.name, f"{key}:name")
     report = _csv_report(fid, raw, file.name, types, None if label == "(none)" else label, missing, header)
+    st.markdown("**The table as it will be saved**")
     st.dataframe(report.data.frame.head(10), key=f"{key}:preview")
     st.caption(f"The first rows as they will be saved ({report.rows_kept:,} rows in all).")
     first, *changes = report.messages()  # what was read, then every row or cell that was dropped, changed or filled
@@ -562,6 +566,7 @@ def upload_table(file, raw: bytes, key: str) -> None:
         with st.expander(f"Cells that did not fit their column's type ({report.coerced_cells})"):
             st.dataframe(pd.DataFrame(report.coerced_examples, columns=["line in the file", "column", "value"]),
                          hide_index=True)
+    name = name_field(file.name, f"{key}:name")
     if st.button("Save the table", type="primary", icon=":material/save:", disabled=name is None, key=f"{key}:go"):
         with st.status(f"Saving {file.name} ...") as status:
             save_uploaded(replace(report.data, name=name),

@@ -108,7 +108,7 @@ def test_the_iris_table_shows_its_head_column_charts_and_a_heat_map():
     assert list(at.dataframe[0].value.columns) == ["sepal_length", "sepal_width", "petal_length", "petal_width",
                                                    "species"]
     assert len(at.get("plotly_chart")) == 3  # column charts, class balance, heat map
-    at.radio(key="tbl_heat").set_value("Association (all columns)").run()
+    at.radio(key="tbl_heat:iris").set_value("Association (all columns)").run()
     assert not at.exception and len(at.get("plotly_chart")) == 3
 
 
