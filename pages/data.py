@@ -157,11 +157,14 @@ def show_images(name: str, data, stats: dict) -> None:
     with left:
         seed_key = f"grid_seed:{name}"
         seed = st.session_state.get(seed_key, 0)
-        st.image(upscale(preview_grid(data, n=64, seed=seed), 480),
-                 caption=f"64 images picked at random from {name} (pick {seed + 1})")
-        if st.button("Show other images", icon=":material/shuffle:", key=f"grid_more:{name}"):
-            st.session_state[seed_key] = seed + 1
-            st.rerun()
+        if len(data) <= 64:
+            st.image(upscale(preview_grid(data, n=64, seed=0), 480), caption=f"All {len(data)} images of {name}")
+        else:
+            st.image(upscale(preview_grid(data, n=64, seed=seed), 480),
+                     caption=f"64 of the {len(data):,} images, picked at random")
+            if st.button("Show other images", icon=":material/shuffle:", key=f"grid_more:{name}"):
+                st.session_state[seed_key] = seed + 1
+                st.rerun()
     with right:
         if stats["per_class"]:
             bar_chart(list(stats["per_class"]), list(stats["per_class"].values()), "Class balance: images per class",
@@ -389,7 +392,11 @@ def browse() -> None:
             st.session_state[f"data_load:{name}"] = True
             st.rerun()
     else:
-        data, stats = loaded(name)
+        try:
+            data, stats = loaded(name)
+        except UserError:
+            st.session_state.pop(f"data_load:{name}", None)  # the button comes back for another try
+            raise
         SHOW[data.kind](name, data, stats)
     if info.builtin:
         st.caption("Built-in sets are part of the studio and cannot be deleted; only sets you uploaded can.")

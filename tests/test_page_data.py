@@ -79,6 +79,16 @@ def test_an_image_set_shows_a_grid_its_numbers_and_class_balance():
     assert not at.exception and at.session_state["grid_seed:digits"] == 1
 
 
+def test_a_set_that_needs_a_download_asks_first_and_says_when_there_is_no_network():
+    at = open_data_page("mnist")  # the tests run with downloads switched off
+    assert not at.get("image") and not at.metric
+    at.button(key="load:mnist").click().run()
+    assert not at.exception
+    assert "could not download MNIST" in errors(at) and "internet" in errors(at)
+    at.run()
+    assert at.button(key="load:mnist")  # ready for another try
+
+
 def test_picking_a_set_makes_it_the_current_data_set():
     at = open_data_page("digits")
     at.selectbox(key="data_pick").set_value("iris").run()
