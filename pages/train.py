@@ -382,13 +382,19 @@ def new_run_form() -> None:
     train_values = {f["name"]: f["default"] for f in train_fields} | base.get("train", {})
     editable = preset == "Custom"
     prefix = f"tr_{model}_{preset}"
-    if not editable:
-        st.caption("These are the preset's settings; choose **Custom** to change them.")
-    chosen_model = settings_grid([f for f in model_fields if not f.get("advanced")], model_values, prefix + "_m", not editable)
-    chosen_train = settings_grid([f for f in train_fields if not f.get("advanced")], train_values, prefix + "_t", not editable)
-    with st.expander("Advanced settings"):
-        chosen_model |= settings_grid([f for f in model_fields if f.get("advanced")], model_values, prefix + "_m", not editable)
-        chosen_train |= settings_grid([f for f in train_fields if f.get("advanced")], train_values, prefix + "_t", not editable)
+    label = "Settings (Custom: change anything)" if editable else f"Settings of the {preset} preset"
+    with st.expander(label, expanded=editable, icon=":material/tune:"):
+        if not editable:
+            st.caption("These are the preset's settings; choose **Custom** to change them.")
+        chosen_model = settings_grid([f for f in model_fields if not f.get("advanced")], model_values, prefix + "_m",
+                                     not editable)
+        chosen_train = settings_grid([f for f in train_fields if not f.get("advanced")], train_values, prefix + "_t",
+                                     not editable)
+    with st.expander("Advanced settings", icon=":material/settings:"):
+        chosen_model |= settings_grid([f for f in model_fields if f.get("advanced")], model_values, prefix + "_m",
+                                      not editable)
+        chosen_train |= settings_grid([f for f in train_fields if f.get("advanced")], train_values, prefix + "_t",
+                                      not editable)
     with st.expander(f"How {spec.title} learns: the formulas, and how to read its curves", icon=":material/school:"):
         explain(spec, chosen_model)
 
@@ -480,31 +486,48 @@ def curve_chart(frame, keys: list[str], title: str, smoothing: float, log_y: boo
     return True
 
 
-def charts(run, frame) -> None:
-    c1, c2 = st.columns([3, 1])
-    smoothing = c1.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="tr_smooth",
-                          help="Exponential moving average of the logged values: 0 shows them as logged, higher "
-                               "values show the trend (the raw values stay faint behind it).")
-    log_y = c2.toggle("Log scale", key="tr_log", help="A logarithmic vertical axis: useful when a loss falls by "
-                                                    "orders of magnitude.")
-    keys = sorted(set(frame["key"])) if not frame.empty else []
-    if not keys:
-        st.caption("No numbers logged yet: the first ones appear after the first logging interval.")
-        return
+def panels_for(run, keys: set[str]) -> list[tuple[str, list[str], str]]:
+    """The charts this run gets: its losses first, then its family's own numbers."""
     losses = [k for k in ("loss_d", "loss_g", "loss") if k in keys]
     panels = [("Losses", losses, "What the optimiser minimises.")] if losses else []
     for title, wanted, why in FAMILY_CHARTS.get(run.family, []):
         present = [k for k in wanted if k in keys or (k == "bpc" and "loss" in keys)]
         if present:
             panels.append((title, present, why))
-    shown = {k for _, ks, _ in panels for k in ks}
-    for start in range(0, len(panels), 2):
-        for col, (title, ks, why) in zip(st.columns(2), panels[start:start + 2]):
+    return panels
+
+
+def panel(run, frame, spec: tuple, smoothing: float, log_y: bool) -> None:
+    title, keys, why = spec
+    hline = run.final_metrics.get("val_bpc") if "bpc" in keys else None
+    curve_chart(frame, keys, title, smoothing, log_y, f"tr_chart_{title}", hline)
+    st.caption(why)
+
+
+def charts_and_film_strip(run, frame) -> None:
+    """The main chart beside the film strip, then the family's charts two to a row."""
+    keys = set(frame["key"]) if not frame.empty else set()
+    panels = panels_for(run, keys)
+    left, right = st.columns([3, 2])
+    with left:
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        smoothing = c1.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="tr_smooth",
+                              help="Exponential moving average of the logged values: 0 shows them as logged, higher "
+                                   "values show the trend (the raw values stay faint behind it).")
+        log_y = c2.toggle("Log scale", key="tr_log", help="A logarithmic vertical axis: useful when a loss falls by "
+                                                        "orders of magnitude.")
+        if panels:
+            panel(run, frame, panels[0], smoothing, log_y)
+        else:
+            st.caption("No numbers logged yet: the first ones appear after the first logging interval.")
+    with right:
+        film_strip(run)
+    for start in range(1, len(panels), 2):
+        for col, spec in zip(st.columns(2), panels[start:start + 2]):
             with col:
-                hline = run.final_metrics.get("val_bpc") if "bpc" in ks else None
-                curve_chart(frame, ks, title, smoothing, log_y, f"tr_chart_{title}", hline)
-                st.caption(why)
-    others = [k for k in keys if k not in shown]
+                panel(run, frame, spec, smoothing, log_y)
+    shown = {k for _, ks, _ in panels for k in ks}
+    others = sorted(k for k in keys if k not in shown)
     if others:
         with st.expander("Other logged numbers"):
             key = st.selectbox("Number", others, key="tr_other", format_func=lambda k: CURVE_LABELS.get(k, k))
@@ -596,7 +619,8 @@ def status_row(run) -> None:
     elif run.control == "stop" and run.status in LIVE:
         status += " (stopping ...)"
     c1.metric("Status", status)
-    c2.metric("Device", run.device_name or run.device or "not started yet")
+    c2.metric("Training time", fmt_seconds(run.train_seconds),
+              help="Seconds spent training so far; pauses do not count.")
     total = f" of {run.total_steps:,}" if run.total_steps else ""
     c3.metric("Step", f"{run.step:,}{total}")
     c4.metric("Speed", f"{run.samples_per_s:,.0f} {UNITS.get(run.data_kind, 'examples/s')}" if run.samples_per_s else "–",
@@ -680,17 +704,15 @@ def live_view(run_id: str, watching_live: bool) -> None:
     if (run.status in LIVE) != watching_live:
         st.rerun()  # it ended (or was resumed): redraw the whole page, with or without the timer
     st.markdown(f"### {run.name}")
-    st.caption(f"{run.model} on {run.dataset} · preset {run.config.get('preset') or 'Custom'} · run id `{run.id}`")
+    device = run.device_name or run.device or "device chosen when it starts"
+    st.caption(f"{run.model} on {run.dataset} · preset {run.config.get('preset') or 'Custom'} · {device} · "
+               f"run id `{run.id}`")
     controls(run)
     status_row(run)
     if run.status not in LIVE:
         next_steps(run)
     frame = metrics_of(run)
-    left, right = st.columns([3, 2])
-    with left:
-        charts(run, frame)
-    with right:
-        film_strip(run)
+    charts_and_film_strip(run, frame)
     with guard("The explanation"):
         spec = get_model(run.model)
         with st.expander(f"How to read these curves: what {spec.title} is learning", icon=":material/school:"):
