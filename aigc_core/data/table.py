@@ -164,10 +164,14 @@ def _decode(source: bytes, filename: str | None) -> tuple[str, str, str]:
     if source.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return _check_text(source.decode("utf-16"), shown), "utf-16", ""
-        except UnicodeDecodeError:
-            raise UserError(f"{shown} starts like UTF-16 text but does not decode as UTF-16; save it as UTF-8 CSV") from None
-    if b"\x00" in source[:65536]:
-        raise UserError(f"{shown} contains binary data (zero bytes), so it is not a CSV text file. "
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{shown} starts like UTF-16 text but does not decode as UTF-16 (bytes {exc.start + 1} to "
+                            f"{exc.end} are not valid UTF-16); save it as UTF-8 CSV") from None
+    zero = source.find(b"\x00", 0, 65536)
+    if zero >= 0:
+        line = source[:zero].count(b"\n") + 1
+        raise UserError(f"{shown} contains binary data (a zero byte at byte {zero + 1}, line {line}), "
+                        "so it is not a CSV text file. "
                         "Save it as CSV (comma-separated values) and upload that")
     try:
         return _check_text(source.decode("utf-8"), shown), "utf-8", ""
@@ -186,10 +190,11 @@ def _decode(source: bytes, filename: str | None) -> tuple[str, str, str]:
 
 def _check_text(text: str, shown: str) -> str:
     sample = text[:65536]
-    control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\r\n")
-    if control > max(2, 0.01 * len(sample)):
-        raise UserError(f"{shown} contains binary data (control characters), so it is not a CSV text file. "
-                        "Save it as CSV (comma-separated values) and upload that")
+    control = [i for i, ch in enumerate(sample) if ord(ch) < 32 and ch not in "\t\r\n"]
+    if len(control) > max(2, 0.01 * len(sample)):
+        line = sample[:control[0]].count("\n") + 1
+        raise UserError(f"{shown} contains binary data ({len(control)} control characters, the first on line {line}), "
+                        "so it is not a CSV text file. Save it as CSV (comma-separated values) and upload that")
     return text
 
 
@@ -219,7 +224,10 @@ def _detect_delimiter(text: str) -> str:
         sniffed = None
     scores = {d: _split_counts(lines, d) for d in DELIMITERS}
     if sniffed in scores and scores[sniffed][0] > 1 and scores[sniffed][1] >= 0.9:
-        return sniffed
+        # ... unless another candidate splits as consistently into more fields
+        # ("1;2,5;a": semicolons with decimal commas split by commas too)
+        wider = [d for d, (ncol, share) in scores.items() if share >= scores[sniffed][1] and ncol > scores[sniffed][0]]
+        return wider[0] if wider else sniffed
     # The sniffer can be fooled (decimal commas, quoted text): take the candidate
     # that splits the most lines into the same number (>1) of fields.
     usable = [(share, ncol, d == sniffed, d) for d, (ncol, share) in scores.items() if ncol > 1]
