@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from aigc_core.data.base import PointData
-from aigc_core.data.catalog import check_name, free_name
+from aigc_core.data.base import ImageData, PointData
+from aigc_core.data.catalog import check_name, delete_dataset, free_name, list_datasets, load_dataset, save_uploaded
 from aigc_core.data.points import point_stats, ring8
 from aigc_core.data.uploads import import_images, upload_kind
 from aigc_core.errors import UserError
@@ -70,3 +70,14 @@ def test_point_stats_count_modes_and_spread():
     assert all(-1.3 < lo and hi < 1.3 for lo, hi in zip(stats["min"], stats["max"]))
     unlabelled = point_stats(PointData("p", torch.zeros(5, 2)))
     assert unlabelled["modes"] == 0 and unlabelled["per_mode"] is None and unlabelled["std"] == [0.0, 0.0]
+
+
+def test_a_damaged_upload_says_so_and_how_to_recover(fresh_home):
+    from aigc_core.paths import datasets_dir
+
+    save_uploaded(ImageData("damaged", torch.zeros(4, 1, 8, 8, dtype=torch.uint8)))
+    (datasets_dir() / "damaged" / "data.safetensors").write_bytes(b"junk")
+    with pytest.raises(UserError, match="damaged or incomplete.*delete it on the Data page"):
+        load_dataset("damaged")
+    delete_dataset("damaged")
+    assert "damaged" not in {d.name for d in list_datasets()}

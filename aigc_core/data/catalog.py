@@ -137,7 +137,13 @@ def load_dataset(name: str):
         raise UserError(f"no data set called {name!r}; `python -m aigc_core datasets` lists them")
     meta = json.loads(meta_path.read_text())
     _, load = _UPLOAD_CODECS[meta["kind"]]
-    return load(folder, meta)
+    try:
+        return load(folder, meta)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways; all mean the same to a user
+        raise UserError(f"the files of data set {name!r} are damaged or incomplete ({type(exc).__name__}: "
+                        f"{str(exc)[:120]}); delete it on the Data page and upload it again") from exc
 
 
 def save_uploaded(data, *, overwrite: bool = False, extra_meta: dict | None = None) -> DatasetInfo:
