@@ -361,6 +361,23 @@ def delete_section(info) -> None:
             st.rerun()
 
 
+def show_set(name: str, info) -> None:
+    """Numbers and charts of one set; one that must be downloaded first waits for a click."""
+    if info.needs_download and not st.session_state.get(f"data_load:{name}"):
+        st.info(f"{name} is downloaded once, on first use. Press the button to fetch it (or to open it, if it was "
+                "fetched before).", icon=":material/cloud_download:")
+        if st.button(f"Load {name}", icon=":material/download:", key=f"load:{name}"):
+            st.session_state[f"data_load:{name}"] = True
+            st.rerun()
+        return
+    try:
+        data, stats = loaded(name)
+    except UserError:
+        st.session_state.pop(f"data_load:{name}", None)  # the button comes back for another try
+        raise
+    SHOW[data.kind](name, data, stats)
+
+
 def browse() -> None:
     from aigc_core.data.catalog import list_datasets
 
@@ -385,19 +402,8 @@ def browse() -> None:
                         help="The set you pick is the one the Train page starts from.")
     info = sets[name]
     st.caption(info.description)
-    if info.needs_download and not st.session_state.get(f"data_load:{name}"):
-        st.info(f"{name} is downloaded once, on first use. Press the button to fetch it (or to open it, if it was "
-                "fetched before).", icon=":material/cloud_download:")
-        if st.button(f"Load {name}", icon=":material/download:", key=f"load:{name}"):
-            st.session_state[f"data_load:{name}"] = True
-            st.rerun()
-    else:
-        try:
-            data, stats = loaded(name)
-        except UserError:
-            st.session_state.pop(f"data_load:{name}", None)  # the button comes back for another try
-            raise
-        SHOW[data.kind](name, data, stats)
+    with guard(f"Showing {name}"):  # a set that cannot be read can still be deleted below
+        show_set(name, info)
     if info.builtin:
         st.caption("Built-in sets are part of the studio and cannot be deleted; only sets you uploaded can.")
     else:
@@ -488,16 +494,23 @@ def upload_images(file, raw: bytes, key: str) -> None:
                       rejected=[list(r) for r in report.rejected], notes=report.notes))
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _text_preview(file_id: str, _raw: bytes, filename: str, mode: str):
+    """The checked text and its statistics, once per upload and mode (a rerun does not decode it again)."""
+    from aigc_core.data.text import import_text, text_stats
+
+    data = import_text(_raw, "preview", mode=mode, filename=filename)  # a file that is not usable text stops here
+    return data, text_stats(data)
+
+
 def upload_text(file, raw: bytes, key: str) -> None:
     from aigc_core.data.catalog import save_uploaded
-    from aigc_core.data.text import import_text, text_stats
 
     mode = st.radio("How to read it", ["stream", "lines"], horizontal=True, key=f"{key}:mode",
                     format_func=lambda m: {"stream": "one long text (stories, code, songs)",
                                            "lines": "one item per line (names, titles)"}[m],
                     help="A stream model learns to continue the text; a line model writes whole new items.")
-    data = import_text(raw, "preview", mode=mode, filename=file.name)  # a file that is not usable text stops here
-    stats = text_stats(data)
+    data, stats = _text_preview(file.file_id, raw, file.name, mode)
     c = st.columns(3)
     c[0].metric("Characters", f"{stats['chars']:,}")
     c[1].metric("Vocabulary", f"{stats['vocab_size']:,}")

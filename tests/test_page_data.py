@@ -246,3 +246,15 @@ def test_deleting_needs_a_confirmation_and_removes_only_that_set(fresh_home):
     assert "drop_me" not in names() and "keep_me" in names()
     assert not any(option.startswith("drop_me ") for option in at.selectbox(key="data_pick").options)
     assert at.session_state["dataset"] != "drop_me"
+
+
+def test_an_upload_whose_files_were_damaged_says_so_and_can_still_be_deleted(fresh_home):
+    from aigc_core.paths import datasets_dir
+
+    tiny_images("damaged")
+    (datasets_dir() / "damaged" / "data.safetensors").write_bytes(b"not a safetensors file")
+    at = open_data_page("damaged")
+    assert "damaged or incomplete" in errors(at) and "upload it again" in errors(at)
+    at.checkbox(key="del_sure:damaged").check().run()
+    at.button(key="del:damaged").click().run()
+    assert not at.exception and "damaged" not in names()
