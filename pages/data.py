@@ -515,7 +515,9 @@ def upload_text(file, raw: bytes, key: str) -> None:
     c[0].metric("Characters", f"{stats['chars']:,}")
     c[1].metric("Vocabulary", f"{stats['vocab_size']:,}")
     c[2].metric("Items" if mode == "lines" else "Lines", f"{stats['lines']:,}")
-    st.code(data.text[:600], language=None, wrap_lines=True)
+    st.code(data.text[:1000], language=None, wrap_lines=True, height=240)
+    st.caption("The start of the text, as it will be saved" + (" (one item per line, surrounding spaces and empty lines "
+               "removed)" if mode == "lines" else ""))
     name = name_field(file.name, f"{key}:name")
     if st.button("Save the text", type="primary", icon=":material/save:", disabled=name is None, key=f"{key}:go"):
         with st.status(f"Saving {file.name} ...") as status:
