@@ -126,7 +126,7 @@ def bar_chart(labels, counts, title: str, x_title: str, y_title: str, key: str, 
 
 
 def balance_note(per_class: dict) -> None:
-    counts = [c for c in per_class.values()]
+    counts = list(per_class.values())
     if len(counts) < 2 or min(counts) == 0:
         if counts and min(counts) == 0:
             empty = [k for k, c in per_class.items() if c == 0]
