@@ -47,8 +47,8 @@ FAMILY_CHARTS = {
             ("KL divergence", ["kl"], "How far the codes are from the prior N(0, I) (nats per image).")],
     "ae": [("Gradient norm", ["grad_norm"], "How hard the optimiser is pushing the weights.")],
     "text": [("Bits per character (training)", ["bpc"],
-              "The training loss in bits: yes/no questions needed per next character. The dashed line is the "
-              "held-out value measured at the end."),
+              "The training loss (cross-entropy) in bits: yes/no questions needed per next character; the loss "
+              "in nats is this times ln 2. The dashed line is the held-out value measured at the end."),
              ("Learning rate", ["lr"], "Warm-up, then a cosine decay to a tenth.")],
     "tabular": [("Wasserstein estimate", ["wasserstein"],
                  "E[D(real)] - E[D(synthetic)]: the critic's estimate of how far apart real and synthetic rows "
@@ -489,7 +489,7 @@ def curve_chart(frame, keys: list[str], title: str, smoothing: float, log_y: boo
 def panels_for(run, keys: set[str]) -> list[tuple[str, list[str], str]]:
     """The charts this run gets: its losses first, then its family's own numbers."""
     losses = [k for k in ("loss_d", "loss_g", "loss") if k in keys]
-    panels = [("Losses", losses, "What the optimiser minimises.")] if losses else []
+    panels = [("Losses", losses, "What the optimiser minimises.")] if losses and run.family != "text" else []
     for title, wanted, why in FAMILY_CHARTS.get(run.family, []):
         present = [k for k in wanted if k in keys or (k == "bpc" and "loss" in keys)]
         if present:
@@ -526,7 +526,7 @@ def charts_and_film_strip(run, frame) -> None:
         for col, spec in zip(st.columns(2), panels[start:start + 2]):
             with col:
                 panel(run, frame, spec, smoothing, log_y)
-    shown = {k for _, ks, _ in panels for k in ks}
+    shown = {k for _, ks, _ in panels for k in ks} | ({"loss"} if "bpc" in panels[0][1] else set()) if panels else set()
     others = sorted(k for k in keys if k not in shown)
     if others:
         with st.expander("Other logged numbers"):
@@ -623,7 +623,7 @@ def status_row(run) -> None:
               help="Seconds spent training so far; pauses do not count.")
     total = f" of {run.total_steps:,}" if run.total_steps else ""
     c3.metric("Step", f"{run.step:,}{total}")
-    c4.metric("Speed", f"{run.samples_per_s:,.0f} {UNITS.get(run.data_kind, 'examples/s')}" if run.samples_per_s else "–",
+    c4.metric(f"Speed ({UNITS.get(run.data_kind, 'examples/s')})", f"{run.samples_per_s:,.0f}" if run.samples_per_s else "–",
               help="Training examples (images, characters, rows or points) per second over the last logging interval.")
     if run.status == "queued":
         ahead = queue_position(store, run.id)
@@ -725,12 +725,16 @@ def live_view(run_id: str, watching_live: bool) -> None:
 
 def pick_from_table(ids: list[str]) -> None:
     rows = st.session_state["tr_table"].selection.rows
-    if rows:
+    if rows and ids[rows[0]] != st.session_state.get("tr_run"):
         st.session_state["tr_run"] = ids[rows[0]]
+        st.session_state["tr_table_picked"] = True
 
 
-def runs_table(runs) -> None:
+def runs_table(runs=None) -> None:
+    """Every run, newest first; re-read every few seconds while one of them is training."""
     import pandas as pd
+
+    runs = runs if runs is not None else get_store().list()
 
     table = pd.DataFrame([{
         "Name": r.name, "Status": r.status, "Model": r.model, "Data set": r.dataset, "Step": r.step,
@@ -742,6 +746,8 @@ def runs_table(runs) -> None:
                  column_config={"Progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=1.0,
                                                                             format="percent")})
     st.caption("Newest first. Click a row to watch that run.")
+    if st.session_state.pop("tr_table_picked", False):
+        st.rerun()  # the table lives in a fragment; the picked run is shown by the whole page
 
 
 # ---------------------------------------------------------------------------
@@ -781,4 +787,5 @@ with guard("The run list"):
         active = by_id[run_id].status in LIVE
         st.fragment(live_view, run_every=1.0 if active else None)(run_id, active)
         with st.expander(f"All runs ({len(runs)})", expanded=len(runs) > 1):
-            runs_table(runs)
+            any_live = any(r.status in LIVE for r in runs)
+            st.fragment(runs_table, run_every=3.0 if any_live else None)(runs if not any_live else None)
