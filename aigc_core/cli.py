@@ -260,6 +260,21 @@ def cmd_make_starters(args) -> int:
     return 0
 
 
+def cmd_install_starters(args) -> int:
+    from .starters import install_starters
+
+    report = install_starters()
+    if args.json:
+        _print_json({"runs": [_run_dict(r) for r in report.runs], "installed": [r.id for r in report.installed],
+                     "problems": report.problems})
+    else:
+        for run in report.runs:
+            print(f"{run.id:32s} {run.name}" + ("  (added now)" if run in report.installed else ""))
+        for problem in report.problems:
+            print(f"error: {problem}", file=sys.stderr)
+    return 0 if not report.problems else 2
+
+
 # ---- parser ------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -345,6 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("make-starters", help="train the small starter checkpoints shipped with the app")
     s.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "starters"))
     s.set_defaults(fn=cmd_make_starters)
+
+    s = sub.add_parser("install-starters", help="add the shipped starter models to this workspace as finished runs")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_install_starters)
 
     s = sub.add_parser("worker", help=argparse.SUPPRESS)
     s.add_argument("run")
