@@ -143,3 +143,55 @@ def sampling_trainer(run_id: str):
         raise UserError(f"run {run.name} has no checkpoint yet, so there is nothing to sample from; "
                         "wait for its first save (or let it finish)")
     return _trainer_at(run_id, step, str(aigc_home())), step
+
+
+# ---- the film strip (fixed-noise samples saved as a run trains) ----------------
+
+FRAME_CAPTIONS = {
+    "gan": "The generator's output for the same fixed noise at every frame: watch shapes appear.",
+    "vae": "The decoder's output for the same fixed codes z ~ N(0, I) at every frame.",
+    "ae": "Top row: fixed real images; bottom row: their reconstructions.",
+    "tabular": "Histograms of real (blue) against synthetic (orange) values of up to three columns.",
+    "points": "Grey: real points; orange: points the generator makes from the same fixed noise.",
+}
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def frame_png(path: str, mtime: float) -> bytes:
+    """A film-strip frame, scaled up with crisp pixels (cached: frames never change)."""
+    from PIL import Image
+
+    from aigc_core.imaging import png_bytes, upscale
+
+    with Image.open(path) as img:
+        return png_bytes(upscale(img.convert("RGB"), 480))
+
+
+def film_strip(run, key: str = "film_strip") -> None:
+    """The run's film strip: the frame at a step chosen with a slider (which
+    follows the newest frame while it sits on the newest one), or the text
+    sample at that step. Frames are read from the run folder, images cached."""
+    folder = run.folder / "samples"
+    frames = {int(p.stem[5:]): p for p in folder.glob("step_*") if p.suffix in (".png", ".txt")}
+    if not frames:
+        st.caption("The first film-strip frame appears when training starts.")
+        return
+    steps = sorted(frames)
+    key, seen = f"{key}_{run.id}", f"{key}_latest_{run.id}"
+    # follow the newest frame while the slider sits on the previous newest one
+    if st.session_state.get(key) not in frames or st.session_state.get(key) == st.session_state.get(seen):
+        st.session_state[key] = steps[-1]
+    st.session_state[seen] = steps[-1]
+    if len(steps) > 1:
+        step = st.select_slider("Film strip: step", steps, key=key,
+                                help="The same fixed noise (or prompt) at every frame, so the only thing that "
+                                     "changes is what the model has learned.")
+    else:
+        step = steps[0]
+    path = frames[step]
+    if path.suffix == ".txt":
+        st.caption(f"Step {step}: what the model writes from the same fixed start")
+        st.code(path.read_text(encoding="utf-8", errors="replace"), language=None, wrap_lines=True)
+    else:
+        caption = FRAME_CAPTIONS.get("points" if run.data_kind == "points" else run.family, "")
+        st.image(frame_png(str(path), path.stat().st_mtime), caption=f"Step {step}. {caption}")
