@@ -13,19 +13,12 @@ import time
 
 import streamlit as st
 
-from pages.common import current_dataset, current_run, get_store, guard, run_label, set_current_dataset, \
-    set_current_run
+from pages.common import current_dataset, current_run, film_strip, get_store, guard, run_label, \
+    set_current_dataset, set_current_run
 
 #: statuses during which the live section refreshes itself
 LIVE = ("queued", "starting", "running", "paused")
 UNITS = {"image": "images/s", "text": "characters/s", "table": "rows/s", "points": "points/s"}
-FRAME_CAPTIONS = {
-    "gan": "The generator's output for the same fixed noise at every frame: watch shapes appear.",
-    "vae": "The decoder's output for the same fixed codes z ~ N(0, I) at every frame.",
-    "ae": "Top row: fixed real images; bottom row: their reconstructions.",
-    "tabular": "Histograms of real (blue) against synthetic (orange) values of up to three columns.",
-    "points": "Grey: real points; orange: points the generator makes from the same fixed noise.",
-}
 # How each logged number is called on the charts.
 CURVE_LABELS = {
     "loss": "loss", "loss_d": "D loss", "loss_g": "G loss",
@@ -521,7 +514,7 @@ def charts_and_film_strip(run, frame) -> None:
         else:
             st.caption("No numbers logged yet: the first ones appear after the first logging interval.")
     with right:
-        film_strip(run)
+        film_strip(run, key="tr_frame")
     for start in range(1, len(panels), 2):
         for col, spec in zip(st.columns(2), panels[start:start + 2]):
             with col:
@@ -532,44 +525,6 @@ def charts_and_film_strip(run, frame) -> None:
         with st.expander("Other logged numbers"):
             key = st.selectbox("Number", others, key="tr_other", format_func=lambda k: CURVE_LABELS.get(k, k))
             curve_chart(frame, [key], CURVE_LABELS.get(key, key), smoothing, log_y, "tr_chart_other")
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
-def frame_png(path: str, mtime: float) -> bytes:
-    """A film-strip frame, scaled up with crisp pixels (cached: frames never change)."""
-    from PIL import Image
-
-    from aigc_core.imaging import png_bytes, upscale
-
-    with Image.open(path) as img:
-        return png_bytes(upscale(img.convert("RGB"), 480))
-
-
-def film_strip(run) -> None:
-    folder = run.folder / "samples"
-    frames = {int(p.stem[5:]): p for p in folder.glob("step_*") if p.suffix in (".png", ".txt")}
-    if not frames:
-        st.caption("The first film-strip frame appears when training starts.")
-        return
-    steps = sorted(frames)
-    key, seen = f"tr_frame_{run.id}", f"tr_frame_latest_{run.id}"
-    # follow the newest frame while the slider sits on the previous newest one
-    if st.session_state.get(key) not in frames or st.session_state.get(key) == st.session_state.get(seen):
-        st.session_state[key] = steps[-1]
-    st.session_state[seen] = steps[-1]
-    if len(steps) > 1:
-        step = st.select_slider("Film strip: step", steps, key=key,
-                                help="The same fixed noise (or prompt) at every frame, so the only thing that "
-                                     "changes is what the model has learned.")
-    else:
-        step = steps[0]
-    path = frames[step]
-    if path.suffix == ".txt":
-        st.caption(f"Step {step}: the model continuing the same prompt")
-        st.code(path.read_text(encoding="utf-8", errors="replace"), language=None, wrap_lines=True)
-    else:
-        caption = FRAME_CAPTIONS.get("points" if run.data_kind == "points" else run.family, "")
-        st.image(frame_png(str(path), path.stat().st_mtime), caption=f"Step {step}. {caption}")
 
 
 def fmt_seconds(s: float) -> str:
