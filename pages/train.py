@@ -519,7 +519,9 @@ def charts_and_film_strip(run, frame) -> None:
         for col, spec in zip(st.columns(2), panels[start:start + 2]):
             with col:
                 panel(run, frame, spec, smoothing, log_y)
-    shown = {k for _, ks, _ in panels for k in ks} | ({"loss"} if "bpc" in panels[0][1] else set()) if panels else set()
+    shown = {k for _, ks, _ in panels for k in ks}
+    if "bpc" in shown:
+        shown.add("loss")  # drawn in bits
     others = sorted(k for k in keys if k not in shown)
     if others:
         with st.expander("Other logged numbers"):

@@ -195,6 +195,22 @@ def test_a_failed_run_says_why_and_what_to_do_next(fresh_home):
     assert "lower the learning rate" in texts(at)
 
 
+def test_an_interrupted_run_explains_itself_and_resumes_from_its_checkpoint(fresh_home):
+    run = finished("tiny_line", "tiny_points", 20)
+    store = RunStore()
+    store.update(run.id, final_metrics={})
+    store.set_status(run.id, "interrupted", "the training process stopped unexpectedly")
+    at = open_page(TRAIN, run.id)
+    assert not problems(at), problems(at)
+    assert any("interrupted" in w.value and "Resume" in w.value for w in at.warning)
+    assert not at.button(key="tr_resume").disabled and at.button(key="tr_pause").disabled
+    at.button(key="tr_resume").click().run()
+    assert not problems(at), problems(at)
+    assert store.get(run.id).status in ("queued", "starting", "running", "completed")
+    resumed = wait_for(run.id, ("completed", "failed"))
+    assert resumed.status == "completed" and resumed.step == 20  # it went on from step 20, not from 0
+
+
 def test_the_run_in_the_url_reattaches_and_an_unknown_one_is_explained(gan):
     newer = finished("tiny_line", "tiny_points", 10)
     at = open_page(TRAIN, gan.id)  # a refresh, or a second tab, with the older run's id in the address
