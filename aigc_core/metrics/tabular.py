@@ -16,6 +16,33 @@ keys (``fidelity``, ``tstr_accuracy_ratio``, ``dcr_median``,
 ``exact_copy_rate``, ...) for ``eval --json``; :func:`report_html` turns a
 report into one self-contained HTML page (tables and inline PNG charts, works
 offline).
+
+Evaluating a table run (``eval``, the end-of-run numbers): call
+:func:`table_run_scores` ``(run, trainer, n) -> dict[str, float]``. It draws
+``n`` synthetic rows (seed 0) from the trainer, compares them with the run's
+real training rows (held-out rows as the test set and privacy yardstick) and
+returns only floats, under these keys:
+
+- ``fidelity`` (0..1, higher better): mean of ``column_shapes`` and
+  ``pair_trends``; ``column_shapes``: mean per column of 1 - KS statistic
+  (numbers) or 1 - total variation distance (categories); ``pair_trends``:
+  mean per pair of columns of 1 - |r_real - r_synth| / 2 or 1 - TV distance of
+  the joint shares.
+- with a label column and held-out rows: ``trtr_accuracy``,
+  ``tstr_accuracy`` (accuracy on held-out real rows of classifiers trained on
+  real / synthetic rows, mean of logistic regression and random forest),
+  ``tstr_accuracy_ratio`` (TSTR / TRTR; 1 = synthetic rows teach as much as
+  real ones; higher better), ``tstr_accuracy_ratio_lr``,
+  ``tstr_accuracy_ratio_rf`` (per classifier), ``trtr_f1``, ``tstr_f1``,
+  ``tstr_f1_ratio`` (macro F1), ``aug_small_accuracy``, ``aug_accuracy``,
+  ``aug_uplift``, ``aug_f1_uplift`` (a small real set alone against the same
+  set plus the synthetic rows; uplift higher better).
+- privacy: ``dcr_median``, ``dcr_p05`` (distance from synthetic rows to the
+  closest real training row, in standard deviations; ``holdout_dcr_median`` is
+  the same for held-out real rows, the yardstick), ``exact_copy_rate``,
+  ``holdout_copy_rate`` (share of rows that are exact copies of a training
+  row; lower is more private).
+- ``rows_real``, ``rows_synth``: how many rows were compared.
 """
 
 from __future__ import annotations
@@ -404,6 +431,16 @@ def tabular_report(real_train: pd.DataFrame, real_test: pd.DataFrame | None, syn
 def report_scores(report: dict[str, Any]) -> dict[str, float]:
     """Only the flat headline numbers of a :func:`tabular_report`."""
     return {k: float(v) for k, v in report.items() if k != "details" and isinstance(v, (int, float))}
+
+
+def table_run_scores(run, trainer, n: int | None = None, seed: int = 0) -> dict[str, float]:
+    """The flat report numbers (keys in the module docstring) of ``n`` rows
+    sampled from a table run's trainer (default: as many as its training
+    rows). ``run`` is the run record; it is not needed beyond naming the run
+    in the shared ``(run, trainer, n)`` signature of the evaluators."""
+    if not hasattr(trainer, "report"):
+        raise TypeError(f"run {getattr(run, 'id', run)!r} is not a table run")
+    return report_scores(trainer.report(n, seed))
 
 
 # ---------------------------------------------------------------------------

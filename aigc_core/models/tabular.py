@@ -664,13 +664,18 @@ class TabularTrainer(Trainer):
             idx = torch.full((want,), fixed[0], dtype=torch.long, device=self.device)
             cond = F.one_hot(idx, self.cond_dim).float()
         else:
-            _, cond = self.draw_conditions(want, gen, train=False)
+            idx, cond = self.draw_conditions(want, gen, train=False)
         with torch.no_grad():
             rows = self.encoder.decode(self.generate(cond, gen).cpu().numpy())
         made += want
-        if fixed is not None:
-            # the condition vector asked for this value; the column states it exactly
-            rows[self.cond_column] = fixed[1] if self.cond_info["type"] == "boolean" else str(fixed[1])
+        if idx is not None:
+            # A row is made as p(c) p(rest | c): the condition vector asked for
+            # this value (in the real shares, or the one fixed), so the column
+            # states it exactly.
+            cats = self.cond_info["categories"]
+            picked = idx.cpu().numpy()
+            rows[self.cond_column] = np.asarray(cats, dtype=bool)[picked] if self.cond_info["type"] == "boolean" \
+                else pd.Series(np.asarray(cats, dtype=object)[picked], dtype=str)
         for col, value in filters.items():
             rows = rows[rows[col] == value]
         kept.append(rows)
@@ -716,6 +721,12 @@ class TabularTrainer(Trainer):
         return {"encoder": self.encoder.state(), "cond_column": self.cond_column or "",
                 "train_rows": torch.tensor(self.train_rows, dtype=torch.long),
                 "test_rows": torch.tensor(self.test_rows, dtype=torch.long)}
+
+    def load_state(self, state: dict, *, weights_only: bool = False) -> None:
+        # the encoding first: a checkpoint for another table gets a plain
+        # message instead of a mismatch deep in the network weights
+        self.load_extra_state(state.get("extra") or {})
+        super().load_state(state, weights_only=weights_only)
 
     def load_extra_state(self, extra: dict) -> None:
         if "encoder" not in extra:

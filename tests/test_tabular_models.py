@@ -1,0 +1,272 @@
+"""Tabular generators: encodings, sampled tables, conditions, checkpoints, runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from aigc_core.config import from_dict
+from aigc_core.data.base import TableData
+from aigc_core.errors import UserError
+from aigc_core.models import tabular as tm
+from aigc_core.registry import get_model
+from aigc_core.runs.checkpoint import load_state, save_checkpoint
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These networks are tiny: one thread is as fast as two on a quiet machine
+    and many times faster on a busy one (threads waiting on each other)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+TINY = {
+    "tab_gan": dict(hidden=32, layers=1, noise_dim=8, batch_size=20, pac=5, lr_g=2e-3, lr_d=2e-3),
+    "tab_vae": dict(hidden=32, layers=1, latent_dim=4, batch_size=20, lr=2e-3),
+}
+TYPES = {"views": "numeric", "minutes": "numeric", "device": "categorical", "bought": "boolean"}
+
+
+def shop(rows: int = 200, seed: int = 0) -> TableData:
+    """Whole-number views, one-decimal minutes, a rare device, and a purchase
+    that follows the views."""
+    rng = np.random.default_rng(seed)
+    views = rng.poisson(4, rows) + 1
+    frame = pd.DataFrame({
+        "views": views.astype("int64"),
+        "minutes": np.round(views * rng.uniform(0.5, 1.5, rows), 1),
+        "device": rng.choice(["mobile", "desktop", "tablet"], rows, p=[0.6, 0.34, 0.06]),
+        "bought": rng.random(rows) < views / 12,
+    })
+    return TableData("shop", frame, dict(TYPES), label_column="bought")
+
+
+def make(model: str, data: TableData | None = None, seed: int = 0, **overrides):
+    spec = get_model(model)
+    return spec.trainer_cls(from_dict(spec.config_cls, {**TINY[model], **overrides}), data or shop(), CPU, seed)
+
+
+def train(trainer, steps: int):
+    trainer.train_mode(True)
+    for _ in range(steps):
+        out = trainer.step()
+    trainer.train_mode(False)
+    return {k: float(v) for k, v in out.items()}
+
+
+# ---- encoding ---------------------------------------------------------------------------
+
+def test_the_quantile_encoding_decodes_back_to_the_same_table():
+    frame = shop().frame
+    encoder = tm.TableEncoder.fit(frame, TYPES, "quantile")
+    encoded = encoder.encode(frame)
+    assert encoded.shape == (200, 2 + 3 + 2) and np.abs(encoded[:, :2]).max() < 4
+    pd.testing.assert_frame_equal(encoder.decode(encoded), frame, check_dtype=True)
+
+
+def test_the_mixture_encoding_gives_each_number_a_mode_and_a_position_in_it():
+    frame = shop().frame
+    encoder = tm.TableEncoder.fit(frame, TYPES, "gmm", max_modes=5)
+    spans = {(s.column, s.kind): s for s in encoder.spans}
+    encoded = encoder.encode(frame)
+    modes = encoded[:, spans[("minutes", "mode")].start:spans[("minutes", "mode")].stop]
+    assert np.all(modes.sum(1) == 1) and np.abs(encoded[:, spans[("minutes", "value")].start]).max() < 1
+    back = encoder.decode(encoded)
+    assert (back["views"] == frame["views"]).mean() > 0.95
+    assert np.abs(back["minutes"] - frame["minutes"]).max() < 0.5
+    assert (back["device"] == frame["device"]).all() and (back["bought"] == frame["bought"]).all()
+
+
+def test_the_encoder_survives_a_json_and_tensor_round_trip():
+    frame = shop().frame
+    encoder = tm.TableEncoder.fit(frame, TYPES, "gmm", max_modes=4)
+    state = encoder.state()
+    assert all(isinstance(v, (torch.Tensor, str, bool, int, float, list)) for col in state for v in col.values())
+    again = tm.TableEncoder.from_state(state)
+    np.testing.assert_array_equal(again.encode(frame), encoder.encode(frame))
+
+
+# ---- sampled tables ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model, encoding", [("tab_gan", "quantile"), ("tab_gan", "gmm"), ("tab_vae", "quantile"),
+                                             ("tab_vae", "gmm")])
+def test_sampled_rows_keep_the_column_names_types_and_ranges(model, encoding):
+    data = shop()
+    trainer = make(model, data, numeric_encoding=encoding, max_modes=4)
+    train(trainer, 30)
+    rows = trainer.sample(500, seed=1)
+    real = data.frame
+    assert list(rows.columns) == list(real.columns) and len(rows) == 500
+    assert rows["views"].dtype == np.int64 and rows["bought"].dtype == bool
+    assert rows["minutes"].dtype == np.float64 and np.allclose(rows["minutes"], rows["minutes"].round(1))
+    for col in ("views", "minutes"):
+        assert real[col].min() <= rows[col].min() and rows[col].max() <= real[col].max()
+    assert set(rows["device"]) <= set(real["device"])
+
+
+def test_the_same_seed_gives_the_same_rows():
+    trainer = make("tab_gan")
+    train(trainer, 10)
+    pd.testing.assert_frame_equal(trainer.sample(50, seed=3), trainer.sample(50, seed=3))
+    assert not trainer.sample(50, seed=3).equals(trainer.sample(50, seed=4))
+
+
+def test_sampling_asks_for_values_in_the_real_proportions():
+    trainer = make("tab_gan")
+    rows = trainer.sample(1000, seed=0)
+    share = rows["bought"].mean()
+    assert abs(share - trainer.real_train["bought"].mean()) < 0.01  # the condition column follows the real shares
+
+
+# ---- conditions ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["tab_gan", "tab_vae"])
+def test_conditional_sampling_returns_only_the_asked_value(model):
+    trainer = make(model)
+    train(trainer, 30)
+    assert trainer.cond_column == "bought"  # the label column by default
+    assert trainer.sample(300, seed=0, condition={"bought": True})["bought"].all()
+    assert not trainer.sample(300, seed=0, condition={"bought": "no"})["bought"].any()
+    # another category column: rows are made until enough have the value
+    tablets = trainer.sample(40, seed=0, condition={"device": "tablet"})
+    assert len(tablets) == 40 and (tablets["device"] == "tablet").all()
+
+
+def test_conditioning_on_a_chosen_column_learns_its_rare_value():
+    trainer = make("tab_gan", condition_column="device")
+    assert trainer.cond_column == "device"
+    counts = np.bincount(trainer.encoder.category_index(trainer.cond_info, trainer.real_train["device"]))
+    weights = trainer.cond_train_p.numpy()
+    # training by sampling: log(1 + count) weights draw the rare tablet far above its real share
+    assert weights[trainer.cond_info["categories"].index("tablet")] > 3 * counts.min() / counts.sum()
+    rows = trainer.sample(100, seed=0, condition={"device": "tablet"})
+    assert (rows["device"] == "tablet").all()
+
+
+@pytest.mark.parametrize("condition, message", [
+    ({"colour": "red"}, "cannot fix column 'colour'"),
+    ({"views": 3}, "only categorical or yes/no columns can be fixed"),
+    ({"device": "phone"}, "'device' has no value 'phone'; its values are desktop, mobile, tablet"),
+    ({"bought": "maybe"}, "'bought' is a yes/no column"),
+])
+def test_impossible_conditions_are_refused_plainly(condition, message):
+    with pytest.raises(UserError, match=message):
+        make("tab_gan").sample(10, seed=0, condition=condition)
+
+
+def test_numeric_or_unknown_condition_columns_are_refused():
+    with pytest.raises(UserError, match="'views' is numeric"):
+        make("tab_gan", condition_column="views")
+    with pytest.raises(UserError, match="not in the table"):
+        make("tab_gan", condition_column="price")
+    assert make("tab_gan", condition_column="none").cond_column is None
+
+
+def test_tables_a_model_cannot_learn_from_are_refused():
+    one_col = TableData("one", pd.DataFrame({"x": np.arange(50.0)}), {"x": "numeric"})
+    with pytest.raises(UserError, match="at least two columns"):
+        make("tab_gan", one_col)
+    with pytest.raises(UserError, match="at least 20 are needed"):
+        make("tab_gan", shop(rows=10))
+    with pytest.raises(UserError, match="multiple of the packing"):
+        make("tab_gan", batch_size=22)
+
+
+# ---- training --------------------------------------------------------------------------------
+
+def test_a_gan_step_reports_finite_critic_generator_and_penalty_terms():
+    out = train(make("tab_gan"), 5)
+    assert {"loss_d", "loss_g", "wasserstein", "gradient_penalty", "condition_ce"} <= set(out)
+    assert all(np.isfinite(v) for v in out.values()) and out["gradient_penalty"] >= 0
+
+
+def test_the_gradient_penalty_is_zero_for_a_critic_with_unit_slope_per_pack():
+    trainer = make("tab_gan", pac=1, dropout=0.0)
+    width = trainer.data_dim + trainer.cond_dim
+    critic = torch.nn.Linear(width, 1, bias=False)
+    with torch.no_grad():
+        critic.weight.copy_(torch.ones(1, width) / width**0.5)  # ||grad|| = 1 everywhere
+    trainer.D = critic
+    real, fake = torch.randn(20, width), torch.randn(20, width)
+    assert float(trainer.gradient_penalty(real, fake).detach()) == pytest.approx(0.0, abs=1e-10)
+    with torch.no_grad():
+        critic.weight.mul_(3.0)                                 # ||grad|| = 3: penalty (3 - 1)^2
+    assert float(trainer.gradient_penalty(real, fake).detach()) == pytest.approx(4.0, rel=1e-5)
+
+
+def test_the_vae_loss_falls_as_it_learns():
+    trainer = make("tab_vae")
+    first = train(trainer, 1)["loss"]
+    assert train(trainer, 80)["loss"] < first
+
+
+# ---- checkpoints ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["tab_gan", "tab_vae"])
+def test_a_checkpoint_brings_back_the_same_generator_and_encoding(model, tmp_path):
+    trainer = make(model, numeric_encoding="gmm", max_modes=3)
+    train(trainer, 15)
+    path = save_checkpoint(tmp_path, 15, trainer.state())
+    assert path.suffix == ".safetensors"
+    torch.manual_seed(123)
+    fresh = make(model, numeric_encoding="gmm", max_modes=3)  # untrained, other starting weights
+    fresh.train_mode(False)
+    assert not fresh.sample(100, seed=5).equals(trainer.sample(100, seed=5))
+    fresh.load_state(load_state(path)[0], weights_only=True)
+    np.testing.assert_array_equal(fresh.train_rows, trainer.train_rows)
+    pd.testing.assert_frame_equal(fresh.sample(100, seed=5), trainer.sample(100, seed=5))
+
+
+def test_a_checkpoint_for_another_table_is_refused(tmp_path):
+    trainer = make("tab_gan")
+    path = save_checkpoint(tmp_path, 1, trainer.state())
+    other = shop()
+    other.frame["device"] = other.frame["device"].replace("tablet", "tv")
+    other.frame.loc[0, "device"] = "console"  # one category more: a wider encoding
+    with pytest.raises(UserError, match="different columns or categories"):
+        make("tab_gan", other).load_state(load_state(path)[0], weights_only=True)
+
+
+# ---- runs: command line and evaluation ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def table_run():
+    from tests.tiny_runs import finished, tiny_table
+
+    return finished("tab_gan", tiny_table(), steps=20, hidden=32, layers=1, noise_dim=8, batch_size=20, pac=5)
+
+
+def test_a_finished_table_run_stores_its_report_numbers(table_run):
+    assert table_run.status == "completed"
+    final = table_run.final_metrics
+    for key in ("fidelity", "tstr_accuracy_ratio", "dcr_median", "exact_copy_rate"):
+        assert key in final and np.isfinite(final[key])
+
+
+def test_sampling_a_table_run_from_the_command_line_writes_a_csv(table_run, tmp_path, capsys):
+    from aigc_core.cli import main
+
+    out = tmp_path / "rows.csv"
+    assert main(["sample", "--run", table_run.id, "-n", "25", "--out", str(out), "--set", "condition=buy=yes"]) == 0
+    rows = pd.read_csv(out)
+    assert list(rows.columns) == ["views", "time", "buy"] and len(rows) == 25
+    assert rows["buy"].all() and rows["views"].dtype == np.int64
+    assert "wrote 25 samples" in capsys.readouterr().out
+
+
+def test_evaluating_a_table_run_gives_the_documented_numbers(table_run):
+    from aigc_core.metrics.tabular import table_run_scores
+    from aigc_core.sample import load_for_sampling
+
+    trainer, run, _ = load_for_sampling(table_run.id)
+    scores = table_run_scores(run, trainer, 200)
+    assert scores["rows_synth"] == 200.0 and scores["rows_real"] == len(trainer.real_train)
+    for key in ("fidelity", "column_shapes", "pair_trends", "trtr_accuracy", "tstr_accuracy", "tstr_accuracy_ratio",
+                "tstr_accuracy_ratio_lr", "tstr_accuracy_ratio_rf", "aug_uplift", "dcr_median", "exact_copy_rate"):
+        assert isinstance(scores[key], float), key
+    assert 0 <= scores["fidelity"] <= 1 and 0 <= scores["exact_copy_rate"] <= 1
