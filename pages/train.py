@@ -71,7 +71,7 @@ def explain_gan(loss: str, points: bool) -> None:
     st.markdown("The original game:")
     st.latex(r"\min_G \max_D \; V(D,G) = \mathbb{E}_x[\log D(x)] + \mathbb{E}_z[\log(1 - D(G(z)))]")
     if loss == "wgan_gp":
-        st.markdown("**This run uses WGAN-GP.** D is a *critic* with an unbounded score; its loss estimates the "
+        st.markdown("**Loss in use: WGAN-GP.** D is a *critic* with an unbounded score; its loss estimates the "
                     "(negative) Wasserstein distance between real and generated data, plus a gradient penalty "
                     "that keeps the critic's slope near 1 on points x̂ between real and generated samples:")
         st.latex(r"L_D = \mathbb{E}_z[D(G(z))] - \mathbb{E}_x[D(x)] + \lambda\,"
@@ -87,7 +87,7 @@ def explain_gan(loss: str, points: bool) -> None:
                     "the learning rates.\n"
                     "- WGAN-GP is usually run with several critic steps per generator step (D steps = 5).")
     elif loss == "hinge":
-        st.markdown("**This run uses the hinge loss.** D gives raw scores and is asked to push real samples "
+        st.markdown("**Loss in use: hinge.** D gives raw scores and is asked to push real samples "
                     "above +1 and generated ones below -1; G pushes its scores up:")
         st.latex(r"L_D = \mathbb{E}_x[\max(0,\,1 - D(x))] + \mathbb{E}_z[\max(0,\,1 + D(G(z)))]")
         st.latex(r"L_G = -\mathbb{E}_z[D(G(z))]")
@@ -100,7 +100,7 @@ def explain_gan(loss: str, points: bool) -> None:
                     "still looks poor, D is too weak: raise its learning rate or width.\n"
                     "- Losses that swing wildly: lower both learning rates.")
     else:
-        st.markdown("**This run uses the non-saturating loss.** D outputs a probability D(x) = sigmoid(score) "
+        st.markdown("**Loss in use: non-saturating.** D outputs a probability D(x) = sigmoid(score) "
                     "and minimises the binary cross-entropy; G maximises log D(G(z)) instead of minimising "
                     "log(1 - D(G(z))), which has the same goal but gives G strong gradients early on, when D "
                     "easily rejects its samples:")

@@ -236,7 +236,7 @@ def test_the_run_list_shows_every_run_newest_first(gan):
 @pytest.mark.parametrize("data,model,loss,phrases", [
     ("tiny_img", "dcgan", None, ["D loss near 0 while G loss climbs", "2 ln 2"]),
     ("tiny_img", "dcgan", "wgan_gp", ["WGAN-GP", "gradient penalty"]),
-    ("tiny_img", "dcgan", "hinge", ["hinge loss", "+1"]),
+    ("tiny_img", "dcgan", "hinge", ["Loss in use: hinge", "+1"]),
     ("tiny_img", "vae", None, ["posterior collapse", "ELBO"]),
     ("tiny_img", "ae", None, ["fits a Gaussian to the codes"]),
     ("tiny_names", "bigram", None, ["bits per character", "one character of context"]),
