@@ -695,13 +695,13 @@ def runs_table(runs=None) -> None:
 
     table = pd.DataFrame([{
         "Name": r.name, "Status": r.status, "Model": r.model, "Data set": r.dataset, "Step": r.step,
-        "Progress": r.progress, "Created": pd.Timestamp(r.created, unit="s").strftime("%Y-%m-%d %H:%M"),
+        "Progress": round(100 * r.progress), "Created": pd.Timestamp(r.created, unit="s").strftime("%Y-%m-%d %H:%M"),
         "Run id": r.id} for r in runs])
     ids = [r.id for r in runs]
     st.dataframe(table, hide_index=True, key="tr_table", on_select=lambda: pick_from_table(ids),
                  selection_mode="single-row",
-                 column_config={"Progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=1.0,
-                                                                            format="percent")})
+                 column_config={"Progress": st.column_config.ProgressColumn("Progress", min_value=0, max_value=100,
+                                                                            format="%d%%")})
     st.caption("Newest first. Click a row to watch that run.")
     if st.session_state.pop("tr_table_picked", False):
         st.rerun()  # the table lives in a fragment; the picked run is shown by the whole page
