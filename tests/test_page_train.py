@@ -150,6 +150,42 @@ def test_pause_resume_and_stop_reach_the_training_worker(fresh_home):
             wait_for(run.id, ("stopped", "completed", "failed"))
 
 
+def test_a_waiting_run_says_it_is_queued_and_can_be_stopped_before_it_starts(fresh_home):
+    cfg = api.make_config("tiny_line", "tiny_points", train_set={"steps": 10})
+    store = RunStore()
+    waiting = store.create(model="tiny_line", family="toy", dataset="tiny_points", data_kind="points", config=cfg,
+                           owner="foreground")  # a command-line run waiting for its slot: no worker will take it
+    at = open_page(TRAIN, waiting.id)
+    assert not problems(at), problems(at)
+    assert any("Waiting for a free training slot" in i.value for i in at.info)
+    assert at.button(key="tr_pause").disabled and not at.button(key="tr_stop").disabled
+    at.button(key="tr_stop").click().run()
+    assert store.get(waiting.id).status == "stopped"
+    assert not problems(at), problems(at)
+
+
+def test_the_live_chart_reads_only_the_new_rows_on_each_refresh(fresh_home, monkeypatch):
+    run = finished("tiny_line", "tiny_points", 20)
+    asked = []
+    real = RunStore.metrics
+
+    def spy(self, run_id, after_step=-1, keys=None):
+        asked.append(after_step)
+        return real(self, run_id, after_step, keys)
+
+    monkeypatch.setattr(RunStore, "metrics", spy)
+    at = open_page(TRAIN, run.id)
+    store = RunStore()
+    store.log_metrics(run.id, 25, {"loss": 0.5})  # the worker logs a later step
+    store.update(run.id, step=25)
+    asked.clear()
+    at.run()
+    assert asked == [19]  # one query: the last held step again (late rows at that step) and everything after it
+    frame = at.session_state["tr_metrics"][1]
+    loss = frame[frame["key"] == "loss"]
+    assert list(loss["step"]) == [5, 10, 15, 20, 25] and not frame.duplicated(["step", "key"]).any()
+
+
 # ---- finished, failed and re-attached runs ---------------------------------------------------
 
 @pytest.fixture(scope="module")
