@@ -592,6 +592,9 @@ def status_row(run) -> None:
     if run.eta_seconds is not None and run.status == "running":
         text += f" · about {fmt_seconds(run.eta_seconds)} left"
     st.progress(run.progress, text=text)
+    if run.status == "running" and run.progress >= 1.0:
+        st.info("Training is done; the run is saving its weights and measuring its final numbers (quality scores "
+                "can take a minute on a CPU).", icon=":material/hourglass_top:")
 
 
 def next_steps(run) -> None:

@@ -164,6 +164,20 @@ def test_a_waiting_run_says_it_is_queued_and_can_be_stopped_before_it_starts(fre
     assert not problems(at), problems(at)
 
 
+def test_a_run_past_its_budget_says_it_is_measuring_its_final_numbers(fresh_home):
+    import os
+
+    cfg = api.make_config("tiny_line", "tiny_points", train_set={"steps": 10})
+    store = RunStore()
+    run = store.create(model="tiny_line", family="toy", dataset="tiny_points", data_kind="points", config=cfg,
+                       owner="foreground")
+    store.update(run.id, status="running", step=10, pid=os.getpid(), heartbeat=time.time(), train_seconds=3.0)
+    at = open_page(TRAIN, run.id)
+    assert not problems(at), problems(at)
+    assert any("measuring its final numbers" in i.value for i in at.info)
+    store.set_status(run.id, "completed")
+
+
 def test_the_live_chart_reads_only_the_new_rows_on_each_refresh(fresh_home, monkeypatch):
     run = finished("tiny_line", "tiny_points", 20)
     asked = []
