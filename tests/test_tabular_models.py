@@ -270,3 +270,12 @@ def test_evaluating_a_table_run_gives_the_documented_numbers(table_run):
                 "tstr_accuracy_ratio_lr", "tstr_accuracy_ratio_rf", "aug_uplift", "dcr_median", "exact_copy_rate"):
         assert isinstance(scores[key], float), key
     assert 0 <= scores["fidelity"] <= 1 and 0 <= scores["exact_copy_rate"] <= 1
+
+
+def test_the_bench_trains_within_its_time_limit_and_scores_on_held_out_rows():
+    from aigc_core.benchmarks import tabular as bench
+
+    result = bench.one_model("tab_gan", shop(), seed=0, overrides=TINY["tab_gan"], seconds=0.5)
+    assert result["fit_s"] < 1.5 and result["steps"] >= 1
+    assert 0 <= result["tstr_ratio"] <= 2 and 0 < result["fidelity"] <= 1
+    assert result["tstr_ratio"] == pytest.approx((result["tstr_ratio_lr"] + result["tstr_ratio_rf"]) / 2)
