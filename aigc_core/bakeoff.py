@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import UserError
+from .metrics.features import FEATURE_NOTE
 from .paths import aigc_home, write_atomic
 
 MIN_MODELS = 2
@@ -76,11 +77,6 @@ BUDGET_COLUMNS = {
 }
 #: the metric a leaderboard is ranked by: the first of these that every run has
 HEADLINE = ("fid", "val_bpc", "kid", "elbo", "val_elbo", "fidelity", "val_loss")
-
-FEATURE_NOTE = ("FID, KID, precision, recall, density and coverage are measured with a feature network trained on "
-                "this data set (Inception weights cannot be downloaded here), so they compare runs on the same data "
-                "only, and are not comparable with published FIDs.")
-
 
 def metric_info() -> dict:
     """Metric key -> {"label", "better" ("lower" | "higher" | None), "how"}."""
@@ -434,7 +430,7 @@ def _copy_pairs(run, dataset: str, seed: int, store, count: int = 8) -> list[dic
     except (UserError, TypeError, ValueError, RuntimeError):
         return []
     return [{"sample": _b64_png(upscale(_pil(samples[i]), 84)), "neighbour": _b64_png(upscale(_pil(nn), 84)),
-             "distance": float(d)} for i, (nn, d) in enumerate(zip(*found))]
+             "distance": float(d)} for i, (nn, d) in enumerate(zip(found["images"], found["distances"]))]
 
 
 def _pil(image01):

@@ -1,0 +1,282 @@
+"""Every run's quality numbers, computed the same way for every run, and what
+each one means.
+
+- :func:`end_of_run_metrics`: called by the training loop when a run ends
+  (after the trainer's own held-out numbers); quick for tiny runs.
+- :func:`evaluate_run`: ``python -m aigc_core eval --run ID`` - the full set
+  for a finished run, stored on the run too.
+- :data:`METRIC_INFO`: label, which way is better, and how it is computed,
+  for every number a run can carry; the Compare page and the bake-off show it.
+
+Images: FID, KID, precision, recall, density and coverage against real
+images in the data set's own feature space (:mod:`.features`), the
+recognised share and classes covered for labelled sets, copy detection; VAEs
+and autoencoders add ELBO, reconstruction error, PSNR and SSIM on held-out
+images. Text: held-out bits per character and perplexity (the trainer's own),
+copy share and distinct n-grams (:mod:`.text`). Tables: the fidelity /
+usefulness / privacy report (:mod:`.tabular`, run by the tabular trainer's
+``evaluate``). 2-D points: precision, recall, density and coverage on the
+points themselves.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import UserError
+from .features import FEATURE_NOTE, MIN_IMAGES, feature_net, one_thread
+
+__all__ = ["FEATURE_NOTE", "METRIC_INFO", "end_of_run_metrics", "evaluate_run"]
+
+#: generated and real samples compared by default (or the whole set when smaller)
+DEFAULT_N = 5000
+#: at the end of a run, the feature-net scores are skipped for runs shorter than both of these
+#: (a feature net is trained once per data set, which a few seconds of training do not warrant)
+SHORT_RUN_STEPS = 100
+SHORT_RUN_SECONDS = 5.0
+POINT_SAMPLES = 2000
+SEED = 0
+SAMPLE_CHUNK = 500
+
+_SAME_DATA = " Compare it only between runs on the same data set."
+
+
+def _info(label: str, better: str | None, how: str) -> dict:
+    return {"label": label, "better": better, "how": how}
+
+
+METRIC_INFO: dict[str, dict] = {
+    # ---- images: distribution scores in the data set's feature space
+    "fid": _info("FID", "lower",
+                 "Fréchet distance between Gaussians fitted to the features of real and generated images (means and "
+                 "covariances, in float64); 0 when the two sets look alike to the feature net." + _SAME_DATA),
+    "kid": _info("KID", "lower",
+                 "Kernel distance (squared MMD with a cubic polynomial kernel) between real and generated features, "
+                 "averaged over 100 random subsets; unbiased, so it can dip slightly below 0 for equal sets."
+                 + _SAME_DATA),
+    "kid_std": _info("KID spread", None, "Standard deviation of KID over its 100 subsets: how much to trust KID's "
+                                         "last digits."),
+    "precision": _info("Precision", "higher",
+                       "Share of generated images whose features fall inside the real data's region (the union of "
+                       "balls around each real image reaching its 3rd-nearest real neighbour): are samples realistic?"),
+    "recall": _info("Recall", "higher",
+                    "Share of real images that fall inside the generated images' region (balls to the 3rd-nearest "
+                    "generated neighbour): does the model cover the variety of the data?"),
+    "density": _info("Density", "higher",
+                     "How many real images' balls contain each generated image, divided by 3 and averaged; about 1 "
+                     "when samples are spread like real data, below 1 when they sit off the real data."),
+    "coverage": _info("Coverage", "higher",
+                      "Share of real images whose ball (to its 3rd-nearest real neighbour) holds at least one "
+                      "generated image; like recall but not fooled by a few outlying samples."),
+    "recognised": _info("Recognised", "higher",
+                        "Share of generated images the data set's classifier puts in one class with at least "
+                        "80% confidence (it also learnt a 'none of these' class from noise and blends)."),
+    "classes_covered": _info("Classes covered", "higher",
+                             "How many different classes the recognised samples belong to (out of the data set's "
+                             "classes); a collapsed model makes only a few."),
+    "copy_rate": _info("Copy rate", "lower",
+                       "Share of samples (up to 1,000) that are closer, pixel by pixel on 16 x 16 thumbnails, to a "
+                       "training image than half the median distance from a new real image to its closest "
+                       "training image: samples that copy the data instead of making something new."),
+    "copy_distance": _info("Distance to closest training image", None,
+                           "Median root-mean-square pixel difference (0 to 1, on 16 x 16 thumbnails) between a "
+                           "sample and its closest training image; 0 means copies."),
+    # ---- VAEs and autoencoders, on the held-out tenth of the images
+    "elbo": _info("ELBO (held out, nats)", "higher",
+                  "Evidence lower bound on log p(x) per held-out image: the Bernoulli log-likelihood of its pixels "
+                  "given one draw of the code, minus the KL divergence of the code from the prior (beta = 1)."),
+    "recon_error": _info("Reconstruction error", "lower",
+                         "Mean squared pixel difference (0 to 1 scale) between held-out images and their "
+                         "reconstructions from the code's mean."),
+    "psnr": _info("PSNR (dB)", "higher",
+                  "Peak signal-to-noise ratio of the held-out reconstructions: 10 log10(1 / mean squared error); "
+                  "every 3 dB halves the error."),
+    "ssim": _info("SSIM", "higher",
+                  "Structural similarity of held-out images and their reconstructions (local means, contrasts and "
+                  "correlations in a sliding window); 1 is identical."),
+    "val_elbo": _info("ELBO (held out, as trained)", "higher",
+                      "The VAE's own evidence lower bound on the held-out images with its training loss (BCE "
+                      "reconstruction only), in nats per image."),
+    "val_recon": _info("Held-out reconstruction loss", "lower",
+                       "The model's reconstruction loss on the held-out tenth of the images, per image."),
+    "val_kl": _info("Held-out KL", None,
+                    "KL divergence of the codes of held-out images from the prior, in nats per image; small means "
+                    "the code carries little information."),
+    "val_loss": _info("Held-out loss", "lower",
+                      "The model's own loss on data it never trained on; compare it only between models of the same "
+                      "family."),
+    # ---- text
+    "val_bpc": _info("Bits per character (held out)", "lower",
+                     "Average bits the model needs to predict each next character of the held-out last 10% of the "
+                     "text; 0 is perfect, log2 of the alphabet size is blind guessing."),
+    "val_perplexity": _info("Perplexity (held out)", "lower",
+                            "e to the held-out loss in nats (2 to the bits per character): how many characters "
+                            "the model is, on average, choosing between."),
+    "copy_share": _info("Copied lines", "lower",
+                        "Share of 200 generated items that are lines of the training text verbatim: memorised, "
+                        "not invented."),
+    "distinct_ngrams": _info("Distinct 3-grams", None,
+                             "Distinct character 3-grams divided by all 3-grams in the generated text; low means "
+                             "the model repeats itself. Compare with the real text's figure."),
+    "distinct_ngrams_real": _info("Distinct 3-grams (real text)", None,
+                                  "The same share on as much real held-out text: the value to aim for."),
+    # ---- tables (aigc_core.metrics.tabular)
+    "fidelity": _info("Fidelity", "higher",
+                      "Average of the column-shape and pair-trend scores of generated rows against real ones "
+                      "(1 = indistinguishable on these views)."),
+    "column_shapes": _info("Column shapes", "higher",
+                           "Per column, 1 minus the Kolmogorov-Smirnov distance (numbers) or the total variation "
+                           "distance (categories) between real and generated values, averaged."),
+    "pair_trends": _info("Pair trends", "higher",
+                         "Per pair of columns, how well generated rows keep the real correlation or joint "
+                         "frequencies (1 = the same), averaged."),
+    "trtr_accuracy": _info("Accuracy, trained on real", None,
+                           "Accuracy on held-out real rows of classifiers trained on the real training rows: the "
+                           "yardstick for the synthetic rows."),
+    "tstr_accuracy": _info("Accuracy, trained on synthetic", "higher",
+                           "Accuracy on held-out real rows of classifiers (logistic regression, random forest) "
+                           "trained on synthetic rows only."),
+    "tstr_accuracy_ratio": _info("Synthetic / real accuracy", "higher",
+                                 "Train-on-synthetic accuracy divided by train-on-real accuracy; 1 means the "
+                                 "synthetic rows teach as much as the real ones."),
+    "tstr_accuracy_ratio_lr": _info("Synthetic / real accuracy (logistic regression)", "higher",
+                                    "The accuracy ratio with logistic regression alone."),
+    "tstr_accuracy_ratio_rf": _info("Synthetic / real accuracy (random forest)", "higher",
+                                    "The accuracy ratio with a random forest alone."),
+    "trtr_f1": _info("Macro F1, trained on real", None,
+                     "Macro-averaged F1 on held-out real rows of classifiers trained on real rows."),
+    "tstr_f1": _info("Macro F1, trained on synthetic", "higher",
+                     "Macro-averaged F1 on held-out real rows of classifiers trained on synthetic rows; a "
+                     "majority-class guess scores low."),
+    "tstr_f1_ratio": _info("Synthetic / real F1", "higher", "Train-on-synthetic F1 divided by train-on-real F1."),
+    "aug_small_accuracy": _info("Accuracy, small real set", None,
+                                "Accuracy of classifiers trained on a tenth of the real training rows alone."),
+    "aug_accuracy": _info("Accuracy, small real set + synthetic", "higher",
+                          "Accuracy of the same classifiers when the synthetic rows are added to that tenth."),
+    "aug_uplift": _info("Augmentation uplift", "higher",
+                        "Accuracy with the synthetic rows added minus accuracy without them (small real set)."),
+    "aug_f1_uplift": _info("Augmentation uplift (F1)", "higher", "The same uplift measured in macro F1."),
+    "dcr_median": _info("Distance to closest real row", None,
+                        "Median distance from a synthetic row to its nearest real training row (numbers in "
+                        "standard deviations, a different category counts 1); compare with the held-out figure."),
+    "dcr_p05": _info("Distance to closest real row (5th percentile)", None,
+                     "The 5% closest synthetic rows are at most this far from a real training row."),
+    "holdout_dcr_median": _info("Held-out distance to closest real row", None,
+                                "The same median for real held-out rows: synthetic rows much closer than this "
+                                "are near-copies."),
+    "exact_copy_rate": _info("Exact copies of real rows", "lower",
+                             "Share of synthetic rows identical to a real training row."),
+    "holdout_copy_rate": _info("Held-out rows equal to training rows", None,
+                               "Share of real held-out rows that also appear in the training rows: the copy rate "
+                               "to expect by chance."),
+    "rows_real": _info("Real rows", None, "Real training rows the report used."),
+    "rows_synth": _info("Synthetic rows", None, "Synthetic rows the report used."),
+}
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+def _finite(values: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
+
+
+def _generate_images(trainer, n: int, seed: int = SEED) -> torch.Tensor:
+    """``n`` samples in chunks (bounded memory); chunk i uses seed ``seed * 1000 + i``."""
+    chunks, made, i = [], 0, 0
+    while made < n:
+        k = min(SAMPLE_CHUNK, n - made)
+        chunks.append(trainer.sample(k, seed * 1000 + i).float().cpu())
+        made, i = made + k, i + 1
+    return torch.cat(chunks)
+
+
+def _image_metrics(run, trainer, n: int, feature_scores: bool, echo=None) -> dict[str, float]:
+    from .image import copy_scores, image_scores, reconstruction_scores
+
+    data = trainer.data
+    out: dict[str, float] = {}
+    if run.family in ("vae", "ae"):
+        out.update(reconstruction_scores(trainer))
+    n = max(2, min(n, len(data)))
+    if feature_scores and len(data) >= MIN_IMAGES:
+        net = feature_net(data, echo=echo)
+        samples = _generate_images(trainer, n)
+        out.update(image_scores(samples, data, net, n_real=n))
+    else:
+        out.update(copy_scores(_generate_images(trainer, min(n, 256)), data))
+    return out
+
+
+@one_thread()
+def _point_metrics(trainer, n: int) -> dict[str, float]:
+    from .manifold import manifold_scores
+
+    data = trainer.data
+    n = min(n, len(data))
+    if n <= 3:
+        return {}
+    real = data.points
+    if n < len(real):
+        real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(SEED))[:n]]
+    fake = torch.as_tensor(trainer.sample(n, SEED)).float().cpu()
+    return manifold_scores(real.float(), fake)
+
+
+def _family_metrics(run, trainer, n: int, feature_scores: bool, echo=None) -> dict[str, float]:
+    if run.data_kind == "image":
+        return _image_metrics(run, trainer, n, feature_scores, echo)
+    if run.data_kind == "text" and hasattr(trainer, "mode"):
+        from .text import text_scores
+
+        return text_scores(trainer)
+    if run.data_kind == "points" and hasattr(trainer.data, "points"):
+        return _point_metrics(trainer, min(n, POINT_SAMPLES))
+    return {}  # tables: the tabular trainer's evaluate() already runs the report
+
+
+# ---- the two entry points ----------------------------------------------------------------
+
+def end_of_run_metrics(run, trainer) -> dict[str, float]:
+    """The quality numbers the worker stores when a run ends.
+
+    Feature-net scores (FID, KID, precision, ...) need at least
+    :data:`MIN_IMAGES` images and are left out (absent from the dict) for runs
+    shorter than both :data:`SHORT_RUN_STEPS` steps and
+    :data:`SHORT_RUN_SECONDS` seconds; copy detection and the VAE numbers are
+    quick and always there."""
+    from ..runs.store import RunStore
+
+    try:
+        now = RunStore().get(run.id)  # the run object the loop holds is from its start
+        steps, seconds = now.step, now.train_seconds
+    except Exception:  # noqa: BLE001 - no store row (a trainer evaluated outside a run)
+        steps, seconds = run.step, run.train_seconds
+    feature_scores = steps >= SHORT_RUN_STEPS or seconds >= SHORT_RUN_SECONDS
+    with torch.no_grad():
+        return _finite(_family_metrics(run, trainer, DEFAULT_N, feature_scores))
+
+
+def evaluate_run(run_id: str, n: int = DEFAULT_N, echo=None) -> dict[str, float]:
+    """Every quality number for a run's latest checkpoint, from ``n``
+    generated against ``n`` real samples (or the whole set when smaller),
+    including the trainer's own held-out numbers. Stored on the run (merged
+    into its final numbers and logged at its step) and returned."""
+    from ..runs.store import RunStore
+    from ..sample import load_for_sampling
+
+    n = int(n)
+    if not 2 <= n <= 50_000:
+        raise UserError(f"evaluate with between 2 and 50000 samples; got {n}")
+    store = RunStore()
+    trainer, run, step = load_for_sampling(run_id, store=store)
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        out.update(trainer.evaluate())
+        out.update(_family_metrics(run, trainer, n, feature_scores=True, echo=echo))
+    out = _finite(out)
+    if out:
+        store.log_metrics(run_id, step, out)
+        store.update(run_id, final_metrics={**store.get(run_id).final_metrics, **out})
+    return out
