@@ -664,7 +664,7 @@ def live_view(run_id: str, watching_live: bool) -> None:
     if (run.status in LIVE) != watching_live:
         st.rerun()  # it ended (or was resumed): redraw the whole page, with or without the timer
     st.markdown(f"### {run.name}")
-    device = run.device_name or run.device or "device chosen when it starts"
+    device = run.device_name or run.device or ("device chosen when it starts" if run.status in LIVE else "no device used")
     st.caption(f"{run.model} on {run.dataset} · preset {run.config.get('preset') or 'Custom'} · {device} · "
                f"run id `{run.id}`")
     controls(run)
@@ -672,7 +672,10 @@ def live_view(run_id: str, watching_live: bool) -> None:
     if run.status not in LIVE:
         next_steps(run)
     frame = metrics_of(run)
-    charts_and_film_strip(run, frame)
+    if frame.empty and run.status not in LIVE:
+        st.caption("This run ended before it logged any numbers, so there are no curves to show.")
+    else:
+        charts_and_film_strip(run, frame)
     with guard("The explanation"):
         spec = get_model(run.model)
         with st.expander(f"How to read these curves: what {spec.title} is learning", icon=":material/school:"):

@@ -245,6 +245,16 @@ def test_a_failed_run_says_why_and_what_to_do_next(fresh_home):
     assert "lower the learning rate" in texts(at)
 
 
+def test_a_run_that_failed_before_its_first_step_shows_no_empty_charts(fresh_home):
+    cfg = api.make_config("tiny_line", "tiny_points", train_set={"steps": 10})
+    store = RunStore()
+    run = store.create(model="tiny_line", family="toy", dataset="tiny_points", data_kind="points", config=cfg)
+    store.set_status(run.id, "failed", "the data set 'tiny_points' could not be read")
+    at = open_page(TRAIN, run.id)
+    assert any("could not be read" in e.value for e in at.error) and not at.exception
+    assert "ended before it logged any numbers" in texts(at) and not at.get("plotly_chart")
+
+
 def test_an_interrupted_run_explains_itself_and_resumes_from_its_checkpoint(fresh_home):
     run = finished("tiny_line", "tiny_points", 20)
     store = RunStore()
