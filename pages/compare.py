@@ -3,15 +3,12 @@ the bake-off that trains several models on the same data with the same budget.""
 
 import streamlit as st
 
+from aigc_core.metrics.features import FEATURE_NOTE
 from pages.common import current_dataset, current_run, get_store, guard, sampling_trainer
 
 st.title("Compare")
 st.caption("Which model is better on my data? Put runs side by side: what was different, the numbers they "
            "ended with, how they learned, and what they make.")
-
-FEATURE_NOTE = ("FID, KID, precision, recall, density and coverage are measured with a feature network trained on "
-                "each data set (Inception weights cannot be downloaded here), so they compare runs on the same data "
-                "only, and are not comparable with published FIDs.")
 
 # Numbers every run logs while it trains; the metrics module explains the quality metrics.
 TRAINING_METRICS = {
