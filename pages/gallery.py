@@ -57,7 +57,7 @@ def nearest_neighbour_pairs(run, samples01, trainer) -> None:
 
     found = nearest_neighbours(samples01, run.dataset)
     neighbours, distances = found["images"], found["distances"]
-    st.caption("Top row: samples; bottom row: the closest training image to each (in the feature net's space). "
+    st.caption("Top row: samples; bottom row: the closest training image to each (compared pixel by pixel). "
                "A distance near 0 means the model copied a training image instead of making a new one.")
     pair = torch.cat([samples01, neighbours.float()])
     st.image(upscale(grid_image(pair, nrow=samples01.shape[0]), 480))
