@@ -9,7 +9,6 @@ The run id lives in the URL (``?run=...``): a refresh or a second tab re-attache
 from __future__ import annotations
 
 import math
-import time
 
 import streamlit as st
 
