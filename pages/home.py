@@ -1,10 +1,13 @@
-"""Home: what the studio does, and the first sample in two minutes."""
+"""Home: what the studio does, the first sample in two minutes, and starter
+models that give samples in seconds.
 
-import time
+Nothing heavy runs when the page opens: torch and the models load only once a
+visitor presses a button.
+"""
 
 import streamlit as st
 
-from pages.common import get_store, guard, set_current_dataset, set_current_run
+from pages.common import get_store, guard, sampling_trainer, set_current_dataset, set_current_run
 
 st.title("AIGC Studio")
 st.markdown(
@@ -13,27 +16,14 @@ st.markdown(
     "Then generate new samples in the **Gallery** and compare models side by side."
 )
 
-st.subheader("Your first sample in two minutes")
+# Built-in sets only, named here rather than listed from the catalog: listing
+# imports every data module (torchvision, pandas, ...), which would slow the
+# first opening of the page for nothing.
 QUICK = {"glyphs": ("dcgan", "Handwriting-like digits (28 x 28), offline"),
          "shapes": ("dcgan", "Coloured circles, squares and triangles (32 x 32)"),
          "ring8": ("toy_gan", "A ring of 8 Gaussian blobs in 2-D"),
-         "names": ("char_gpt", "A list of names, one per line")}
-with guard("Listing the data sets"):
-    from aigc_core.data.catalog import list_datasets
-
-    available = {d.name for d in list_datasets()}
-    choices = [k for k in QUICK if k in available]
-    dataset = st.radio("1. Pick a data set", choices, format_func=lambda k: f"{k}: {QUICK[k][1]}", horizontal=False)
-    model = QUICK[dataset][0]
-    st.write(f"2. Press the button: a **{model}** trains for about 30 seconds on this machine.")
-    if st.button("Quick train", type="primary", icon=":material/bolt:"):
-        from aigc_core.runs.api import make_config, submit
-
-        run = submit(make_config(model, dataset, preset="Quick"), store=get_store())
-        set_current_dataset(dataset)
-        set_current_run(run.id)
-        st.query_params["run"] = run.id
-        st.toast(f"Run {run.id} started")
+         "unicode_names": ("char_gpt", "Names of Unicode characters (PANDA FACE, ...), one per line")}
+STARTER_SAMPLES = 16  # a 4 x 4 grid
 
 
 @st.fragment(run_every=1.0)
@@ -51,8 +41,77 @@ def live(run_id: str) -> None:
         st.error(run.message or "the run failed")
 
 
-run_id = st.session_state.get("run_id") or st.query_params.get("run")
-if run_id:
-    st.subheader("3. Watch it learn")
-    with guard("Showing the run"):
-        live(run_id)
+def open_in_gallery(run) -> None:
+    set_current_dataset(run.dataset)
+    set_current_run(run.id)
+    st.query_params["run"] = run.id
+
+
+def starter_samples(run_ids: list[str]) -> None:
+    """A grid of new samples from one installed starter, and the way on to the Gallery."""
+    from aigc_core.imaging import grid_image, upscale
+
+    store = get_store()
+    runs = {i: store.get(i) for i in run_ids if store.exists(i)}
+    if not runs:
+        st.info("The starter runs were deleted; press the button again to add them back.")
+        return
+    run_id = st.radio("Starter model", list(runs), format_func=lambda i: runs[i].name.removeprefix("Starter: "),
+                      horizontal=True, key="starter_run")
+    seed = st.session_state.setdefault("starter_seed", 0)
+    with st.spinner("Loading the model (the first time also prepares the data set it was trained on) ..."):
+        trainer, step = sampling_trainer(run_id)
+        images = trainer.sample(STARTER_SAMPLES, seed)
+    st.image(upscale(grid_image(images, nrow=4), 320),
+             caption=f"{STARTER_SAMPLES} new samples from {runs[run_id].name} (seed {seed}, trained {step} steps)")
+    c1, c2 = st.columns(2)
+    if c1.button("New samples", icon=":material/casino:", key="starter_new"):
+        st.session_state["starter_seed"] = seed + 1
+        st.rerun()
+    if c2.button("Open it in the Gallery", icon=":material/photo_library:", key="starter_gallery"):
+        open_in_gallery(runs[run_id])
+        st.switch_page("pages/gallery.py")
+
+
+train_col, starter_col = st.columns([3, 2], gap="large")
+
+with train_col:
+    st.subheader("Your first sample in two minutes")
+    dataset = st.radio("1. Pick a data set", list(QUICK), format_func=lambda k: f"{k}: {QUICK[k][1]}")
+    model = QUICK[dataset][0]
+    st.write(f"2. Press the button: a **{model}** trains for about 30 seconds on this machine.")
+    if st.button("Quick train", type="primary", icon=":material/bolt:"):
+        with guard("Starting the run"):
+            from aigc_core.runs.api import make_config, submit
+
+            run = submit(make_config(model, dataset, preset="Quick"), store=get_store())
+            set_current_dataset(dataset)
+            set_current_run(run.id)
+            st.query_params["run"] = run.id
+            st.toast(f"Run {run.id} started")
+
+    run_id = st.session_state.get("run_id") or st.query_params.get("run")
+    if run_id:
+        st.subheader("3. Watch it learn")
+        with guard("Showing the run"):
+            live(run_id)
+
+with starter_col:
+    st.subheader("Samples in seconds: a starter model")
+    st.write("Small models the studio trained ahead of time (a DCGAN and a VAE on glyphs, a DCGAN on shapes). "
+             "The button adds them to your runs, so the Gallery and Compare can use them too, and draws new "
+             "samples right here.")
+    if st.button("Try a starter model", icon=":material/rocket_launch:", key="starter_install"):
+        with guard("Adding the starter models"), st.spinner("Adding the starter models to your runs ..."):
+            from aigc_core.starters import install_starters
+
+            report = install_starters(store=get_store())
+            st.session_state["starter_runs"] = [r.id for r in report.runs]
+            st.session_state["starter_problems"] = report.problems
+            if report.installed:
+                st.toast(f"Added {len(report.installed)} starter models to your runs")
+    for problem in st.session_state.get("starter_problems", []):
+        st.warning(problem, icon=":material/warning:")
+    if st.session_state.get("starter_runs"):
+        with guard("Drawing samples from the starter"):
+            starter_samples(st.session_state["starter_runs"])
