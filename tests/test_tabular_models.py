@@ -199,6 +199,22 @@ def test_the_gradient_penalty_is_zero_for_a_critic_with_unit_slope_per_pack():
     assert float(trainer.gradient_penalty(real, fake).detach()) == pytest.approx(4.0, rel=1e-5)
 
 
+def test_the_learning_rates_follow_a_cosine_to_a_tenth_and_resume_where_they_were(tmp_path):
+    trainer = make("tab_gan", lr_decay_steps=10, lr_g=1e-3, lr_d=2e-3)
+    train(trainer, 5)
+    assert trainer.lr_scale() == pytest.approx(0.55)                 # half-way: 0.1 + 0.9 * (1 + cos(pi / 2)) / 2
+    # the fifth step ran at progress 4/10
+    assert trainer.optims["D"].param_groups[0]["lr"] == pytest.approx(2e-3 * (0.1 + 0.45 * (1 + np.cos(0.4 * np.pi))))
+    path = save_checkpoint(tmp_path, 5, trainer.state())
+    again = make("tab_gan", lr_decay_steps=10, lr_g=1e-3, lr_d=2e-3)
+    again.load_state(load_state(path)[0])
+    assert again.steps_done == 5
+    train(again, 10)
+    assert again.lr_scale() == pytest.approx(0.1)
+    assert again.optims["G"].param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert make("tab_gan").lr_scale() == 1.0                         # 0 = constant
+
+
 def test_the_vae_loss_falls_as_it_learns():
     trainer = make("tab_vae")
     first = train(trainer, 1)["loss"]

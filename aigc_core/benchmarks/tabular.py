@@ -15,7 +15,8 @@ Figures per table and model (``tabular.<table>.<model>.*``):
 - ``tstr_ratio``: TSTR accuracy / TRTR accuracy, averaged over the two
   classifiers (the ``_mean`` and ``_min`` over seeds); ``tstr_ratio_lr`` and
   ``tstr_ratio_rf`` per classifier (mean over seeds);
-- ``fit_s``: training wall time (mean over seeds), ``steps``: steps taken;
+- ``fit_s``: training wall time (mean over seeds), ``steps``: steps taken,
+  ``steps_per_s``: their ratio (a busy machine shows here);
 - ``fidelity``: the report's column-shape / pair-trend score (mean).
 
 The target: ``tab_gan`` at least 0.95 on both tables. When the ``ctgan``
@@ -124,6 +125,7 @@ def _collect(out: dict, prefix: str, runs: list[dict]) -> None:
     out[f"{prefix}.tstr_ratio_min"] = float(np.min(ratios))
     for key in ("tstr_ratio_lr", "tstr_ratio_rf", "trtr_accuracy", "fidelity", "fit_s", "steps"):
         out[f"{prefix}.{key}"] = float(np.mean([r[key] for r in runs]))
+    out[f"{prefix}.steps_per_s"] = float(np.mean([r["steps"] / max(r["fit_s"], 1e-9) for r in runs]))
 
 
 def run(quick: bool = False, tables: list[str] | None = None, models: list[str] | None = None) -> dict:
