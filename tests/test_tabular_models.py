@@ -215,6 +215,18 @@ def test_the_learning_rates_follow_a_cosine_to_a_tenth_and_resume_where_they_wer
     assert make("tab_gan").lr_scale() == 1.0                         # 0 = constant
 
 
+def test_a_training_step_runs_on_one_thread_and_gives_the_others_back():
+    trainer = make("tab_gan")
+    seen, inner = [], trainer.train_step
+    trainer.train_step = lambda: (seen.append(torch.get_num_threads()), inner())[1]
+    torch.set_num_threads(2)
+    try:
+        trainer.step()
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
 def test_the_vae_loss_falls_as_it_learns():
     trainer = make("tab_vae")
     first = train(trainer, 1)["loss"]

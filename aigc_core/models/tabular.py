@@ -579,6 +579,24 @@ class TabularTrainer(Trainer):
         else:
             self.cond_info, self.cond_span, self.cond_dim = None, None, 0
 
+    # ---- one step ---------------------------------------------------------------------
+    def step(self) -> dict[str, torch.Tensor]:
+        """One :meth:`train_step` on one CPU thread. These matrices are small
+        (a few hundred rows by a few hundred units): a second thread gains
+        little, and on a busy machine threads waiting on each other make a
+        step many times slower. The thread count is put back afterwards."""
+        threads = torch.get_num_threads()
+        if self.device.type != "cpu" or threads == 1:
+            return self.train_step()
+        torch.set_num_threads(1)
+        try:
+            return self.train_step()
+        finally:
+            torch.set_num_threads(threads)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
     # ---- batches --------------------------------------------------------------------
     def draw_conditions(self, n: int, gen: torch.Generator, train: bool = True):
         """Condition indices (n,) and one-hot vectors (n, cond_dim); ``train``
@@ -816,7 +834,7 @@ class TabGANTrainer(TabularTrainer):
         progress = min(1.0, self.steps_done / self.cfg.lr_decay_steps)
         return 0.1 + 0.45 * (1.0 + math.cos(math.pi * progress))
 
-    def step(self) -> dict[str, torch.Tensor]:
+    def train_step(self) -> dict[str, torch.Tensor]:
         cfg, B = self.cfg, self.cfg.batch_size
         if cfg.lr_decay_steps:
             scale = self.lr_scale()
@@ -910,7 +928,7 @@ class TabVAETrainer(TabularTrainer):
         v = raw[:, self.value_cols]
         return torch.where(self.value_tanh, torch.tanh(v), v)
 
-    def step(self) -> dict[str, torch.Tensor]:
+    def train_step(self) -> dict[str, torch.Tensor]:
         B = self.cfg.batch_size
         cond_idx, cond = self.draw_conditions(B, self.gen)
         x = self.real_batch(cond_idx, B)                                      # (B, data_dim)
