@@ -91,6 +91,31 @@ def test_a_text_run_ends_with_bits_per_character_copies_and_distinct_ngrams():
     explained({"val_bpc", "val_perplexity", "copy_share", "distinct_ngrams", "distinct_ngrams_real"})
 
 
+class _ParrotTrainer:
+    """A "text model" that hands back lines of its training text."""
+
+    mode = "lines"
+    train_text = "\n".join(f"name{i:03d}" for i in range(300))
+    val_text = "\n".join(f"held{i:03d}" for i in range(30))
+
+    def sample(self, n, seed, length=200):
+        return self.train_text.split("\n")[:n]
+
+
+def test_a_text_generator_that_returns_training_lines_has_a_copy_share_of_one():
+    from aigc_core.metrics.text import text_scores
+
+    assert text_scores(_ParrotTrainer())["copy_share"] == 1.0
+
+
+def test_distinct_ngrams_are_low_for_text_that_repeats_itself():
+    from aigc_core.metrics.text import distinct_ngrams
+
+    assert distinct_ngrams(["ab" * 200]) < 0.01
+    assert distinct_ngrams(["the quick brown fox jumps over the lazy dog"]) > 0.9
+    assert distinct_ngrams(["ab", ""]) != distinct_ngrams(["ab", ""])  # no 3-grams at all: nan, left out of runs
+
+
 def test_a_points_run_ends_with_precision_recall_density_and_coverage():
     run = finished("tiny_line", "tiny_points", 20)
     assert {"precision", "recall", "density", "coverage"} <= set(run.final_metrics)
