@@ -24,7 +24,6 @@ runs (once: installing again finds them), so the Gallery, Compare and
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -61,18 +60,20 @@ class Starter:
     steps: int
 
 
-# Small widths keep every file well under a megabyte; the step budgets take
-# about one to two minutes each on a 2-core CPU.
+# Small widths keep every file near a megabyte or less; each trains in a few
+# minutes on one CPU thread.
 STARTERS = (
     Starter("dcgan-glyphs", "Starter: DCGAN on glyphs",
             "A convolutional GAN that paints handwriting-like digits from random noise.",
             "dcgan", "glyphs", dict(nz=64, ngf=32, ndf=32, batch_size=64), steps=3000),
     Starter("vae-glyphs", "Starter: VAE on glyphs",
-            "A convolutional VAE: it squeezes each digit into 16 numbers and draws new digits from random codes.",
-            "conv_vae", "glyphs", dict(latent_dim=16, width=32, batch_size=64), steps=3000),
+            "A convolutional VAE: it squeezes each digit into 8 numbers and draws new digits from random codes.",
+            "conv_vae", "glyphs", dict(latent_dim=8, width=32, batch_size=64), steps=3000),
     Starter("dcgan-shapes", "Starter: DCGAN on shapes",
             "A convolutional GAN that paints coloured circles, squares and triangles.",
-            "dcgan", "shapes", dict(nz=64, ngf=32, ndf=32, batch_size=64), steps=3000),
+            # a slower discriminator (half the generator's learning rate) keeps
+            # it from winning outright on these easy-to-judge images
+            "dcgan", "shapes", dict(nz=64, ngf=32, ndf=32, batch_size=64, lr_d=1e-4), steps=5000),
 )
 
 
@@ -174,6 +175,7 @@ def make_starters(out: Path | None = None, echo: Callable[[str], None] = print, 
             state, _ = load_state(ckpt)
             weights = {"nets": _half(state["nets"]), "extra": _half(state.get("extra") or {})}
             trainer, _, _ = load_for_sampling(run.id, store=store)
+            trainer.load_state(weights, weights_only=True)  # the preview shows exactly what ships
             preview = grid_image(trainer.sample(PREVIEW_COUNT, PREVIEW_SEED), nrow=8)
 
             folder = out / starter.key
@@ -297,6 +299,11 @@ def read_starter(folder: Path) -> dict:
 @contextlib.contextmanager
 def _install_lock():
     """Two browser tabs pressing the button at once install each starter once."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; a double install is harmless
+        yield
+        return
     path = aigc_home() / ".starters.lock"
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)

@@ -50,6 +50,7 @@ def open_in_gallery(run) -> None:
 def starter_samples(run_ids: list[str]) -> None:
     """A grid of new samples from one installed starter, and the way on to the Gallery."""
     from aigc_core.imaging import grid_image, upscale
+    from aigc_core.starters import STARTERS
 
     store = get_store()
     runs = {i: store.get(i) for i in run_ids if store.exists(i)}
@@ -58,6 +59,9 @@ def starter_samples(run_ids: list[str]) -> None:
         return
     run_id = st.radio("Starter model", list(runs), format_func=lambda i: runs[i].name.removeprefix("Starter: "),
                       horizontal=True, key="starter_run")
+    blurb = next((s.blurb for s in STARTERS if s.title == runs[run_id].name), "")
+    if blurb:
+        st.caption(blurb)
     seed = st.session_state.setdefault("starter_seed", 0)
     with st.spinner("Loading the model (the first time also prepares the data set it was trained on) ..."):
         trainer, step = sampling_trainer(run_id)
