@@ -157,3 +157,12 @@ def test_a_model_trained_600_steps_scores_better_than_after_10_steps(request):
     late = finished("mlp_gan", "digits", 600, width=64, batch_size=64)
     a, b = evaluate_run(early.id, n=1000), evaluate_run(late.id, n=1000)
     assert b["fid"] < 0.5 * a["fid"] and b["precision"] > a["precision"] + 0.1, (a, b)
+
+
+def test_bench_quick_times_the_feature_net_and_an_evaluation():
+    from aigc_core.benchmarks import metrics as bench
+
+    figures = bench.run(quick=True)
+    assert figures["metrics.dataset"] == "digits" and figures["metrics.feature_net_accuracy"] > 0.9
+    assert 0 < figures["metrics.eval1000_s"] < 60 and 0 < figures["metrics.feature_net_train_s"] < 60
+    assert figures["metrics.real_vs_real_precision"] > 0.8
