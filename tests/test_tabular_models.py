@@ -287,6 +287,17 @@ def test_sampling_a_table_run_from_the_command_line_writes_a_csv(table_run, tmp_
     assert "wrote 25 samples" in capsys.readouterr().out
 
 
+def test_eval_of_a_table_run_prints_its_report_numbers_as_json(table_run, capsys):
+    import json
+
+    from aigc_core.cli import main
+
+    assert main(["eval", "--run", table_run.id, "-n", "200", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("fidelity", "tstr_accuracy_ratio", "dcr_median", "exact_copy_rate"):
+        assert isinstance(result[key], float) and np.isfinite(result[key]), key
+
+
 def test_evaluating_a_table_run_gives_the_documented_numbers(table_run):
     from aigc_core.metrics.tabular import table_run_scores
     from aigc_core.sample import load_for_sampling
