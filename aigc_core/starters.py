@@ -138,6 +138,13 @@ def _curves(store, run_id: str) -> dict:
             "value": [float(v) for v in frame["value"]], "wall": [round(float(w) - start, 3) for w in frame["wall"]]}
 
 
+def _card_json(card: dict) -> str:
+    """config.json: one setting per line, each curve column on one line (a short, readable diff)."""
+    lines = [f" {json.dumps(k)}: " + (json.dumps(v) if k == "curves" else json.dumps(v, indent=1).replace("\n", "\n "))
+             for k, v in card.items()]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def make_starters(out: Path | None = None, echo: Callable[[str], None] = print, steps: int | None = None,
                   only: tuple[str, ...] | None = None) -> list[Path]:
     """Train every starter (or those in ``only``) and write ``out/<key>/``.
@@ -193,7 +200,7 @@ def make_starters(out: Path | None = None, echo: Callable[[str], None] = print, 
                     "made_with": f"python -m aigc_core make-starters (torch {torch.__version__}, CPU, one thread, fp32, seed 0, "
                                  "deterministic algorithms); weights stored in float16",
                     "curves": _curves(store, run.id)}
-            (tmp / CONFIG_FILE).write_text(json.dumps(card, indent=1), encoding="utf-8")
+            (tmp / CONFIG_FILE).write_text(_card_json(card), encoding="utf-8")
             size = sum(p.stat().st_size for p in tmp.iterdir())
             if size > MAX_STARTER_BYTES:
                 shutil.rmtree(tmp)

@@ -22,7 +22,7 @@ st.markdown(
 QUICK = {"glyphs": ("dcgan", "Handwriting-like digits (28 x 28), offline"),
          "shapes": ("dcgan", "Coloured circles, squares and triangles (32 x 32)"),
          "ring8": ("toy_gan", "A ring of 8 Gaussian blobs in 2-D"),
-         "unicode_names": ("char_gpt", "Names of Unicode characters (PANDA FACE, ...), one per line")}
+         "unicode_names": ("char_gpt", "Names of Unicode characters, one per line")}
 STARTER_SAMPLES = 16  # a 4 x 4 grid
 
 
@@ -72,12 +72,12 @@ def starter_samples(run_ids: list[str]) -> None:
     if c1.button("New samples", icon=":material/casino:", key="starter_new"):
         st.session_state["starter_seed"] = seed + 1
         st.rerun()
-    if c2.button("Open it in the Gallery", icon=":material/photo_library:", key="starter_gallery"):
+    if c2.button("Open in the Gallery", icon=":material/photo_library:", key="starter_gallery"):
         open_in_gallery(runs[run_id])
         st.switch_page("pages/gallery.py")
 
 
-train_col, starter_col = st.columns([3, 2], gap="large")
+train_col, starter_col = st.columns(2, gap="large")
 
 with train_col:
     st.subheader("Your first sample in two minutes")
