@@ -22,6 +22,10 @@ os.environ["AIGC_HOME"] = str(_SESSION_HOME)
 os.environ.setdefault("AIGC_NO_DOWNLOAD", "1")  # tests never touch the network
 # a tiny model + data set (tests/plugin_tiny.py) that worker processes load too
 os.environ["AIGC_PLUGINS"] = "tests.plugin_tiny"
+# The suite runs workers, a Streamlit server and the tests on a few cores at once; OpenMP threads that
+# spin while waiting made small models 10-50x slower under that contention (measured on 2 cores). Set
+# before torch loads; worker processes inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
@@ -37,3 +41,14 @@ def fresh_home(tmp_path, monkeypatch):
     (home / "cache").symlink_to(_SESSION_HOME / "cache")
     monkeypatch.setenv("AIGC_HOME", str(home))
     return home
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow checks (minutes of real training) are skipped unless asked for with
+    ``-m slow``; ``.ci/run`` runs them after the README's fast suite."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow check: run with -m slow (.ci/run does)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
