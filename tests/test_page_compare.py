@@ -98,3 +98,24 @@ def test_a_failed_run_and_a_run_without_checkpoint_are_shown_with_messages_not_t
     errors = [e.value for e in at.error]
     assert any(e.startswith("failed:") and "NaN" in e for e in errors)
     assert any("no checkpoint yet" in e for e in errors)
+
+
+def test_table_runs_show_their_fidelity_and_usefulness_numbers_and_rows_side_by_side(fresh_home):
+    from tests.tiny_runs import tiny_table
+
+    gan = finished("tab_gan", tiny_table(), 20, batch_size=20, pac=2)
+    vae = finished("tab_vae", tiny_table(), 20, batch_size=20)
+    at = open_page(COMPARE, gan.id)
+    at.multiselect[0].set_value([gan.id, vae.id]).run()
+    assert not problems(at), problems(at)
+    numbers = next(d.value for d in at.dataframe if "Metric" in d.value.columns)
+    shared = set(gan.final_metrics) & set(vae.final_metrics)
+    assert shared, "table runs end with report scores"
+    labels = " ".join(numbers["Metric"])
+    from aigc_core.bakeoff import metric_info
+
+    info = metric_info()
+    assert all(info[k]["label"] in labels for k in shared if k in info)
+    rows = [d.value for d in at.dataframe if list(d.value.columns) == ["views", "time", "buy"]]
+    assert len(rows) == 2 and all(len(r) == 8 for r in rows)
+    assert all(set(r["buy"].astype(str)) <= {"True", "False"} for r in rows)
