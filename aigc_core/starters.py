@@ -71,9 +71,10 @@ STARTERS = (
             "conv_vae", "glyphs", dict(latent_dim=8, width=32, batch_size=64), steps=3000),
     Starter("dcgan-shapes", "Starter: DCGAN on shapes",
             "A convolutional GAN that paints coloured circles, squares and triangles.",
-            # a slower discriminator (half the generator's learning rate) keeps
-            # it from winning outright on these easy-to-judge images
-            "dcgan", "shapes", dict(nz=64, ngf=32, ndf=32, batch_size=64, lr_d=1e-4), steps=5000),
+            # a narrow discriminator (16 maps) and a wider generator (48): with
+            # equal widths the discriminator wins outright on these easy-to-judge
+            # images and the generator collapses onto a few colour blobs
+            "dcgan", "shapes", dict(nz=64, ngf=48, ndf=16, batch_size=64), steps=4000),
 )
 
 
