@@ -48,6 +48,31 @@ TRAINING_METRICS = {
     "samples_per_s": {"label": "Training speed (examples/s)", "better": "higher",
                       "how": "Training examples (images, characters, rows) processed per second on this machine."},
     "step_time_ms": {"label": "Time per step (ms)", "better": "lower", "how": "Wall time of one optimisation step."},
+    "d_real": {"label": "D(x) on real data", "better": None,
+               "how": "The discriminator's average verdict on real samples in the last training batches (a "
+                      "probability for the non-saturating loss, a raw score for WGAN-GP and hinge)."},
+    "d_fake": {"label": "D(G(z)) on generated data", "better": None,
+               "how": "The discriminator's average verdict on generated samples in the last training batches."},
+    "grad_norm": {"label": "Gradient norm", "better": None, "how": "Size of the last weight update's gradient."},
+    "grad_norm_d": {"label": "Discriminator gradient norm", "better": None,
+                    "how": "Size of the discriminator's last gradient; a sudden spike often comes before a collapse."},
+    "grad_norm_g": {"label": "Generator gradient norm", "better": None,
+                    "how": "Size of the generator's last gradient; a sudden spike often comes before a collapse."},
+    "gp": {"label": "Gradient penalty", "better": None,
+           "how": "WGAN-GP's penalty: how far the critic's gradient norm is from 1 between real and generated samples."},
+    "gradient_penalty": {"label": "Gradient penalty", "better": None,
+                         "how": "WGAN-GP's penalty: how far the critic's gradient norm is from 1 between real and "
+                                "generated rows."},
+    "wasserstein": {"label": "Wasserstein estimate", "better": None,
+                    "how": "The critic's mean score on real rows minus on generated rows in the last batches; it "
+                           "shrinks as the generated rows get harder to tell apart, but only within one run."},
+    "condition_ce": {"label": "Condition cross-entropy", "better": "lower",
+                     "how": "How far generated rows are from carrying the condition value they were asked for."},
+    "recon": {"label": "Reconstruction loss", "better": "lower",
+              "how": "How badly the decoder rebuilt its training inputs in the last batches."},
+    "kl": {"label": "KL divergence", "better": None,
+           "how": "How far the codes of the last training batches are from the prior N(0, I), in nats."},
+    "lr": {"label": "Learning rate", "better": None, "how": "The optimiser's step size at the end of training."},
 }
 # Held-out and tabular headline numbers the models report themselves; the
 # metrics module's own explanations replace these when it has them.

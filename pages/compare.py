@@ -3,35 +3,13 @@ the bake-off that trains several models on the same data with the same budget.""
 
 import streamlit as st
 
+from aigc_core.bakeoff import TRAINING_METRICS, metric_info
 from aigc_core.metrics.features import FEATURE_NOTE
 from pages.common import current_dataset, current_run, get_store, guard, sampling_trainer
 
 st.title("Compare")
 st.caption("Which model is better on my data? Put runs side by side: what was different, the numbers they "
            "ended with, how they learned, and what they make.")
-
-# Numbers every run logs while it trains; the metrics module explains the quality metrics.
-TRAINING_METRICS = {
-    "loss": {"label": "Training loss", "better": "lower", "how": "The model's own loss on its last training batches."},
-    "loss_d": {"label": "Discriminator loss", "better": None,
-               "how": "A GAN's losses are a game between two players; neither number alone says which run is better."},
-    "loss_g": {"label": "Generator loss", "better": None,
-               "how": "A GAN's losses are a game between two players; neither number alone says which run is better."},
-    "samples_per_s": {"label": "Training speed (examples/s)", "better": "higher",
-                      "how": "Training examples (images, characters, rows) processed per second on this machine."},
-    "step_time_ms": {"label": "Time per step (ms)", "better": "lower", "how": "Wall time of one optimisation step."},
-}
-
-
-def metric_info() -> dict:
-    info = dict(TRAINING_METRICS)
-    try:
-        from aigc_core.metrics.evaluate import METRIC_INFO
-    except ImportError:
-        return info
-    info.update(METRIC_INFO)
-    return info
-
 
 def run_labels(runs) -> dict:
     """Run id -> a column title, unique even when two runs share a name."""
