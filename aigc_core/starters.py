@@ -366,8 +366,8 @@ def install_starter(folder: Path, store=None):
                      device="cpu", device_name="CPU (made by make-starters)", started=run.created)
         write_atomic(run.folder / MARKER_FILE, json.dumps({"key": key, "checksum": card["checksum"],
                                                            "installed": time.time()}).encode())
-        store.set_status(run.id, "completed", "a starter model shipped with the studio "
-                                              "(made by `python -m aigc_core make-starters`)")
+        store.set_status(run.id, "completed", "a starter model shipped with the studio, made by "
+                                              "`python -m aigc_core make-starters`")
     except Exception:
         store.delete(run.id)
         raise
