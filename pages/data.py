@@ -146,7 +146,7 @@ def show_images(name: str, data, stats: dict) -> None:
     from aigc_core.data.images import preview_grid
     from aigc_core.imaging import upscale
 
-    c = st.columns(5)
+    c = st.columns([1.1, 1.3, 1, 0.8, 1.5])  # the last metric reads "0.18 ± 0.33"
     c[0].metric("Images", f"{stats['count']:,}")
     c[1].metric("Size", f"{stats['width']} x {stats['height']} px")
     c[2].metric("Channels", COLOURS.get(stats["channels"], str(stats["channels"])))

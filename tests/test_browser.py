@@ -179,6 +179,8 @@ def test_upload_a_zip_of_images_on_the_data_page(studio, page, shots, tmp_path):
     # with the Home run still training: switching pages must not wait on it
     TIMINGS["page_switch_during_run_s"] = round(
         _switch_to(page, "Data", page.get_by_role("tab", name="Upload your own")), 2)
+    page.locator("[data-testid=stImage] img").first.wait_for(timeout=60_000)  # the current set's preview grid
+    _shot(page, shots / "data_builtin.png")
     page.get_by_role("tab", name="Upload your own").click()
     page.locator("input[type=file]").first.set_input_files(str(archive))
     button = page.get_by_role("button", name="Import the images")
