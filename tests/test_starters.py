@@ -90,8 +90,9 @@ def test_the_command_line_installs_the_starters_and_samples_one(tiny_starters, f
 def test_two_installs_at_once_add_each_starter_once(tiny_starters, fresh_home):
     from concurrent.futures import ThreadPoolExecutor
 
+    store = RunStore()  # one store, as the app shares one between its sessions
     with ThreadPoolExecutor(2) as pool:
-        reports = list(pool.map(lambda _: starters.install_starters(tiny_starters), range(2)))
+        reports = list(pool.map(lambda _: starters.install_starters(tiny_starters, store), range(2)))
     assert sorted(len(r.installed) for r in reports) == [0, len(starters.STARTERS)]
     assert len(RunStore().list()) == len(starters.STARTERS)
 
