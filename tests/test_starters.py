@@ -72,6 +72,14 @@ def test_install_is_idempotent_and_the_runs_sample_like_any_other(tiny_starters,
         assert step == 4 and images.shape[0] == 4 and torch.isfinite(images).all()
 
 
+def test_a_deleted_starter_run_comes_back_on_the_next_install(tiny_starters, fresh_home):
+    store = RunStore()
+    runs = starters.install_starters(tiny_starters, store).runs
+    store.delete(runs[0].id)
+    report = starters.install_starters(tiny_starters, store)
+    assert [r.name for r in report.installed] == [runs[0].name] and len(report.existing) == 2
+
+
 def test_the_command_line_installs_the_starters_and_samples_one(tiny_starters, fresh_home, tmp_path, monkeypatch,
                                                                 capsys):
     from aigc_core.cli import main
