@@ -14,7 +14,7 @@ Each starter is one folder ``starters/<key>/``:
   loads like any other and can never run code;
 - ``config.json``: the run config (model, data set, every setting), its title,
   training steps and time, final metrics and the logged curves;
-- ``preview.png``: 64 samples from seed 0.
+- ``preview.png`` (64 images) or ``preview.txt`` (16 texts): samples from seed 0.
 
 :func:`install_starters` copies them into the current workspace as completed
 runs (once: installing again finds them), so the Gallery, Compare and
@@ -39,12 +39,13 @@ from .paths import aigc_home, write_atomic
 
 #: where the shipped starters live (the repository's top-level folder)
 STARTERS_DIR = Path(__file__).resolve().parent.parent / "starters"
-MODEL_FILE, CONFIG_FILE, PREVIEW_FILE = "model.safetensors", "config.json", "preview.png"
+MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+PREVIEW_FILES = ("preview.png", "preview.txt")  # images; text
 MARKER_FILE = "starter.json"  # in an installed run's folder: which starter it came from
 FORMAT = 1
 MAX_STARTER_BYTES = 5 * 1024 * 1024  # each starter folder
 MAX_CONFIG_BYTES = 1024 * 1024
-PREVIEW_SEED, PREVIEW_COUNT = 0, 64
+PREVIEW_SEED, PREVIEW_COUNT, PREVIEW_TEXTS = 0, 64, 16
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ STARTERS = (
             # equal widths the discriminator wins outright on these easy-to-judge
             # images and the generator collapses onto a few colour blobs
             "dcgan", "shapes", dict(nz=64, ngf=48, ndf=16, batch_size=64), steps=4000),
+    Starter("gpt-unicode-names", "Starter: Character GPT on Unicode names",
+            "A small GPT that writes new names of Unicode characters, one letter at a time.",
+            "char_gpt", "unicode_names", dict(n_layer=2, n_head=4, n_embd=96, block_size=64, batch_size=16, lr=5e-3,
+                                              warmup_steps=50, lr_decay_steps=2000), steps=2000),
 )
 
 
@@ -184,7 +189,12 @@ def make_starters(out: Path | None = None, echo: Callable[[str], None] = print, 
             weights = {"nets": _half(state["nets"]), "extra": _half(state.get("extra") or {})}
             trainer, _, _ = load_for_sampling(run.id, store=store)
             trainer.load_state(weights, weights_only=True)  # the preview shows exactly what ships
-            preview = grid_image(trainer.sample(PREVIEW_COUNT, PREVIEW_SEED), nrow=8)
+            if run.data_kind == "text":
+                preview_name = "preview.txt"
+                preview = "\n".join(trainer.sample(PREVIEW_TEXTS, PREVIEW_SEED)).encode("utf-8")
+            else:
+                preview_name = "preview.png"
+                preview = png_bytes(grid_image(trainer.sample(PREVIEW_COUNT, PREVIEW_SEED), nrow=8))
 
             folder = out / starter.key
             tmp = out / f".{starter.key}.incoming"
@@ -193,7 +203,7 @@ def make_starters(out: Path | None = None, echo: Callable[[str], None] = print, 
             # no extra metadata keys: safetensors writes them in hash order,
             # and the same weights should give the same bytes
             (tmp / MODEL_FILE).write_bytes(state_to_bytes(weights))
-            (tmp / PREVIEW_FILE).write_bytes(png_bytes(preview))
+            (tmp / preview_name).write_bytes(preview)
             card = {"format": FORMAT, "key": starter.key, "title": starter.title, "blurb": starter.blurb,
                     "model": config["model"], "dataset": config["dataset"], "preset": None,
                     "model_config": config["model_config"], "train": config["train"], "step": step,
@@ -358,8 +368,9 @@ def install_starter(folder: Path, store=None):
     try:
         step = int(card.get("step") or card["config"]["train"]["steps"])
         shutil.copyfile(Path(folder) / MODEL_FILE, run.folder / "checkpoints" / f"step_{step:08d}.safetensors")
-        if (Path(folder) / PREVIEW_FILE).is_file():
-            shutil.copyfile(Path(folder) / PREVIEW_FILE, run.folder / "samples" / f"step_{step:08d}.png")
+        for name in PREVIEW_FILES:  # the run's film strip shows it
+            if (Path(folder) / name).is_file():
+                shutil.copyfile(Path(folder) / name, run.folder / "samples" / f"step_{step:08d}{Path(name).suffix}")
         _log_curves(store, run.id, card.get("curves"))
         final = {k: float(v) for k, v in (card.get("final_metrics") or {}).items() if isinstance(v, (int, float))}
         store.update(run.id, step=step, train_seconds=float(card.get("train_seconds") or 0.0), final_metrics=final,

@@ -24,6 +24,7 @@ QUICK = {"glyphs": ("dcgan", "Handwriting-like digits (28 x 28), offline"),
          "ring8": ("toy_gan", "A ring of 8 Gaussian blobs in 2-D"),
          "unicode_names": ("char_gpt", "Names of Unicode characters, one per line")}
 STARTER_SAMPLES = 16  # a 4 x 4 grid
+STARTER_TEXTS = 8
 
 
 @st.fragment(run_every=1.0)
@@ -63,11 +64,16 @@ def starter_samples(run_ids: list[str]) -> None:
     if blurb:
         st.caption(blurb)
     seed = st.session_state.setdefault("starter_seed", 0)
+    text = runs[run_id].data_kind == "text"
     with st.spinner("Loading the model (the first time also prepares the data set it was trained on) ..."):
         trainer, step = sampling_trainer(run_id)
-        images = trainer.sample(STARTER_SAMPLES, seed)
-    st.image(upscale(grid_image(images, nrow=4), 320),
-             caption=f"{STARTER_SAMPLES} new samples from {runs[run_id].name} (seed {seed}, trained {step} steps)")
+        samples = trainer.sample(STARTER_TEXTS if text else STARTER_SAMPLES, seed)
+    about = f"new samples from {runs[run_id].name} (seed {seed}, trained {step} steps)"
+    if text:
+        st.code("\n".join(samples), language=None)
+        st.caption(f"{STARTER_TEXTS} {about}")
+    else:
+        st.image(upscale(grid_image(samples, nrow=4), 320), caption=f"{STARTER_SAMPLES} {about}")
     c1, c2 = st.columns(2)
     if c1.button("New samples", icon=":material/casino:", key="starter_new"):
         st.session_state["starter_seed"] = seed + 1
@@ -102,7 +108,8 @@ with train_col:
 
 with starter_col:
     st.subheader("Samples in seconds: a starter model")
-    st.write("Small models the studio trained ahead of time (a DCGAN and a VAE on glyphs, a DCGAN on shapes). "
+    st.write("Small models the studio trained ahead of time (a DCGAN and a VAE on glyphs, a DCGAN on shapes, "
+             "a character GPT on names of Unicode characters). "
              "The button adds them to your runs, so the Gallery and Compare can use them too, and draws new "
              "samples right here.")
     if st.button("Try a starter model", icon=":material/rocket_launch:", key="starter_install"):

@@ -57,6 +57,11 @@ def test_the_starter_button_installs_the_starters_and_shows_samples(fresh_home):
     at.radio(key="starter_run").set_value(vae).run()
     assert not at.error and "from Starter: VAE on glyphs" in at.image[0].captions[0]
 
+    gpt = next(r.id for r in runs if r.name == "Starter: Character GPT on Unicode names")
+    at.radio(key="starter_run").set_value(gpt).run()
+    assert not at.error and not at.image
+    assert len(at.code[0].value.splitlines()) == 8 and any("Character GPT" in c.value for c in at.caption)
+
     at.button(key="starter_install").click().run()  # a second press adds nothing
     assert len(RunStore().list()) == len(starters.STARTERS)
 
@@ -82,7 +87,7 @@ def test_a_damaged_starter_shows_a_warning_and_the_others_still_work(fresh_home,
     assert not at.exception
     assert len(at.warning) == 1 and "dcgan-glyphs" in at.warning[0].value and "damaged" in at.warning[0].value
     assert len(at.image) == 1
-    assert {r.name for r in RunStore().list()} == {"Starter: VAE on glyphs", "Starter: DCGAN on shapes"}
+    assert {r.name for r in RunStore().list()} == {s.title for s in starters.STARTERS if s.key != "dcgan-glyphs"}
 
 
 def test_quick_train_starts_a_run(fresh_home, monkeypatch):
