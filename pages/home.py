@@ -102,9 +102,10 @@ with train_col:
 
     run_id = st.session_state.get("run_id") or st.query_params.get("run")
     if run_id:
-        st.subheader("3. Watch it learn")
         with guard("Showing the run"):
-            live(run_id)
+            if get_store().get(run_id).owner != "starter":  # a starter was never trained here
+                st.subheader("3. Watch it learn")
+                live(run_id)
 
 with starter_col:
     st.subheader("Samples in seconds: a starter model")

@@ -74,6 +74,9 @@ def test_open_in_gallery_goes_to_the_gallery_with_the_starter_chosen(fresh_home)
     assert at.title[0].value == "Gallery"
     chosen = RunStore().get(at.selectbox[0].value)
     assert chosen.name == "Starter: DCGAN on glyphs"
+    at.switch_page("pages/home.py").run()
+    assert not at.exception and "3. Watch it learn" not in [h.value for h in at.subheader], \
+        "a starter was not trained here, so Home has nothing to watch"
 
 
 def test_a_damaged_starter_shows_a_warning_and_the_others_still_work(fresh_home, tmp_path, monkeypatch):
