@@ -204,3 +204,31 @@ def test_stopping_a_queued_run_means_it_never_starts(fresh_home, monkeypatch):
     assert wait_for(lambda: store.get(first.id).status == "completed")
     time.sleep(1)
     assert store.get(second.id).status == "stopped" and store.get(second.id).step == 0
+
+
+def test_many_threads_opening_a_brand_new_workspace_at_once_all_get_a_store(tmp_path):
+    """Several browser sessions opening a fresh workspace together used to meet
+    "database is locked" while the database switched to WAL."""
+    import threading
+
+    from aigc_core.runs.store import RunStore
+
+    for trial in range(5):
+        path, errors = tmp_path / f"runs{trial}.db", []
+        barrier = threading.Barrier(6)
+
+        def open_store():
+            barrier.wait()
+            try:
+                RunStore(path).list()
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_store) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        with RunStore(path).connect() as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

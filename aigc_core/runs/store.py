@@ -154,17 +154,33 @@ def _pid_alive(pid: int | None) -> bool:
         return True
 
 
+def _retry_locked(call, attempts: int = 60):
+    """Switching a brand-new database to WAL (and creating its tables) can meet
+    "database is locked" at once, without the busy timeout, when two processes
+    or threads open the workspace together; wait a little and try again."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (1 + attempt % 10))
+
+
 class RunStore:
     def __init__(self, db_path: Path | None = None):
         self.path = Path(db_path) if db_path else aigc_home() / "runs.db"
-        with self.connect() as conn:
-            conn.executescript(SCHEMA)
+        conn = self.connect()
+        try:
+            _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))  # stored in the file: once is enough
+            _retry_locked(lambda: conn.executescript(SCHEMA))
+        finally:
+            conn.close()
 
     # ---- connections -----------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
