@@ -290,8 +290,9 @@ def best_runs(values: dict[str, float | None], better: str | None) -> list[str]:
     return [k for k, v in finite.items() if v == best]
 
 
-def _metric_order(key: str, info: dict) -> tuple:
-    """Quality metrics first, then held-out numbers, then training losses and speed."""
+def metric_order(key: str, info: dict) -> tuple:
+    """Quality metrics first, then held-out numbers, then training losses and speed, then the rest; a
+    bake-off's budget columns last. The Compare page sorts its numbers table with this too."""
     if key in BUDGET_COLUMNS:
         tier = 4
     elif key in info and key not in TRAINING_METRICS:
@@ -309,7 +310,7 @@ def leaderboard(numbers: dict[str, dict[str, float]], info: dict) -> dict:
     """``numbers``: run id -> {metric: value}. Returns the metric columns (in
     display order, each with its label, better direction, explanation and best
     run ids) and the run ids ranked by the headline metric."""
-    keys = sorted({k for nums in numbers.values() for k in nums}, key=lambda k: _metric_order(k, info))
+    keys = sorted({k for nums in numbers.values() for k in nums}, key=lambda k: metric_order(k, info))
     columns = []
     for key in keys:
         entry = info.get(key) or BUDGET_COLUMNS.get(key) or {}

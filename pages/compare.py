@@ -3,7 +3,7 @@ the bake-off that trains several models on the same data with the same budget.""
 
 import streamlit as st
 
-from aigc_core.bakeoff import TRAINING_METRICS, metric_info
+from aigc_core.bakeoff import metric_info, metric_order
 from aigc_core.metrics.features import FEATURE_NOTE
 from pages.common import current_dataset, current_run, get_store, guard, sampling_trainer
 
@@ -56,19 +56,6 @@ def settings_table(runs, labels):
 def final_numbers(run) -> dict:
     """A finished run's final metrics; a running one's latest logged values."""
     return dict(run.final_metrics) if run.final_metrics else get_store().last_metrics(run.id)
-
-
-def metric_order(key: str, info: dict) -> tuple:
-    """Quality metrics first, then held-out numbers, then training speed and losses, then the rest."""
-    if key in info and key not in TRAINING_METRICS:
-        tier = 0
-    elif key.startswith("val_"):
-        tier = 1
-    elif key in TRAINING_METRICS:
-        tier = 2
-    else:
-        tier = 3
-    return tier, key
 
 
 def metrics_table(runs, labels, info):
