@@ -74,25 +74,6 @@ TRAINING_METRICS = {
            "how": "How far the codes of the last training batches are from the prior N(0, I), in nats."},
     "lr": {"label": "Learning rate", "better": None, "how": "The optimiser's step size at the end of training."},
 }
-# Held-out and tabular headline numbers the models report themselves; the
-# metrics module's own explanations replace these when it has them.
-HELD_OUT_METRICS = {
-    "val_bpc": {"label": "Bits per character (held out)", "better": "lower",
-                "how": "Average bits the model needs to predict each next character of the held-out last 10% of the "
-                       "text; 0 is perfect, log2 of the alphabet size is blind guessing."},
-    "val_loss": {"label": "Held-out loss", "better": "lower",
-                 "how": "The model's own loss on data it never trained on; compare it only between models of the "
-                        "same family (a GAN has no such number)."},
-    "val_perplexity": {"label": "Perplexity (held out)", "better": "lower",
-                       "how": "2 to the power of the bits per character: how many characters the model is, on "
-                              "average, choosing between."},
-    "val_elbo": {"label": "ELBO (held out, nats)", "better": "higher",
-                 "how": "Evidence lower bound on the log-likelihood of held-out images: reconstruction log-likelihood "
-                        "minus the KL divergence of the code from the prior."},
-    "fidelity": {"label": "Fidelity (tables)", "better": "higher",
-                 "how": "Average of the column-shape and pair-trend scores of generated rows against real ones "
-                        "(1 = indistinguishable on these views)."},
-}
 # What the budget bought each model: shown in the leaderboard, never "better".
 BUDGET_COLUMNS = {
     "steps_trained": {"label": "Steps trained", "better": None,
@@ -105,13 +86,9 @@ HEADLINE = ("fid", "val_bpc", "kid", "elbo", "val_elbo", "fidelity", "val_loss")
 
 def metric_info() -> dict:
     """Metric key -> {"label", "better" ("lower" | "higher" | None), "how"}."""
-    info = {**TRAINING_METRICS, **HELD_OUT_METRICS}
-    try:
-        from .metrics.evaluate import METRIC_INFO
-    except ImportError:
-        return info
-    info.update(METRIC_INFO)
-    return info
+    from .metrics.evaluate import METRIC_INFO  # quality and held-out numbers, explained where they are computed
+
+    return {**TRAINING_METRICS, **METRIC_INFO}
 
 
 def bakeoffs_dir() -> Path:
@@ -437,15 +414,12 @@ def _samples(run, dataset: str, seed: int, store) -> dict:
 
 def _copy_pairs(run, dataset: str, seed: int, store, count: int = 8) -> list[dict]:
     """For image models: samples beside their nearest training image, with the
-    distance (needs aigc_core.metrics.image.nearest_neighbours)."""
+    distance."""
     if run.data_kind != "image":
-        return []
-    try:
-        from .metrics.image import nearest_neighbours
-    except ImportError:
         return []
     from .data.catalog import load_dataset
     from .imaging import upscale
+    from .metrics.image import nearest_neighbours
     from .sample import load_for_sampling
 
     try:

@@ -44,16 +44,11 @@ def rating_widget(run_id: str, item: str, saved: dict, on_rate, *args) -> None:
 
 
 def nearest_neighbour_pairs(run, samples01, trainer) -> None:
-    """Each sample beside its nearest training image (copy detection), when the
-    metrics module offers it."""
-    try:
-        from aigc_core.metrics.image import nearest_neighbours
-    except ImportError:
-        st.caption("Copy detection appears here once the metrics module is installed.")
-        return
+    """Each sample beside its nearest training image (copy detection)."""
     import torch
 
     from aigc_core.imaging import grid_image, upscale
+    from aigc_core.metrics.image import nearest_neighbours
 
     found = nearest_neighbours(samples01, run.dataset)
     neighbours, distances = found["images"], found["distances"]

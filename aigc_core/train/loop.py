@@ -245,10 +245,8 @@ def _quality_metrics(run, trainer, store, say) -> dict[str, float]:
 
     A failing evaluation is reported in the run's message but never turns a
     finished training into a failed run."""
-    try:
-        from ..metrics.evaluate import end_of_run_metrics
-    except ImportError:
-        return {}
+    from ..metrics.evaluate import end_of_run_metrics
+
     try:
         return end_of_run_metrics(run, trainer)
     except Exception as exc:  # noqa: BLE001
