@@ -103,8 +103,11 @@ def curves(runs, labels) -> None:
     if not every:
         st.caption("No metrics logged yet.")
         return
-    shared = sorted(every, key=lambda k: (-sum(k in keys for keys in keys_by_run.values()), k))
-    preferred = next((k for k in ("val_bpc", "loss", "loss_g", "val_loss") if k in shared[:3]), shared[0])
+    logged_by = {k: sum(k in keys for keys in keys_by_run.values()) for k in every}
+    shared = sorted(every, key=lambda k: (-logged_by[k], k))
+    # start on a training curve every run has (a number logged once at the end is a dot, not a curve)
+    widest = [k for k in shared if logged_by[k] == logged_by[shared[0]]]
+    preferred = next((k for k in ("val_bpc", "loss", "loss_g", "val_loss") if k in widest), widest[0])
     c1, c2, c3 = st.columns([2, 2, 1])
     key = c1.selectbox("Metric", shared, index=shared.index(preferred), key="c_metric", persist_state="session",
                        help="Metrics logged by at least one of the runs, the ones all of them log first.")

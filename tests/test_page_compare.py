@@ -119,3 +119,10 @@ def test_table_runs_show_their_fidelity_and_usefulness_numbers_and_rows_side_by_
     rows = [d.value for d in at.dataframe if list(d.value.columns) == ["views", "time", "buy"]]
     assert len(rows) == 2 and all(len(r) == 8 for r in rows)
     assert all(set(r["buy"].astype(str)) <= {"True", "False"} for r in rows)
+
+
+def test_curves_open_on_a_loss_all_runs_log_not_on_an_end_of_run_number(two_gans):
+    narrow, wide = two_gans
+    at = open_page(COMPARE, narrow.id)
+    at.multiselect[0].set_value([narrow.id, wide.id]).run()
+    assert at.selectbox(key="c_metric").value == "loss_g"
