@@ -8,6 +8,7 @@ that metadata into widgets. Adding a model therefore needs no page code.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -97,8 +98,12 @@ def coerce(name: str, value: Any, default: Any, meta: dict | None = None):
             value = str(value)
         elif isinstance(default, (list, tuple)) and isinstance(value, str):
             value = type(default)(v.strip() for v in value.split(",") if v.strip())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int("inf")
         raise UserError(f"setting {name!r} expects a {type(default).__name__}, got {value!r}") from None
+    # NaN passes every range check (all comparisons are false) and inf overflows later, far from the
+    # setting that caused it; refuse both here, where the message can name the setting
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"setting {name!r} must be a finite number; got {value}")
     choices = meta.get("choices")
     if choices and value not in choices:
         raise UserError(f"setting {name!r} must be one of {', '.join(map(str, choices))}; got {value!r}")
