@@ -20,6 +20,7 @@ from safetensors.torch import save as st_save
 
 from ..errors import UserError
 from ..paths import write_atomic
+from .folder import RunFolder, step_stem
 
 STATE_KEY = "aigc_state"
 CKPT_RE = re.compile(r"^step_(\d+)\.safetensors$")
@@ -73,7 +74,11 @@ def load_state(path: Path, *, device: str | torch.device = "cpu") -> tuple[dict[
         raise UserError(f"{path.name} is not a valid .safetensors checkpoint ({exc})") from None
     if STATE_KEY not in metadata:
         raise UserError(f"{path.name} is a safetensors file but not an AIGC Studio checkpoint (no '{STATE_KEY}' metadata)")
-    return _unflatten(json.loads(metadata[STATE_KEY]), tensors), metadata
+    try:
+        return _unflatten(json.loads(metadata[STATE_KEY]), tensors), metadata
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # edited or cut-off metadata
+        raise UserError(f"{path.name} is an AIGC Studio checkpoint with damaged metadata ({type(exc).__name__}: "
+                        f"{str(exc)[:120]})") from None
 
 
 def refusal_message(filename: str) -> str:
@@ -85,7 +90,7 @@ def refusal_message(filename: str) -> str:
 def save_checkpoint(folder: Path, step: int, state: dict[str, Any], meta: dict[str, str] | None = None) -> Path:
     """Write ``step_<n>.safetensors`` atomically and keep the last few."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step_{step:08d}.safetensors"
+    path = folder / f"{step_stem(step)}{RunFolder.CHECKPOINT_SUFFIX}"
     write_atomic(path, state_to_bytes(state, {"step": str(step), **(meta or {})}))
     for old in list_checkpoints(folder)[:-KEEP_LAST]:
         old.unlink(missing_ok=True)
@@ -97,6 +102,29 @@ def list_checkpoints(folder: Path) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CKPT_RE.match(p.name))]
     return [p for _, p in sorted(found)]
+
+
+BROKEN_SUFFIX = ".broken"
+
+
+def load_latest_good(folder: Path, *, device: str | torch.device = "cpu", say=None):
+    """The newest checkpoint that can be read: (step, path, state), or None.
+
+    A checkpoint that cannot be read (cut short by a full disk or a crash) is
+    renamed ``<name>.broken`` (kept for a look, no longer counted, so it is
+    neither pruned in place of good ones nor picked again) and the one before
+    it is tried; ``say`` is told which was skipped and why."""
+    for path in reversed(list_checkpoints(folder)):
+        try:
+            state, _ = load_state(path, device=device)
+        except UserError as exc:
+            path.replace(path.with_name(path.name + BROKEN_SUFFIX))
+            if say:
+                say(f"checkpoint {path.name} could not be read ({exc}); it was set aside as "
+                    f"{path.name + BROKEN_SUFFIX} and the previous checkpoint is used instead")
+            continue
+        return int(CKPT_RE.match(path.name).group(1)), path, state
+    return None
 
 
 def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
