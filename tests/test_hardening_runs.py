@@ -331,6 +331,10 @@ def test_repair_rebuilds_every_run_from_its_folder(fresh_home):
     store = RunStore()
     done = api.run_in_foreground(tiny_config(), store=store, echo=quiet)
     store.rename(done.id, "my best line")
+    store.rate(done.id, "row|40|0|1|", 1, {"kind": "row", "row": {"x": 1.0}})
+    store.rate(done.id, "row|40|0|2|", -1, {"kind": "row"})
+    store.rate(done.id, "row|40|0|3|", 1, {"kind": "row"})
+    store.unrate(done.id, "row|40|0|3|")
     active = _claimed_run(store)
     store.update(active.id, status="running", step=7)
     before = store.metrics(done.id)
@@ -348,6 +352,8 @@ def test_repair_rebuilds_every_run_from_its_folder(fresh_home):
     assert len(after) == len(before)
     assert after.sort_values(["step", "key"]).value.round(9).tolist() == \
         before.sort_values(["step", "key"]).value.round(9).tolist()
+    assert {(r["item"], r["rating"]) for r in store.ratings(done.id)} == {("row|40|0|1|", 1), ("row|40|0|2|", -1)}
+    assert store.ratings(done.id)[0]["payload"] == {"kind": "row", "row": {"x": 1.0}}
     was_active = store.get(active.id)
     assert was_active.status == "interrupted" and "Resume" in was_active.message
     # a second repair finds everything in place

@@ -7,6 +7,7 @@
         run.json                        the run's record (name, owner, status, final metrics),
                                         so ``repair`` can rebuild runs.db from the folders
         metrics.jsonl                   every logged metric row, one JSON object a line
+        ratings.jsonl                   every Gallery rating (a copy of the database's)
         checkpoints/step_00000100.safetensors
         samples/step_00000100.png       film-strip frames (.txt for text models)
         liked/<item>.png                images someone liked in the Gallery
@@ -49,6 +50,7 @@ class RunFolder:
     CONFIG = "config.json"
     RECORD = "run.json"
     METRICS = "metrics.jsonl"
+    RATINGS = "ratings.jsonl"
     CHECKPOINTS = "checkpoints"
     SAMPLES = "samples"
     LIKED = "liked"
@@ -107,6 +109,10 @@ class RunFolder:
     @property
     def metrics_file(self) -> Path:
         return self.path / self.METRICS
+
+    @property
+    def ratings_file(self) -> Path:
+        return self.path / self.RATINGS
 
     @property
     def worker_log(self) -> Path:
@@ -189,6 +195,31 @@ class RunFolder:
             except (OSError, ValueError, AttributeError, TypeError):
                 pass
         return self._stride
+
+    # ---- the ratings file ---------------------------------------------------------------
+    def append_rating(self, item: str, rating: int | None, payload: dict | None, created: float) -> None:
+        """A copy of each rating (None = taken back) for ``repair``; the last line per item wins."""
+        if self.exists():
+            with open(self.ratings_file, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"item": item, "rating": rating, "payload": payload, "created": created}) + "\n")
+
+    def read_ratings(self) -> dict[str, tuple[int, dict, float]]:
+        """item -> (rating, payload, created) as the ratings file last left them."""
+        out: dict[str, tuple[int, dict, float]] = {}
+        if not self.ratings_file.exists():
+            return out
+        with open(self.ratings_file, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                    item = str(row["item"])
+                    if row["rating"] is None:
+                        out.pop(item, None)
+                    else:
+                        out[item] = (int(row["rating"]), dict(row["payload"] or {}), float(row["created"]))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+        return out
 
     def read_metrics(self) -> Iterator[tuple[int, float, dict[str, float]]]:
         """(step, wall, values) per line; a torn last line (a crash mid-write) is skipped."""

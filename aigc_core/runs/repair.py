@@ -15,7 +15,8 @@ damaged ``runs.db`` loses no run:
   ``interrupted``, so Resume continues it from its last checkpoint;
 - rows already in the database are left as they are.
 
-Ratings live only in the database and are not recovered.
+Ratings come back from the folder's ``ratings.jsonl`` (the store writes a
+copy of each; a rating taken back with ``RunStore.unrate`` is recorded as such).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ _RECOVERED_MESSAGE = "recovered by `repair` after the run database was lost; pre
 @dataclass
 class RepairReport:
     moved_aside: str | None = None
-    recovered: list[dict] = field(default_factory=list)  # run_id, name, status, step, metric_rows
+    recovered: list[dict] = field(default_factory=list)  # run_id, name, status, step, metric_rows, ratings
     kept: list[str] = field(default_factory=list)         # ids that already had a row
     skipped: list[dict] = field(default_factory=list)     # folder, reason
 
@@ -151,6 +152,7 @@ def repair(db_path: Path | None = None) -> RepairReport:
         folder = RunFolder(child)
         try:
             row, metric_rows = recover_row(folder)
+            ratings = folder.read_ratings()
         except UserError as exc:
             report.skipped.append({"folder": child.name, "reason": str(exc)})
             continue
@@ -159,8 +161,12 @@ def repair(db_path: Path | None = None) -> RepairReport:
                                  tuple(row.values())).rowcount
             if added:  # another repair running at the same time already brought this one back otherwise
                 conn.executemany("INSERT INTO metrics (run_id, step, key, value, wall) VALUES (?,?,?,?,?)", metric_rows)
+                conn.executemany("INSERT OR REPLACE INTO ratings (run_id, item, rating, payload, created)"
+                                 " VALUES (?,?,?,?,?)", [(row["id"], item, r, json.dumps(p), c)
+                                                         for item, (r, p, c) in ratings.items()])
         if added:
             store.save_record(row["id"])
             report.recovered.append({"run_id": row["id"], "name": row["name"], "status": row["status"],
-                                     "step": row["step"], "metric_rows": len(metric_rows)})
+                                     "step": row["step"], "metric_rows": len(metric_rows),
+                                     "ratings": len(ratings)})
     return report

@@ -259,9 +259,13 @@ class RunStore:
     def connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        with self._guard():
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
+        try:
+            with self._guard():
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA busy_timeout=30000")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     @contextmanager
@@ -561,8 +565,15 @@ class RunStore:
 
     # ---- ratings (the data loop) ---------------------------------------------
     def rate(self, run_id: str, item: str, rating: int, payload: dict | None = None) -> None:
+        created = time.time()
         self._exec("INSERT OR REPLACE INTO ratings (run_id, item, rating, payload, created) VALUES (?,?,?,?,?)",
-                   (run_id, item, int(rating), json.dumps(payload or {}), time.time()))
+                   (run_id, item, int(rating), json.dumps(payload or {}), created))
+        RunFolder(runs_dir() / run_id).append_rating(item, int(rating), payload or {}, created)
+
+    def unrate(self, run_id: str, item: str) -> None:
+        """Take a rating back (in the database and in the folder's copy)."""
+        self._exec("DELETE FROM ratings WHERE run_id = ? AND item = ?", (run_id, item))
+        RunFolder(runs_dir() / run_id).append_rating(item, None, None, time.time())
 
     def ratings(self, run_id: str | None = None) -> list[dict]:
         sql, args = "SELECT * FROM ratings", ()
