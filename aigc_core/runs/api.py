@@ -19,6 +19,7 @@ from dataclasses import asdict
 
 from ..config import TrainSettings, from_dict
 from ..data.catalog import dataset_info
+from ..data.uploads import open_zip
 from ..errors import UserError
 from ..registry import get_model
 from .checkpoint import PICKLE_SUFFIXES, latest_checkpoint, load_state, refusal_message
@@ -141,7 +142,7 @@ def import_run(data: bytes, filename: str = "run.zip", store: RunStore | None = 
         raise UserError(refusal_message(filename))
     if suffix != ".zip" or not zipfile.is_zipfile(io.BytesIO(data)):
         raise UserError(f"{filename} is not a run exported from AIGC Studio (expected a .zip with config.json and model.safetensors)")
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+    with open_zip(data, filename, max_members=1000) as zf:
         names = set(zf.namelist())
         for n in names:
             if pathlib.PurePosixPath(n).suffix.lower() in PICKLE_SUFFIXES:

@@ -1,0 +1,228 @@
+"""Hostile uploads cost bounded work and get a plain message (issue 10).
+
+Each test builds its hostile input here (a 7000 x 7000 one-bit PNG is 6 kB, a
+zip with 150,000 members a few MB) and checks both the message and that the
+refusal is cheap: memory by ``tracemalloc`` (deterministic), time with a wide
+margin against what the same input cost before the limit existed.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+import time
+import tracemalloc
+import zipfile
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aigc_core.data import catalog, uploads
+from aigc_core.data.base import TextData
+from aigc_core.data.catalog import delete_dataset, list_datasets, load_dataset, save_uploaded
+from aigc_core.data.uploads import import_images
+from aigc_core.errors import UserError
+
+
+# ---- making hostile files --------------------------------------------------------------
+
+def one_bit_png(width: int, height: int) -> bytes:
+    """A blank 1-bit PNG: ``width x height`` pixels in a few kB."""
+    buf = io.BytesIO()
+    Image.new("1", (width, height)).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def small_png(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_zip(members: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members:
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def zip_of_empty_members(count: int, name_length: int = 12) -> bytes:
+    """A valid zip of ``count`` empty files, written record by record (zipfile's
+    writer takes seconds for this many). Over 65,535 members it needs ZIP64 end
+    records, as any zip tool writes them."""
+    local, central = [], []
+    offset = 0
+    for i in range(count):
+        name = f"{i:0{name_length}d}".encode()
+        header = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0) + name
+        central.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0, 0, 0,
+                                   0, 0, offset) + name)
+        local.append(header)
+        offset += len(header)
+    directory = b"".join(central)
+    body = b"".join(local)
+    zip64_at = len(body) + len(directory)
+    zip64 = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, len(directory), len(body))
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, zip64_at, 1)
+    short_count = min(count, 0xFFFF)  # 0xFFFF: "see the ZIP64 record"
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, short_count, short_count, len(directory), len(body), 0)
+    return body + directory + zip64 + locator + end
+
+
+def cost(fn) -> tuple[object, float, int]:
+    """(result or the exception raised, seconds, peak bytes allocated) of ``fn()``."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        result = fn()
+    except Exception as exc:  # noqa: BLE001 - the caller asserts on it
+        result = exc
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return result, seconds, peak
+
+
+# ---- 1. decoded pixels -------------------------------------------------------------------
+
+def test_a_7000_pixel_square_png_is_refused_from_its_header_and_the_rest_load():
+    huge = one_bit_png(7000, 7000)
+    assert len(huge) < 10_000  # 49 megapixels in a few kB: the hostile part
+    data = make_zip([(f"ok/{i}.png", small_png(i)) for i in range(16)]
+                    + [(f"huge/{i}.png", huge) for i in range(4)])
+    report, seconds, peak = cost(lambda: import_images(data, "huge", size=64))
+    assert not isinstance(report, Exception), report
+    assert report.accepted == 16
+    reasons = dict(report.rejected)
+    assert "7,000 x 7,000 pixels; the limit is 16,777,216" in reasons["huge/0.png"]
+    # decoding them cost ~0.5 s each (2 s here); refused from the header they cost milliseconds
+    assert seconds < 1.0 and peak < 20 * 2**20
+
+
+def test_an_archive_whose_images_add_up_past_the_pixel_budget_stops_with_a_message(monkeypatch):
+    monkeypatch.setattr(uploads, "MAX_ARCHIVE_PIXELS", 20 * 40 * 40)
+    data = make_zip([(f"{i:02d}.png", small_png(i)) for i in range(30)])
+    with pytest.raises(UserError, match=r"stopped at 20\.png \(21 of 30 files\).*limit of 32,000 for one archive"):
+        import_images(data, "many")
+
+
+def test_pixels_are_counted_after_jpeg_decodes_at_a_reduced_scale():
+    # a 6000 x 6000 JPEG is 36 megapixels in its header but decodes 8x smaller a side for a 64-px result
+    buf = io.BytesIO()
+    Image.new("RGB", (6000, 6000), (200, 100, 50)).save(buf, format="JPEG", quality=50)
+    data = make_zip([(f"{i}.jpg", buf.getvalue()) for i in range(16)])
+    report = import_images(data, "photos", size=64, channels=3)
+    assert report.accepted == 16 and not report.rejected
+
+
+# ---- 2. zip member count and table of contents ------------------------------------------
+
+def test_a_zip_with_150000_members_is_refused_before_zipfile_reads_its_directory():
+    data = zip_of_empty_members(150_000)
+    assert len(zipfile.ZipFile(io.BytesIO(data)).infolist()) == 150_000  # a real archive, not a forged count
+    error, seconds, peak = cost(lambda: import_images(data, "many", filename="many.zip"))
+    # zipfile alone took ~1 s and ~80 MB to parse this directory
+    assert peak < 2 * 2**20 and seconds < 0.5
+    assert isinstance(error, UserError)
+    assert "many.zip holds 150,000 files; the limit is 100,000" in str(error)
+
+
+def test_a_zip_whose_table_of_contents_is_too_big_is_refused_before_it_is_parsed():
+    data = zip_of_empty_members(90_000, name_length=300)  # ~31 MB of directory, under the member limit
+    error, seconds, peak = cost(lambda: import_images(data, "names", filename="names.zip"))
+    assert peak < 2 * 2**20 and seconds < 0.5
+    assert isinstance(error, UserError)
+    assert "table of contents of names.zip is 30 MB; the limit is 24 MB" in str(error)
+
+
+def test_open_zip_refuses_a_file_without_an_end_record_or_with_a_directory_larger_than_the_file():
+    with pytest.raises(UserError, match="not a .zip archive"):
+        uploads.open_zip(b"PK\x03\x04" + b"\0" * 100, "junk.zip")
+    good = make_zip([("a.txt", b"hello")])
+    end = good.rindex(b"PK\x05\x06")
+    lying = good[:end + 12] + struct.pack("<L", 10**9) + good[end + 16:]
+    with pytest.raises(UserError, match="claims 1,000,000,000 bytes"):
+        uploads.open_zip(lying, "lying.zip")
+    with uploads.open_zip(good, "good.zip") as zf:
+        assert zf.read("a.txt") == b"hello"
+
+
+def test_importing_a_run_archive_checks_the_member_count_before_parsing_it(fresh_home):
+    from aigc_core.runs.api import import_run
+
+    data = zip_of_empty_members(150_000)
+    error, seconds, peak = cost(lambda: import_run(data, "run.zip"))
+    assert peak < 2 * 2**20
+    assert isinstance(error, UserError) and "run.zip holds 150,000 files; the limit is 1,000" in str(error)
+
+
+# ---- 9. data set names ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["../../../../etc", "..", "a/b", "/etc", ".hidden", "x" * 65, ""])
+def test_a_data_set_name_that_could_leave_the_data_folder_is_refused_everywhere(fresh_home, name):
+    text = TextData(name, "hello world\n" * 50, "stream")
+    for call in (lambda: save_uploaded(text), lambda: load_dataset(name), lambda: delete_dataset(name),
+                 lambda: catalog.dataset_info(name)):
+        with pytest.raises(UserError, match="is not allowed: use 1-64 letters"):
+            call()
+    assert not (fresh_home.parent / "etc").exists()
+
+
+def test_deleting_with_a_name_that_points_up_cannot_remove_a_folder_outside(fresh_home):
+    outside = fresh_home / "victim"
+    outside.mkdir()
+    (outside / "meta.json").write_text("{}")
+    with pytest.raises(UserError, match="not allowed"):
+        delete_dataset("../victim")
+    assert (outside / "meta.json").exists()
+
+
+# ---- 10. two sessions saving one name --------------------------------------------------
+
+def test_two_sessions_saving_the_same_name_at_once_one_wins_whole_and_the_other_is_told(fresh_home, monkeypatch):
+    save_text, load_text = catalog._UPLOAD_CODECS["text"]
+    both_writing = threading.Barrier(2, timeout=10)
+
+    def slow_save(data, folder):
+        save_text(data, folder)
+        both_writing.wait()  # both sessions are half-way through writing their files
+
+    monkeypatch.setitem(catalog._UPLOAD_CODECS, "text", (slow_save, load_text))
+    texts = {who: TextData("faces", f"text from session {who}\n" * 200, "stream") for who in "ab"}
+    outcome: dict[str, object] = {}
+
+    def session(who):
+        try:
+            outcome[who] = save_uploaded(texts[who])
+        except Exception as exc:  # noqa: BLE001 - recorded for the assertions
+            outcome[who] = exc
+
+    threads = [threading.Thread(target=session, args=(who,)) for who in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    errors = [v for v in outcome.values() if isinstance(v, Exception)]
+    winners = [who for who, v in outcome.items() if not isinstance(v, Exception)]
+    assert len(winners) == 1 and len(errors) == 1, outcome
+    assert isinstance(errors[0], UserError)
+    assert "a data set called 'faces' already exists; choose another name" in str(errors[0])
+    assert load_dataset("faces").text == texts[winners[0]].text
+    assert [d.name for d in list_datasets("text") if not d.builtin] == ["faces"]
+    leftovers = [p.name for p in (fresh_home / "datasets").iterdir() if p.name != "faces"]
+    assert leftovers == []
+
+
+def test_saving_over_a_name_with_overwrite_replaces_it_whole(fresh_home):
+    save_uploaded(TextData("notes", "old text\n" * 100, "stream"))
+    with pytest.raises(UserError, match="already exists"):
+        save_uploaded(TextData("notes", "new text\n" * 100, "stream"))
+    assert load_dataset("notes").text == "old text\n" * 100
+    save_uploaded(TextData("notes", "new text\n" * 100, "stream"), overwrite=True)
+    assert load_dataset("notes").text == "new text\n" * 100
+    assert sorted(p.name for p in (fresh_home / "datasets").iterdir()) == ["notes"]
