@@ -300,6 +300,12 @@ def heat_map(stats: dict, name: str) -> None:
     fig.update_layout(height=min(700, 120 + 45 * n), margin=dict(l=10, r=10, t=30, b=10))
     fig.update_yaxes(autorange="reversed")
     st.plotly_chart(fig, key="tbl_heat_map", config={"displayModeBar": False})
+    if pick.get("of", n) > n:
+        label = stats.get("label_column")
+        st.caption(f"The heat map shows {n} of the {pick['of']} {'number and yes/no ' if signed else ''}columns: "
+                   f"{', '.join(pick['columns'])}" + (f" (the first ones, and the label {label})" if label in
+                                                      pick["columns"] else " (the first ones)")
+                   + ". Every pair of that many columns would take minutes to compare.")
     if signed:
         st.caption("Red: the two columns rise together; blue: one falls as the other rises; white: no straight-line "
                    "relation. A good synthetic table keeps this picture.")
@@ -611,7 +617,8 @@ def upload() -> None:
                 "nothing you saved before is ever replaced.")
     n = st.session_state.get("data_upload_n", 0)
     file = st.file_uploader("Upload a data set", key=f"data_upload:{n}",
-                            help="Images: .zip or .npz. Text: .txt (UTF-8). Table: .csv. Up to 200 MB.")
+                            help="Images: .zip or .npz. Text: .txt (UTF-8). Table: .csv (up to 50 MB and 100 "
+                                 "columns). Up to 200 MB.")
     if file is None:
         result = st.session_state.get("data_import_result")
         if result:

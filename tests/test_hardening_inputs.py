@@ -8,6 +8,7 @@ margin against what the same input cost before the limit existed.
 
 from __future__ import annotations
 
+import csv
 import io
 import struct
 import threading
@@ -17,12 +18,14 @@ import zipfile
 import zlib
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
-from aigc_core.data import catalog, uploads
-from aigc_core.data.base import TextData
+from aigc_core.data import catalog, table, uploads
+from aigc_core.data.base import TableData, TextData
 from aigc_core.data.catalog import delete_dataset, list_datasets, load_dataset, save_uploaded
+from aigc_core.data.table import import_csv, table_stats
 from aigc_core.data.uploads import import_images
 from aigc_core.errors import UserError
 
@@ -226,3 +229,84 @@ def test_saving_over_a_name_with_overwrite_replaces_it_whole(fresh_home):
     save_uploaded(TextData("notes", "new text\n" * 100, "stream"), overwrite=True)
     assert load_dataset("notes").text == "new text\n" * 100
     assert sorted(p.name for p in (fresh_home / "datasets").iterdir()) == ["notes"]
+
+
+# ---- 3. wide and long tables -------------------------------------------------------------
+
+def wide_csv(columns: int, rows: int = 25) -> bytes:
+    rng = np.random.default_rng(0)
+    header = ",".join(f"c{j}" for j in range(columns))
+    body = "\n".join(",".join(str(v) for v in rng.integers(0, 10, columns)) for _ in range(rows))
+    return f"{header}\n{body}\n".encode()
+
+
+def test_a_csv_with_more_columns_than_the_limit_is_refused_at_once_with_the_count():
+    data = wide_csv(120)
+    assert len(data) < 7_000  # the 6 kB file that took 14.7 s on the Data page
+    error, seconds, peak = cost(lambda: import_csv(data, "wide", filename="wide.csv"))
+    assert isinstance(error, UserError)
+    assert "'wide.csv' has 120 columns; the limit is 100" in str(error)
+    assert seconds < 0.5
+
+
+def test_the_heat_map_of_a_100_column_table_covers_20_columns_with_the_label_among_them():
+    report = import_csv(wide_csv(100, rows=40), "wide", filename="wide.csv", column_types={"c99": "categorical"},
+                        label_column="c99")
+    stats, seconds, _ = cost(lambda: table_stats(report.data))
+    assoc = stats["association"]
+    assert len(assoc["columns"]) == 20 and assoc["of"] == 100
+    assert assoc["columns"][:19] == [f"c{j}" for j in range(19)] and assoc["columns"][-1] == "c99"
+    assert len(assoc["matrix"]) == 20 and all(len(row) == 20 for row in assoc["matrix"])
+    assert len(stats["correlation"]["columns"]) == 20 and stats["correlation"]["of"] == 99
+    assert set(stats["columns"]) == {f"c{j}" for j in range(100)}  # every column still has its summary
+    # 4,950 pairs at ~1 ms each (twice over) took ~10 s; 190 pairs take a fraction of a second
+    assert seconds < 3.0
+
+
+def test_a_csv_with_more_cells_than_the_limit_stops_with_the_line_it_reached(monkeypatch):
+    monkeypatch.setattr(table, "MAX_CELLS", 1_000)
+    with pytest.raises(UserError, match=r"more than 1,000 cells \(stopped at line 101, after 100 rows\).*sample"):
+        import_csv(wide_csv(10, rows=500), "long", filename="long.csv")
+
+
+def test_a_table_over_the_size_limit_is_refused_before_it_is_decoded():
+    data = b"a,b\n" + b"1,2\n" * (table.MAX_BYTES // 4 + 1)
+    error, seconds, peak = cost(lambda: import_csv(data, "big", filename="big.csv"))
+    assert isinstance(error, UserError) and "tables up to 50 MB can be imported" in str(error)
+    assert peak < 2**20
+
+
+# ---- 14. spreadsheet formulas in exported CSVs ----------------------------------------------
+
+def test_exported_csv_escapes_text_that_a_spreadsheet_would_run_and_keeps_numbers():
+    frame = pd.DataFrame({
+        "city": ["=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\r=1", "Paris",
+                 "-3.5"],
+        "amount": [-3.5, 1.0, -2.0, 0.0, 4.0, 5.0, 6.0, -7.25],
+        "count": [-1, 2, 3, 4, 5, 6, 7, 8],
+        "ok": [True, False, True, True, False, True, True, False],
+    })
+    frame = frame.rename(columns={"count": "=count"})
+    rows = list(csv.reader(io.StringIO(table.csv_bytes(frame).decode("utf-8"), newline="")))
+    assert rows[0] == ["city", "amount", "'=count", "ok"]
+    assert [r[0] for r in rows[1:]] == ["'=HYPERLINK(\"http://x\",\"y\")", "'+cmd|' /C calc'!A0", "'-2+3",
+                                        "'@SUM(A1)", "'\tx", "'\r=1", "Paris", "-3.5"]
+    assert [r[1] for r in rows[1:]] == ["-3.5", "1.0", "-2.0", "0.0", "4.0", "5.0", "6.0", "-7.25"]
+    assert rows[1][2] == "-1" and rows[1][3] == "True"
+    assert frame.iloc[0, 0].startswith("=")  # the caller's frame is left alone
+
+
+def test_sampling_a_table_model_from_the_command_line_writes_escaped_cells(fresh_home, tmp_path):
+    from aigc_core.cli import main
+    from tests.tiny_runs import finished
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=120).round(3),
+                          "formula": rng.choice(["=1+1", "@SUM(A1)", "plain"], size=120)})
+    save_uploaded(TableData("formulas", frame, {"x": "numeric", "formula": "categorical"}, None))
+    run = finished("tab_vae", "formulas", steps=10)
+    out = tmp_path / "rows.csv"
+    assert main(["sample", "--run", run.id, "-n", "60", "--out", str(out)]) == 0
+    cells = [r[1] for r in list(csv.reader(out.open(encoding="utf-8", newline="")))[1:]]
+    assert len(cells) == 60 and set(cells) <= {"'=1+1", "'@SUM(A1)", "plain"}
+    assert any(c.startswith("'") for c in cells)
