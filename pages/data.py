@@ -190,6 +190,8 @@ def show_text(name: str, data, stats: dict) -> None:
                    f"{stats['max_item_chars']} at most.")
     else:
         st.caption("One long stream of text: a model learns to continue it, one character after another.")
+    if stats.get("vocab_note"):
+        st.info(stats["vocab_note"], icon=":material/translate:")
     left, right = st.columns([3, 2])
     with left:
         if lines_mode:
@@ -521,6 +523,8 @@ def upload_text(file, raw: bytes, key: str) -> None:
     c[0].metric("Characters", f"{stats['chars']:,}")
     c[1].metric("Vocabulary", f"{stats['vocab_size']:,}")
     c[2].metric("Items" if mode == "lines" else "Lines", f"{stats['lines']:,}")
+    if stats.get("vocab_note"):
+        st.info(stats["vocab_note"], icon=":material/translate:")
     st.code(data.text[:1000], language=None, wrap_lines=True, height=240)
     st.caption("The start of the text, as it will be saved" + (" (one item per line, surrounding spaces and empty lines "
                "removed)" if mode == "lines" else ""))

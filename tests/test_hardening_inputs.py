@@ -15,11 +15,11 @@ import threading
 import time
 import tracemalloc
 import zipfile
-import zlib
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from aigc_core.data import catalog, table, uploads
@@ -310,3 +310,64 @@ def test_sampling_a_table_model_from_the_command_line_writes_escaped_cells(fresh
     cells = [r[1] for r in list(csv.reader(out.open(encoding="utf-8", newline="")))[1:]]
     assert len(cells) == 60 and set(cells) <= {"'=1+1", "'@SUM(A1)", "plain"}
     assert any(c.startswith("'") for c in cells)
+
+
+# ---- 4. text vocabulary ------------------------------------------------------------------
+
+def cjk_text() -> str:
+    """0.2 MB of text using 63,712 distinct characters (every CJK ideograph in the
+    basic block and extension B), the most common few repeated like real text."""
+    rare = [chr(c) for c in range(0x4E00, 0xA000)] + [chr(c) for c in range(0x20000, 0x2A6E0)]
+    common = "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年" * 40
+    return common + "".join(rare)
+
+
+def test_a_text_with_63712_distinct_characters_builds_a_bounded_bigram_model_quickly():
+    from aigc_core.config import from_dict
+    from aigc_core.data.vocab import OTHER, CharVocab
+    from aigc_core.registry import get_model
+
+    text = cjk_text()
+    assert len(set(text)) == 63_712 and len(text.encode()) < 250_000
+    vocab = CharVocab.from_text(text, "stream", 512)
+    assert len(vocab) == 513 and vocab.tokens[-1] == OTHER
+    spec = get_model("bigram")
+    cfg = from_dict(spec.config_cls, dict(batch_size=4, block_size=16))
+    assert cfg.max_vocab == 512
+    trainer, seconds, peak = cost(lambda: spec.trainer_cls(cfg, TextData("cjk", text), torch.device("cpu"), 0))
+    assert not isinstance(trainer, Exception), trainer
+    weights = sum(p.numel() for p in trainer.model.parameters())
+    assert weights == 513 * 513  # not 63,712 x 63,712 (15 GiB)
+    assert seconds < 5 and peak < 200 * 2**20
+    trainer.step()
+    sample = trainer.sample(1, 0, prompt="的一", length=40)[0]
+    assert sample.startswith("的一") and len(sample) == 42
+    # a rare character of the training text in a prompt is read as the other token, not refused
+    assert trainer.sample(1, 0, prompt=chr(0x9FFF), length=5)[0].startswith(chr(0x9FFF))
+
+
+def test_the_other_token_decodes_to_a_visible_replacement_and_unseen_characters_are_still_named():
+    from aigc_core.data.vocab import OTHER, CharVocab
+
+    text = "aaaa bbb cc d e\n" * 5
+    vocab = CharVocab.from_text(text, "lines", 3)  # keeps a, b and space
+    assert vocab.tokens == ["<pad>", "<start>", "<end>", " ", "a", "b", OTHER]
+    assert vocab.chars == [" ", "a", "b"]
+    ids = vocab.encode("ab cd")
+    assert vocab.decode(ids) == f"ab {OTHER}{OTHER}"
+    with pytest.raises(UserError, match=r"never saw in its training text: 'z' \(U\+007A\).*writes 3 rarer ones"):
+        vocab.encode("az")
+    # under the cap nothing changes: every character keeps its own id, in code-point order
+    assert CharVocab.from_text(text, "stream", 512).tokens == sorted(set(text))
+
+
+def test_the_data_page_statistics_say_what_models_keep_of_a_large_alphabet():
+    from aigc_core.data.text import text_stats
+    from aigc_core.data.vocab import vocabulary_note
+
+    stats = text_stats(TextData("cjk", cjk_text()))
+    assert stats["vocab_note"].startswith("The text has 63,712 distinct characters; models keep the 512 most "
+                                          "frequent, and the other 63,200 become one 'other' character")
+    assert text_stats(TextData("en", "hello world\n" * 30))["vocab_note"] == ""
+    assert vocabulary_note({"vocab": 600}, 512).startswith("The text has 600 distinct")
+    assert vocabulary_note(100, 512) == ""
