@@ -621,8 +621,8 @@ def upload() -> None:
                 "nothing you saved before is ever replaced.")
     n = st.session_state.get("data_upload_n", 0)
     file = st.file_uploader("Upload a data set", key=f"data_upload:{n}",
-                            help="Images: .zip or .npz. Text: .txt (UTF-8). Table: .csv (up to 50 MB and 100 "
-                                 "columns). Up to 200 MB.")
+                            help="Images: .zip or .npz. Text: .txt (UTF-8). Table: .csv (up to 20 MB, 100 "
+                                 "columns and a million cells). Up to 200 MB.")
     if file is None:
         result = st.session_state.get("data_import_result")
         if result:

@@ -272,7 +272,7 @@ def test_a_csv_with_more_cells_than_the_limit_stops_with_the_line_it_reached(mon
 def test_a_table_over_the_size_limit_is_refused_before_it_is_decoded():
     data = b"a,b\n" + b"1,2\n" * (table.MAX_BYTES // 4 + 1)
     error, seconds, peak = cost(lambda: import_csv(data, "big", filename="big.csv"))
-    assert isinstance(error, UserError) and "tables up to 50 MB can be imported" in str(error)
+    assert isinstance(error, UserError) and "tables up to 20 MB can be imported" in str(error)
     assert peak < 2**20
 
 

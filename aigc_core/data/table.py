@@ -47,15 +47,16 @@ TYPES = ("numeric", "categorical", "boolean")
 DELIMITERS = [",", ";", "\t", "|"]
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 MIN_ROWS = 20
-#: the largest CSV we read: importing holds every cell as a Python string
-#: (~40 times the file's size at the peak), so 50 MB already costs ~2 GB.
-MAX_BYTES = 50 * 1024 * 1024
+#: the largest CSV we read (a million cells of numbers are ~10 MB of text).
+MAX_BYTES = 20 * 1024 * 1024
 #: the most columns a table may have (the models and the Data page's charts
 #: are built for tens; every column is a generator output and a chart).
 MAX_COLUMNS = 100
-#: the most cells (rows x columns) read from a CSV: the bound on what one
-#: import holds in memory (~0.5 GB at the peak); 100,000 rows x 20 columns fit.
-MAX_CELLS = 2_000_000
+#: the most cells (rows x columns) read from a CSV: importing holds every cell
+#: as a Python string (a 1 MB file peaks at ~40 times its size) and checks it
+#: in pandas, so this bounds one import to ~100 MB and ~5-15 s; 50,000 rows x
+#: 20 columns fit.
+MAX_CELLS = 1_000_000
 #: associations (every pair, ~1 ms a pair) are computed for at most this many
 #: columns: the first ones, with the label column always among them.
 HEAT_MAP_COLUMNS = 20
@@ -265,7 +266,7 @@ def _read_rows(text: str, delimiter: str, shown: str) -> tuple[list[list[str]], 
             if cells > MAX_CELLS:
                 raise UserError(f"{shown} holds more than {MAX_CELLS:,} cells (stopped at line {reader.line_num:,}, "
                                 f"after {len(rows):,} rows); the limit keeps one import's memory bounded. Upload a "
-                                "sample of the rows (the first 50,000, say)")
+                                "sample of the rows (the first 20,000, say)")
             rows.append([c.strip() for c in row])
             lines.append(reader.line_num)
     except csv.Error as exc:
