@@ -249,18 +249,21 @@ def test_a_csv_with_more_columns_than_the_limit_is_refused_at_once_with_the_coun
     assert seconds < 0.5
 
 
-def test_the_heat_map_of_a_100_column_table_covers_20_columns_with_the_label_among_them():
+def test_the_heat_map_of_a_100_column_table_covers_20_columns_with_the_label_among_them(monkeypatch):
     report = import_csv(wide_csv(100, rows=40), "wide", filename="wide.csv", column_types={"c99": "categorical"},
                         label_column="c99")
-    stats, seconds, _ = cost(lambda: table_stats(report.data))
+    pairs = []
+    association = table._association
+    monkeypatch.setattr(table, "_association", lambda *args: pairs.append(1) or association(*args))
+    stats = table_stats(report.data)
     assoc = stats["association"]
     assert len(assoc["columns"]) == 20 and assoc["of"] == 100
     assert assoc["columns"][:19] == [f"c{j}" for j in range(19)] and assoc["columns"][-1] == "c99"
     assert len(assoc["matrix"]) == 20 and all(len(row) == 20 for row in assoc["matrix"])
     assert len(stats["correlation"]["columns"]) == 20 and stats["correlation"]["of"] == 99
     assert set(stats["columns"]) == {f"c{j}" for j in range(100)}  # every column still has its summary
-    # 4,950 pairs at ~1 ms each (twice over) took ~10 s; 190 pairs take a fraction of a second
-    assert seconds < 3.0
+    # every ordered pair of 100 columns (9,900 at ~1-2 ms each) took 10-20 s; 190 pairs take ~0.2 s
+    assert len(pairs) == 190
 
 
 def test_a_csv_with_more_cells_than_the_limit_stops_with_the_line_it_reached(monkeypatch):
@@ -338,7 +341,7 @@ def test_a_text_with_63712_distinct_characters_builds_a_bounded_bigram_model_qui
     assert not isinstance(trainer, Exception), trainer
     weights = sum(p.numel() for p in trainer.model.parameters())
     assert weights == 513 * 513  # not 63,712 x 63,712 (15 GiB)
-    assert seconds < 5 and peak < 200 * 2**20
+    assert peak < 100 * 2**20
     trainer.step()
     sample = trainer.sample(1, 0, prompt="的一", length=40)[0]
     assert sample.startswith("的一") and len(sample) == 42

@@ -226,13 +226,14 @@ def _publish(tmp: Path, folder: Path, name: str) -> None:
         raise
 
 
-def _move_aside(folder: Path, why: str) -> Path:
-    """Rename ``folder`` to a hidden unique name (one atomic step) and return it."""
+def _move_aside(folder: Path, why: str) -> Path | None:
+    """Rename ``folder`` to a hidden unique name (one atomic step) and return
+    that, or None when the folder is gone already (another session deleted it)."""
     aside = folder.with_name(f".{folder.name}.{why}-{os.getpid()}-{time_ns()}")
     try:
         os.rename(folder, aside)
     except FileNotFoundError:
-        raise UserError(f"no uploaded data set called {folder.name!r} (another session deleted it just now)") from None
+        return None
     return aside
 
 
@@ -245,4 +246,7 @@ def delete_dataset(name: str) -> None:
     if not (folder / "meta.json").exists():
         raise UserError(f"no uploaded data set called {name!r}")
     # out of sight in one step, so nobody loads a half-deleted set
-    shutil.rmtree(_move_aside(folder, "deleting"), ignore_errors=True)
+    aside = _move_aside(folder, "deleting")
+    if aside is None:
+        raise UserError(f"no uploaded data set called {name!r} (another session deleted it just now)")
+    shutil.rmtree(aside, ignore_errors=True)

@@ -240,24 +240,22 @@ def zip_directory_size(raw: bytes, shown: str = "the archive") -> tuple[int, int
     """``(members, central directory bytes)`` as the archive's end record declares them.
 
     Read straight from the last 64 kB (the end-of-central-directory record and,
-    for big archives, its ZIP64 form) without parsing the directory itself, so a
-    zip with a million members costs microseconds to size up. Raises
-    :class:`UserError` when there is no such record or it points outside the file.
+    for big archives, the ZIP64 record before it) without parsing the directory
+    itself, so a zip with a million members costs microseconds to size up. The
+    records are found the way :mod:`zipfile` finds them, so these are the
+    numbers it would go on to use. Raises :class:`UserError` when there is no
+    end record or the directory it declares is larger than the file.
     """
     tail_start = max(0, len(raw) - (_EOCD.size + 0xFFFF))
     at = raw.rfind(b"PK\x05\x06", tail_start)
     if at < 0 or at + _EOCD.size > len(raw):
         raise UserError(f"{shown} is not a .zip archive (it has no end-of-archive record); make the archive again")
-    _, _, _, _, count, dir_size, dir_offset, _ = _EOCD.unpack_from(raw, at)
-    if count == 0xFFFF or dir_size == 0xFFFFFFFF or dir_offset == 0xFFFFFFFF:
-        loc = at - _ZIP64_LOCATOR.size
-        if loc < 0 or raw[loc:loc + 4] != b"PK\x06\x07":
-            raise UserError(f"{shown} is a damaged .zip file (its ZIP64 end record is missing); make the archive again")
-        _, _, offset64, _ = _ZIP64_LOCATOR.unpack_from(raw, loc)
-        if offset64 + _ZIP64_EOCD.size > len(raw) or raw[offset64:offset64 + 4] != b"PK\x06\x06":
-            raise UserError(f"{shown} is a damaged .zip file (its ZIP64 end record points outside it); "
-                            "make the archive again")
-        _, _, _, _, _, _, _, count, dir_size, dir_offset = _ZIP64_EOCD.unpack_from(raw, offset64)
+    _, _, _, _, count, dir_size, _, _ = _EOCD.unpack_from(raw, at)
+    # like zipfile: a ZIP64 locator right before the end record, and the ZIP64 record right before that
+    loc = at - _ZIP64_LOCATOR.size
+    record = loc - _ZIP64_EOCD.size
+    if record >= 0 and raw[loc:loc + 4] == b"PK\x06\x07" and raw[record:record + 4] == b"PK\x06\x06":
+        _, _, _, _, _, _, _, count, dir_size, _ = _ZIP64_EOCD.unpack_from(raw, record)
     if dir_size > len(raw):
         raise UserError(f"{shown} is a damaged .zip file (its table of contents claims {dir_size:,} bytes, more "
                         f"than the {len(raw):,}-byte file); make the archive again")
@@ -500,7 +498,10 @@ def decode_image(raw: bytes, size: int, channels: int, budget: PixelBudget | Non
                                "large is how a 'decompression bomb' starts; shrink the image if it is real")
             if img.format in ("JPEG", "MPO"):
                 # decode at a reduced scale straight away (fast and small)
-                img.draft("L" if channels == 1 else "RGB", (size, size))
+                try:
+                    img.draft("L" if channels == 1 else "RGB", (size, size))
+                except Exception as exc:  # noqa: BLE001 - a broken header surfaces as many types
+                    raise _Refused(f"corrupt {img.format} image ({_short(exc)})") from None
                 w, h = img.size
             if w * h > MAX_DECODED_PIXELS:
                 side = math.isqrt(MAX_DECODED_PIXELS)
