@@ -155,7 +155,9 @@ def cmd_sample(args) -> int:
     elif run.data_kind == "text":
         out.write_text("\n".join(result) if run.config.get("dataset") and isinstance(result, list) else str(result), encoding="utf-8")
     elif run.data_kind == "table":
-        result.to_csv(out, index=False)
+        from .data.table import csv_bytes
+
+        out.write_bytes(csv_bytes(result))
     else:  # points
         import numpy as np
 

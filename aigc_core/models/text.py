@@ -38,7 +38,7 @@ from torch.nn import functional as F
 from ..config import param
 from ..data.base import TextData
 from ..data.text import split
-from ..data.vocab import EOS, PAD, SOS, CharVocab, _show_char
+from ..data.vocab import EOS, PAD, SOS, CharVocab, _show_char, max_vocab_param
 from ..errors import UserError
 from ..registry import ModelSpec, register
 from ..train.base import Trainer
@@ -120,6 +120,7 @@ class BigramConfig:
     lr_decay_steps: int = _decay(3000)
     weight_decay: float = _weight_decay(0.0)
     grad_clip: float = _grad_clip(0.0)
+    max_vocab: int = max_vocab_param()
 
 
 @dataclass
@@ -136,6 +137,7 @@ class CharLSTMConfig:
     lr_decay_steps: int = _decay(1500)
     weight_decay: float = _weight_decay(0.0)
     grad_clip: float = _grad_clip(1.0)
+    max_vocab: int = max_vocab_param()
 
 
 @dataclass
@@ -157,6 +159,7 @@ class CharGPTConfig:
     beta2: float = param(0.99, "Adam beta2", "Averaging of squared gradients; 0.99 reacts faster than 0.999 on "
                          "small batches.", min=0.5, max=0.9999, step=0.001, advanced=True)
     grad_clip: float = _grad_clip(1.0)
+    max_vocab: int = max_vocab_param()
 
 
 # ---- models ------------------------------------------------------------------
@@ -359,7 +362,7 @@ class CharTrainer(Trainer):
         self.train_text, self.val_text = split(data)
         if len(self.train_text) < 2:
             raise UserError(f"{data.name} is too short to train on; it needs more text")
-        self.vocab = CharVocab.from_text(data.text, data.mode)
+        self.vocab = CharVocab.from_text(data.text, data.mode, getattr(cfg, "max_vocab", None))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model = self.model_cls(cfg, len(self.vocab)).to(device)

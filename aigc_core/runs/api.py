@@ -16,7 +16,6 @@ import json
 import math
 import os
 import pathlib
-import re
 import secrets
 import shutil
 import time
@@ -24,7 +23,8 @@ import zipfile
 from dataclasses import asdict
 
 from ..config import TrainSettings, from_dict
-from ..data.catalog import dataset_info
+from ..data.catalog import check_name, dataset_info
+from ..data.uploads import open_zip
 from ..errors import UserError
 from ..paths import runs_dir
 from ..registry import get_model
@@ -142,16 +142,6 @@ MAX_IMPORT_MEMBERS = 16
 MAX_IMPORT_CONFIG_BYTES = 1024 * 1024
 MAX_IMPORT_STEP = 10**10
 SAMPLE_SUFFIXES = (".png", ".txt")
-_DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
-
-
-def check_dataset_name(name) -> str:
-    """A data-set name from outside (an imported config) is used in paths: letters,
-    digits, space, ``_ . -``, at most 64 characters, never ``..``."""
-    if not isinstance(name, str) or not _DATASET_NAME.match(name) or ".." in name:
-        raise UserError(f"the data set name {str(name)[:80]!r} is not allowed: use letters, digits, spaces and "
-                        "_ . - (at most 64 characters, starting with a letter or digit, no '..')")
-    return name
 
 
 def _finite(value, what: str, lo: float, hi: float) -> float:
@@ -175,7 +165,7 @@ def _validated_import(config, filename: str) -> tuple[dict, dict]:
     if not isinstance(config["model"], str):
         raise UserError(f"config.json in {filename}: 'model' must be a model name")
     spec = get_model(config["model"])
-    dataset = check_dataset_name(config["dataset"])
+    dataset = check_name(config["dataset"])
     for key in ("model_config", "train"):
         if not isinstance(config[key], dict):
             raise UserError(f"config.json in {filename}: {key!r} must be an object of settings")
@@ -212,14 +202,8 @@ def import_run(data: bytes, filename: str = "run.zip", store: RunStore | None = 
         raise UserError(refusal_message(filename))
     if suffix != ".zip" or not zipfile.is_zipfile(io.BytesIO(data)):
         raise UserError(f"{filename} is not a run exported from AIGC Studio (expected a .zip with config.json and model.safetensors)")
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UserError(f"{filename} is not a readable zip ({exc})") from None
-    with zf:
+    with open_zip(data, filename, max_members=MAX_IMPORT_MEMBERS) as zf:
         infos = zf.infolist()
-        if len(infos) > MAX_IMPORT_MEMBERS:
-            raise UserError(f"{filename} holds {len(infos)} files; an exported run has at most {MAX_IMPORT_MEMBERS}")
         names = {i.filename for i in infos}
         for n in names:
             if pathlib.PurePosixPath(n).suffix.lower() in PICKLE_SUFFIXES:
