@@ -161,7 +161,7 @@ def test_importing_a_run_archive_checks_the_member_count_before_parsing_it(fresh
     data = zip_of_empty_members(150_000)
     error, seconds, peak = cost(lambda: import_run(data, "run.zip"))
     assert peak < 2 * 2**20
-    assert isinstance(error, UserError) and "run.zip holds 150,000 files; the limit is 1,000" in str(error)
+    assert isinstance(error, UserError) and "run.zip holds 150,000 files; the limit is 16" in str(error)
 
 
 # ---- 9. data set names ----------------------------------------------------------------
