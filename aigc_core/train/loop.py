@@ -73,6 +73,19 @@ def save_frame(folder, step: int, frame) -> None:
         write_atomic(folder / f"step_{step:08d}.txt", frame.encode("utf-8"))
     else:
         write_atomic(folder / f"step_{step:08d}.png", png_bytes(frame))
+    thin_film_strip(folder)
+
+
+def thin_film_strip(folder) -> None:
+    """Keep the film strip within ``AIGC_MAX_FRAMES``: when over, older frames
+    are thinned evenly, never the first (step 0) or the newest ones, so the
+    strip still spans the whole run (see :func:`aigc_core.room.limits.thinned`)."""
+    from ..room.limits import Limits, thinned
+
+    frames = sorted(folder.glob("step_*"))  # zero-padded steps: name order is step order
+    steps = [int(p.stem.split("_")[1]) for p in frames]
+    for i in thinned(steps, Limits.from_env().max_frames):
+        frames[i].unlink(missing_ok=True)
 
 
 def _frame(trainer):
