@@ -91,6 +91,15 @@ def test_the_environment_sets_the_limits(monkeypatch):
     assert Limits.from_env({"AIGC_MAX_METRIC_POINTS": "50"}).max_metric_points == 50
 
 
+def test_every_limit_is_documented_in_the_readme_settings_table():
+    from dataclasses import fields
+    from pathlib import Path
+
+    table = (Path(__file__).resolve().parent.parent / "README.md").read_text().split("## Settings", 1)[1]
+    for f in fields(Limits):
+        assert f"| `AIGC_{f.name.upper()}` |" in table, f.name
+
+
 # ---- sampling -------------------------------------------------------------------------------
 
 def test_sampling_reads_the_networks_and_never_the_optimiser_state(monkeypatch):
@@ -203,3 +212,14 @@ def test_train_with_settings_that_cannot_work_together_exits_2_with_one_error_li
     lines = proc.stderr.strip().splitlines()
     assert lines == ["error: Batch size (batch_size = 10) must be a multiple of Packing (pac = 4); try 8 or 12"]
     assert RunStore(tmp_path / "runs.db").list() == []
+
+
+@pytest.mark.parametrize("model, dataset, settings, message", [
+    ("char_gpt", tiny_lines, {"n_embd": 100, "n_head": 3}, r"multiple of .*(heads|n_head)"),
+    ("tab_gan", tiny_table, {"batch_size": 205, "pac": 10}, r"multiple of .*(packing|pac)"),
+])
+def test_a_clash_a_trainer_refuses_is_refused_when_the_config_is_made_not_by_a_failed_run(
+        fresh_home, model, dataset, settings, message):
+    with pytest.raises(UserError, match=message):
+        api.make_config(model, dataset(), preset="Quick", model_set=settings)
+    assert RunStore().list() == []
