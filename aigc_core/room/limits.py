@@ -295,8 +295,12 @@ def build_on_meta(config: dict, data=None):
             return build(stand_in), stand_in
         except UserError:
             raise
-        except Exception:  # noqa: BLE001 - the trainer reads the images' values (statistics): use the real ones
-            pass
+        except Exception as exc:  # noqa: BLE001 - the trainer reads the images' values (statistics): use the real ones
+            try:
+                data = load_dataset(config["dataset"])
+            except UserError:  # not here yet (a download): no estimate now, rather than no run
+                raise exc from None
+            return build(data), data
     data = load_dataset(config["dataset"])
     return build(data), data
 
