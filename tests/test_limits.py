@@ -185,7 +185,7 @@ def film_and_log_every_step(monkeypatch, steps: int, frames: int, points: int):
 
 def test_a_run_logging_and_filming_every_step_keeps_a_bounded_strip_and_history(monkeypatch):
     # every step costs a few database commits and a file write: a few hundred steps stay fast
-    film_and_log_every_step(monkeypatch, steps=300, frames=16, points=50)
+    film_and_log_every_step(monkeypatch, steps=200, frames=16, points=50)
 
 
 @pytest.mark.slow
