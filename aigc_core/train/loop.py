@@ -10,6 +10,7 @@ knows how to take one step.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 import traceback
@@ -82,10 +83,10 @@ def thin_film_strip(folder) -> None:
     strip still spans the whole run (see :func:`aigc_core.room.limits.thinned`)."""
     from ..room.limits import Limits, thinned
 
-    frames = sorted(folder.glob("step_*"))  # zero-padded steps: name order is step order
-    steps = [int(p.stem.split("_")[1]) for p in frames]
-    for i in thinned(steps, Limits.from_env().max_frames):
-        frames[i].unlink(missing_ok=True)
+    named = sorted((int(m.group(1)), p) for p in folder.glob("step_*")
+                   if (m := re.fullmatch(r"step_(\d+)\.(?:png|txt)", p.name)))
+    for i in thinned([step for step, _ in named], Limits.from_env().max_frames):
+        named[i][1].unlink(missing_ok=True)
 
 
 def _frame(trainer):
