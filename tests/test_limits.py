@@ -39,7 +39,9 @@ def test_a_24_layer_2048_wide_char_gpt_is_refused_in_well_under_a_second_without
     message = str(refused.value)
     assert "1.21 G parameters" in message and "18 GiB to train" in message, message
     assert "100 M parameters (AIGC_MAX_PARAMS)" in message and "n_embd" in message and "n_layer" in message
-    assert seconds < 1.0 and cpu < 0.5, f"took {seconds:.2f} s ({cpu:.2f} s of CPU time)"
+    # CPU time is the measure (about 0.07 s on a 2-core machine); the wall clock of a shared CI machine also
+    # counts its neighbours, so it only gets a loose bound
+    assert cpu < 0.5 and seconds < 5.0, f"took {seconds:.2f} s ({cpu:.2f} s of CPU time)"
     assert grown < 200, f"peak memory grew by {grown:.0f} MB (the weights alone are 4.5 GiB)"
 
 
