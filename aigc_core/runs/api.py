@@ -22,12 +22,13 @@ import time
 import zipfile
 from dataclasses import asdict
 
-from ..config import TrainSettings, from_dict
+from ..config import TrainSettings, config_problems, from_dict
 from ..data.catalog import check_name, dataset_info
 from ..data.uploads import open_zip
 from ..errors import UserError
 from ..paths import runs_dir
 from ..registry import get_model
+from ..room.limits import Limits, apply_time_ceiling, check_cost
 from .checkpoint import PICKLE_SUFFIXES, latest_checkpoint, load_state, refusal_message
 from .folder import RunFolder
 from .queue import claim, dispatch
@@ -60,8 +61,14 @@ def make_config(model: str, dataset: str, *, preset: str | None = None, model_se
     settings = from_dict(TrainSettings, train_values)
     if not settings.steps and not settings.max_seconds:
         raise UserError("give the run a budget: a number of steps, a time limit, or both")
-    return {"model": spec.name, "dataset": dataset, "preset": preset, "model_config": asdict(model_cfg),
-            "train": asdict(settings)}
+    problems = config_problems(model_cfg)
+    if problems:
+        raise UserError("; ".join(problems))
+    limits = Limits.from_env()
+    config = {"model": spec.name, "dataset": dataset, "preset": preset, "model_config": asdict(model_cfg),
+              "train": apply_time_ceiling(asdict(settings), limits)}
+    check_cost(config, limits)  # the model's size and memory, before anything is queued
+    return config
 
 
 def submit(config: dict, *, name: str | None = None, store: RunStore | None = None, start: bool = True):

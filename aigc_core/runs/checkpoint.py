@@ -133,3 +133,61 @@ def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
         return None
     path = found[-1]
     return int(CKPT_RE.match(path.name).group(1)), path
+
+
+# ---- weights only (sampling) ------------------------------------------------------
+# The parts of a trainer's state sampling needs: the networks and the extra state
+# (fixed noise, a vocabulary). The optimiser state (Adam: twice the weights) and
+# the RNG stay on disk.
+WEIGHT_PARTS = ("nets", "extra")
+
+
+def _weights_tree(metadata: dict[str, str], name: str) -> Any:
+    if STATE_KEY not in metadata:
+        raise UserError(f"{name} is a safetensors file but not an AIGC Studio checkpoint (no '{STATE_KEY}' metadata)")
+    tree = json.loads(metadata[STATE_KEY])
+    return {"__dict__": [[k, v] for k, v in tree["__dict__"] if k in WEIGHT_PARTS]}
+
+
+def _tensor_names(tree: Any, out: list[str]) -> list[str]:
+    if isinstance(tree, dict) and "__tensor__" in tree:
+        out.append(tree["__tensor__"])
+    elif isinstance(tree, dict) and "__dict__" in tree:
+        for _, v in tree["__dict__"]:
+            _tensor_names(v, out)
+    elif isinstance(tree, list):
+        for v in tree:
+            _tensor_names(v, out)
+    return out
+
+
+def weight_shapes(path: Path) -> dict[str, list[int]]:
+    """Shape of every network weight in a checkpoint, read from its header only."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            tree = _weights_tree(fh.metadata() or {}, path.name)
+            nets = {"__dict__": [e for e in tree["__dict__"] if e[0] == "nets"]}
+            return {k: fh.get_slice(k).get_shape() for k in _tensor_names(nets, [])}
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for bad headers
+        raise UserError(f"{path.name} is not a valid .safetensors checkpoint ({exc})") from None
+
+
+def load_weights(path: Path, *, device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, str]]:
+    """Like :func:`load_state`, but reads only the networks and the extra state:
+    (``{"nets": ..., "extra": ...}``, metadata); other tensors are never read."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise UserError(refusal_message(path.name))
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as fh:
+            metadata = fh.metadata() or {}
+            tree = _weights_tree(metadata, path.name)
+            tensors = {k: fh.get_tensor(k) for k in _tensor_names(tree, [])}
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{path.name} is not a valid .safetensors checkpoint ({exc})") from None
+    return _unflatten(tree, tensors), metadata

@@ -541,6 +541,31 @@ class RunStore:
                                                        (run_id, claim)).fetchone():
                 raise LostClaim(run_id)
             conn.executemany("INSERT INTO metrics (run_id, step, key, value, wall) VALUES (?,?,?,?,?)", rows)
+        self._thin_metrics(run_id, list(values))
+
+    def _thin_metrics(self, run_id: str, keys: list[str]) -> None:
+        """Keep at most ``AIGC_MAX_METRIC_POINTS`` points per run and key: when a
+        key goes over, its older points are thinned evenly, never the first or
+        the newest ones (a run's final values), so its chart still spans the run.
+        Rows are counted here rather than queried on every call."""
+        from ..room.limits import Limits, thinned
+
+        keep = Limits.from_env().max_metric_points
+        counts = self.__dict__.setdefault("_metric_rows", {})
+        if run_id not in counts:
+            counts[run_id] = {r["key"]: r["n"] for r in self._query(
+                "SELECT key, COUNT(*) AS n FROM metrics WHERE run_id = ? GROUP BY key", (run_id,))}
+        else:
+            for k in keys:
+                counts[run_id][k] = counts[run_id].get(k, 0) + 1
+        for k in keys:
+            if keep and counts[run_id].get(k, 0) > keep:
+                rows = self._query("SELECT rowid, step FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, rowid",
+                                   (run_id, k))
+                drop = [(rows[i]["rowid"],) for i in thinned([r["step"] for r in rows], keep)]
+                with self.transaction() as conn:
+                    conn.executemany("DELETE FROM metrics WHERE rowid = ?", drop)
+                counts[run_id][k] = len(rows) - len(drop)
 
     def metrics(self, run_id: str, after_step: int = -1, keys: list[str] | None = None):
         """Metrics of a run after a step, as a pandas DataFrame (step, key, value, wall)."""

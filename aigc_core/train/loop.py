@@ -84,6 +84,18 @@ def save_frame(folder: RunFolder, step: int, frame) -> None:
         write_atomic(folder.frame(step, ".txt"), frame.encode("utf-8"))
     else:
         write_atomic(folder.frame(step, ".png"), png_bytes(frame))
+    thin_film_strip(folder)
+
+
+def thin_film_strip(folder: RunFolder) -> None:
+    """Keep the film strip within ``AIGC_MAX_FRAMES``: when over, older frames
+    are thinned evenly, never the first (step 0) or the newest ones, so the
+    strip still spans the whole run (see :func:`aigc_core.room.limits.thinned`)."""
+    from ..room.limits import Limits, thinned
+
+    named = folder.frames()
+    for i in thinned([step for step, _ in named], Limits.from_env().max_frames):
+        named[i][1].unlink(missing_ok=True)
 
 
 def _frame(trainer):
