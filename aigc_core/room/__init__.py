@@ -1,6 +1,9 @@
 """The room: who is acting, what they own, and what one run may cost.
 
-So far it holds :mod:`aigc_core.room.limits` (model size, memory, time budget,
-film-strip frames and metric rows); workshop mode adds participants and
-ownership here.
+- :mod:`aigc_core.room.identity`: the single local user, a workshop
+  participant or the teacher, and the signed tokens that say who is who;
+- :mod:`aigc_core.room.policy`: ownership and the fair queue, as functions of
+  plain values;
+- :mod:`aigc_core.room.limits`: model size, memory, time budget, film-strip
+  frames and metric rows.
 """
