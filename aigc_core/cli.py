@@ -232,7 +232,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .metrics.evaluate import evaluate_run
+    from .train.evaluate import evaluate_run
 
     result = evaluate_run(args.run, n=args.n, echo=print)
     if args.json:

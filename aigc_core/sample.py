@@ -12,7 +12,7 @@ import torch
 from .errors import UserError
 from .runs.checkpoint import latest_checkpoint, load_state
 from .runs.store import RunStore
-from .train.loop import build_trainer
+from .registry import build_trainer
 
 
 def load_for_sampling(run_id: str, device: str = "cpu", store: RunStore | None = None):

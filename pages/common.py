@@ -147,13 +147,21 @@ def sampling_trainer(run_id: str):
 
 # ---- the film strip (fixed-noise samples saved as a run trains) ----------------
 
-FRAME_CAPTIONS = {
-    "gan": "The generator's output for the same fixed noise at every frame: watch shapes appear.",
-    "vae": "The decoder's output for the same fixed codes z ~ N(0, I) at every frame.",
-    "ae": "Top row: fixed real images; bottom row: their reconstructions.",
-    "tabular": "Histograms of real (blue) against synthetic (orange) values of up to three columns.",
-    "points": "Grey: real points; orange: points the generator makes from the same fixed noise.",
-}
+def data_kind(name: str):
+    """The declaration of a kind of data (:mod:`aigc_core.data.kinds`)."""
+    from aigc_core.data.kinds import data_kind as declared
+
+    return declared(name)
+
+
+def film_caption(run) -> str:
+    """What one frame of this run's film strip shows, in its model's words."""
+    from aigc_core.registry import get_model
+
+    try:
+        return get_model(run.model).film_caption
+    except UserError:  # a run of a model that is no longer installed
+        return ""
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -190,8 +198,7 @@ def film_strip(run, key: str = "film_strip") -> None:
         step = steps[0]
     path = frames[step]
     if path.suffix == ".txt":
-        st.caption(f"Step {step}: what the model writes from the same fixed start")
+        st.caption(f"Step {step}: {film_caption(run) or 'what the model writes from the same fixed start'}")
         st.code(path.read_text(encoding="utf-8", errors="replace"), language=None, wrap_lines=True)
     else:
-        caption = FRAME_CAPTIONS.get("points" if run.data_kind == "points" else run.family, "")
-        st.image(frame_png(str(path), path.stat().st_mtime), caption=f"Step {step}. {caption}")
+        st.image(frame_png(str(path), path.stat().st_mtime), caption=f"Step {step}. {film_caption(run)}")

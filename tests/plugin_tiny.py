@@ -84,4 +84,9 @@ register(ModelSpec(
     name="tiny_line", title="Tiny line (tests)", family="toy", data_kind="points",
     description="fits a line; for tests of the run machinery", config_cls=TinyConfig, trainer_cls=TinyTrainer,
     presets={"Quick": {"train": {"steps": 50, "log_every": 5, "sample_every": 10, "checkpoint_every": 10}}},
+    charts=[("Losses", ("loss",), "The squared error of the line on the last batches.")],
+    metrics={"loss": ("loss", "Mean squared error of the fitted line."),
+             "weight_error": ("weight error", "How far the slope is from 2.", "lower")},
+    film_caption="The fitted slope.",
+    eval_budget=2000,
 ))
