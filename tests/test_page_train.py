@@ -313,6 +313,6 @@ def test_every_family_has_an_explanation_with_formulas(data, model, loss, phrase
     assert not problems(at), problems(at)
     panel = next(e for e in at.expander if e.label.startswith("How "))
     said = " ".join(m.value for m in panel.markdown)
-    assert len(panel.get("latex")) >= 2
+    assert said.count("$$") >= 4  # at least two display formulas, drawn by st.markdown as LaTeX
     for phrase in phrases:
-        assert phrase in said or any(phrase in x.value for x in panel.get("latex")), phrase
+        assert phrase in said, phrase

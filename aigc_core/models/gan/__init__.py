@@ -36,17 +36,17 @@ CHARTS = [
 ]
 _GAME = "A GAN's losses are a game between two players; neither number alone says which run is better."
 METRICS = {
-    "loss_d": ("D loss", _GAME),
-    "loss_g": ("G loss", _GAME),
+    "loss_d": ("Discriminator loss", _GAME),
+    "loss_g": ("Generator loss", _GAME),
     "d_real": ("D(x) on real data", "The discriminator's average verdict on real samples in the last training "
                "batches (a probability for the non-saturating loss, a raw score for WGAN-GP and hinge)."),
     "d_fake": ("D(G(z)) on generated data", "The discriminator's average verdict on generated samples in the last "
                "training batches."),
-    "grad_norm_d": ("D gradient norm", "Size of the discriminator's last gradient; a sudden spike often comes "
+    "grad_norm_d": ("Discriminator gradient norm", "Size of the discriminator's last gradient; a sudden spike often comes "
                     "before a collapse."),
-    "grad_norm_g": ("G gradient norm", "Size of the generator's last gradient; a sudden spike often comes before "
+    "grad_norm_g": ("Generator gradient norm", "Size of the generator's last gradient; a sudden spike often comes before "
                     "a collapse."),
-    "gp": ("gradient penalty", "WGAN-GP's penalty: how far the critic's gradient norm is from 1 between real and "
+    "gp": ("Gradient penalty", "WGAN-GP's penalty: how far the critic's gradient norm is from 1 between real and "
            "generated samples."),
 }
 IMAGE_CAPTION = "The generator's output for the same fixed noise at every frame: watch shapes appear."

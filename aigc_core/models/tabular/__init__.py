@@ -72,16 +72,16 @@ register(ModelSpec(
             ("Penalty and condition", ("gradient_penalty", "condition_ce"),
              "The gradient penalty keeps the critic smooth; the condition cross-entropy says whether rows carry "
              "the value they were asked for.")],
-    metrics={"loss_d": ("critic loss", "The critic's Wasserstein loss plus the gradient penalty; a game between "
+    metrics={"loss_d": ("Critic loss", "The critic's Wasserstein loss plus the gradient penalty; a game between "
                         "two players, so it alone does not say which run is better."),
-             "loss_g": ("G loss", "The generator's loss: minus the critic's score of its rows, plus the condition "
+             "loss_g": ("Generator loss", "The generator's loss: minus the critic's score of its rows, plus the condition "
                         "cross-entropy."),
              "wasserstein": ("Wasserstein estimate", "The critic's mean score on real rows minus on generated rows "
                              "in the last batches; it shrinks as the generated rows get harder to tell apart, but "
                              "only within one run."),
-             "gradient_penalty": ("gradient penalty", "WGAN-GP's penalty: how far the critic's gradient norm is "
+             "gradient_penalty": ("Gradient penalty", "WGAN-GP's penalty: how far the critic's gradient norm is "
                                   "from 1 between real and generated rows."),
-             "condition_ce": ("condition cross-entropy", "How far generated rows are from carrying the condition "
+             "condition_ce": ("Condition cross-entropy", "How far generated rows are from carrying the condition "
                               "value they were asked for.", "lower")},
     explain=tabular_explanation("tab_gan"),
     tiny={"model": {"hidden": 16, "layers": 1, "batch_size": 20, "pac": 2, "noise_dim": 8}},
@@ -107,8 +107,8 @@ register(ModelSpec(
     **TABLE,
     charts=[("Losses", ("loss",), "What the optimiser minimises."),
             ("Reconstruction and KL", ("recon", "kl"), "The two parts of the tabular VAE's loss.")],
-    metrics={"loss": ("loss", "w * reconstruction + KL on the last training batches."),
-             "recon": ("reconstruction", "How badly the decoder rebuilt its training rows in the last batches.",
+    metrics={"loss": ("Training loss", "w * reconstruction + KL on the last training batches.", "lower"),
+             "recon": ("Reconstruction loss", "How badly the decoder rebuilt its training rows in the last batches.",
                        "lower"),
              "kl": ("KL divergence", "How far the codes of the last training batches are from the prior N(0, I), "
                     "in nats.")},

@@ -44,9 +44,9 @@ TEXT = dict(
              "The training loss (cross-entropy) in bits: yes/no questions needed per next character; the loss "
              "in nats is this times ln 2. The dashed line is the held-out value measured at the end.", "val_bpc"),
             ("Learning rate", ("lr",), "Warm-up, then a cosine decay to a tenth.")],
-    metrics={"loss": ("loss", "The cross-entropy of the next character on the last training batches, in nats."),
-             "bpc": ("bits per character", "The training loss in bits: loss / ln 2."),
-             "lr": ("learning rate", "The optimiser's step size (warm-up, then a cosine decay).")},
+    metrics={"loss": ("Training loss", "The cross-entropy of the next character on the last training batches, in nats.", "lower"),
+             "bpc": ("Bits per character (training)", "The training loss in bits: loss / ln 2."),
+             "lr": ("Learning rate", "The optimiser's step size (warm-up, then a cosine decay).")},
     derived={"bpc": ("loss", 1 / math.log(2))},
     film_caption="What the model writes from the same fixed start at every frame.",
     eval_budget=200,

@@ -24,11 +24,11 @@ from .trainer import CONV_SIZES, AETrainer, ConvVAETrainer, VAETrainer, held_out
 # ---- what the autoencoders declare ------------------------------------------------------
 
 METRICS = {
-    "loss": ("loss", "The model's own loss on its last training batches (reconstruction + beta * KL for a VAE)."),
-    "recon": ("reconstruction", "How badly the decoder rebuilt its training inputs in the last batches (summed "
-              "over pixels, per image)."),
+    "loss": ("Training loss", "The model's own loss on its last training batches (reconstruction + beta * KL for a VAE).", "lower"),
+    "recon": ("Reconstruction loss", "How badly the decoder rebuilt its training inputs in the last batches (summed "
+              "over pixels, per image).", "lower"),
     "kl": ("KL divergence", "How far the codes of the last training batches are from the prior N(0, I), in nats."),
-    "grad_norm": ("gradient norm", "Size of the last weight update's gradient."),
+    "grad_norm": ("Gradient norm", "Size of the last weight update's gradient."),
 }
 LOSSES = ("Losses", ("loss",), "What the optimiser minimises.")
 VAE = dict(
@@ -84,7 +84,7 @@ register(ModelSpec(
     knobs=AutoencoderKnobs,
     capabilities={"interpolate", "reconstruct"},
     charts=[LOSSES, ("Gradient norm", ("grad_norm",), "How hard the optimiser is pushing the weights.")],
-    metrics={**METRICS, "loss": ("loss", "The reconstruction error of the last training batches, per image.")},
+    metrics={**METRICS, "loss": ("Training loss", "The reconstruction error of the last training batches, per image.", "lower")},
     explain=lambda settings: autoencoder_explanation("ae", settings["recon_loss"]),
     film_caption="Top row: fixed real images; bottom row: their reconstructions.",
     eval_budget=5000,
