@@ -154,6 +154,29 @@ def data_kind(name: str):
     return declared(name)
 
 
+def knob_widget(field: dict, key: str):
+    """One widget for one sampling knob, from its metadata (label, help, range,
+    step); the value keeps while another page is open."""
+    label, help_text, default = field["label"], field.get("help") or None, field["default"]
+    lo, hi, step = field.get("min"), field.get("max"), field.get("step")
+    keep = dict(key=key, help=help_text, persist_state="session")
+    if field.get("choices"):
+        options = list(field["choices"])
+        return st.selectbox(label, options, index=options.index(default) if default in options else 0, **keep)
+    if isinstance(default, bool):
+        return st.checkbox(label, value=default, **keep)
+    if isinstance(default, int):
+        if lo is not None and hi is not None and hi - lo <= 1000:
+            return int(st.slider(label, int(lo), int(hi), int(default), int(step or 1), **keep))
+        return int(st.number_input(label, None if lo is None else int(lo), None if hi is None else int(hi),
+                                   int(default), int(step or 1), **keep))
+    if isinstance(default, float):
+        if lo is not None and hi is not None:
+            return float(st.slider(label, float(lo), float(hi), float(default), float(step or (hi - lo) / 100), **keep))
+        return float(st.number_input(label, value=float(default), **keep))
+    return st.text_input(label, str(default), **keep)
+
+
 def film_caption(run) -> str:
     """What one frame of this run's film strip shows, in its model's words."""
     from aigc_core.registry import get_model
