@@ -192,7 +192,7 @@ def copy_threshold(data: ImageData) -> float:
     image to its closest other image of the set (the split every VAE uses)."""
     key = data_key(data)
     if key not in _copy_thresholds:
-        from ..models.vae import held_out_split
+        from ..data.held_out import held_out_split
 
         rest, held = held_out_split(len(data))
         held = held[:COPY_REFERENCE]

@@ -8,6 +8,7 @@ from PIL import Image
 from torch import nn
 
 from ...data.base import ImageData
+from ...data.held_out import held_out_split
 from ...errors import UserError
 from ...imaging import grid_image
 from ...train.base import Trainer
@@ -17,19 +18,9 @@ from .networks import conv_decoder, conv_encoder, kl_divergence, mlp_decoder, ml
     reparameterise, vae_loss
 
 CONV_SIZES = (28, 32, 64)
-HELD_OUT_FRACTION = 0.1
-SPLIT_SEED = 1234  # one split for every run on a data set, so their held-out numbers compare
 FILM_STRIP_SIZE = 64
 AE_STRIP_SIZE = 16  # real images shown above their reconstructions
 MAX_FIT_CODES = 10_000
-
-
-def held_out_split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train indices, held-out indices): the last 10% of a permutation seeded
-    with a constant, so every run on the same data holds out the same images."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
-    n_val = max(1, int(round(n * HELD_OUT_FRACTION))) if n >= 2 else 0
-    return perm[: n - n_val], perm[n - n_val:]
 
 
 class AutoencoderTrainer(Trainer):
