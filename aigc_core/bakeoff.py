@@ -360,29 +360,54 @@ def _samples(run, dataset: str, seed: int, store) -> dict:
         trainer, _, step = load_for_sampling(run.id, store=store)
     except UserError as exc:
         return {"kind": "none", "error": str(exc)}
+    return sample_preview(run, trainer, step, seed, dataset)
+
+
+#: how each kind of data is previewed: (count, sampling knobs, preview of the samples)
+def _image_preview(trainer, samples, dataset) -> dict:
+    from .imaging import grid_image, upscale
+
+    return {"png": _b64_png(upscale(grid_image(samples, nrow=4), 240))}
+
+
+def _points_preview(trainer, samples, dataset) -> dict:
+    from .data.catalog import load_dataset
+
+    real = load_dataset(dataset).points
+    return {"svg": svg_scatter(real[:512].tolist(), samples.tolist())}
+
+
+def _text_preview(trainer, samples, dataset) -> dict:
+    return {"lines": getattr(trainer, "mode", "") == "lines", "texts": [str(t) for t in samples]}
+
+
+def _table_preview(trainer, samples, dataset) -> dict:
+    return {"columns": [str(c) for c in samples.columns],
+            "rows": [[str(v) for v in row] for row in samples.itertuples(index=False)]}
+
+
+PREVIEWS = {"image": _image_preview, "points": _points_preview, "text": _text_preview, "table": _table_preview}
+
+
+def _preview_knobs(trainer, kind: str) -> tuple[int, dict]:
+    if kind == "text":  # a little below temperature 1, whole items or a paragraph
+        lines = getattr(trainer, "mode", "") == "lines"
+        return (8 if lines else 2), {"length": 40 if lines else 200, "temperature": 0.8}
+    return {"image": SAMPLE_COUNT, "points": 512, "table": 8}.get(kind, SAMPLE_COUNT), {}
+
+
+def sample_preview(run, trainer, step: int, seed: int, dataset: str | None = None) -> dict:
+    """A small, JSON-able preview of a run's samples for reports and side-by-side
+    views: ``{"kind": <data kind>, "step": ..., ...}`` (or kind ``none`` and an error)."""
+    preview = PREVIEWS.get(run.data_kind)
+    if preview is None:
+        return {"kind": "none", "error": f"no samples for {run.data_kind} data"}
     try:
-        if run.data_kind == "image":
-            from .imaging import grid_image, upscale
-
-            grid = grid_image(trainer.sample(SAMPLE_COUNT, seed), nrow=4)
-            return {"kind": "image", "step": step, "png": _b64_png(upscale(grid, 240))}
-        if run.data_kind == "points":
-            from .data.catalog import load_dataset
-
-            real = load_dataset(dataset).points
-            fake = trainer.sample(512, seed)
-            return {"kind": "points", "step": step, "svg": svg_scatter(real[:512].tolist(), fake.tolist())}
-        if run.data_kind == "text":
-            lines = getattr(trainer, "mode", "") == "lines"
-            texts = trainer.sample(8 if lines else 2, seed, length=40 if lines else 200, temperature=0.8)
-            return {"kind": "text", "step": step, "lines": lines, "texts": [str(t) for t in texts]}
-        if run.data_kind == "table":
-            frame = trainer.sample(8, seed)
-            return {"kind": "table", "step": step, "columns": [str(c) for c in frame.columns],
-                    "rows": [[str(v) for v in row] for row in frame.itertuples(index=False)]}
+        n, knobs = _preview_knobs(trainer, run.data_kind)
+        samples = trainer.sample(n, seed, **knobs)
+        return {"kind": run.data_kind, "step": step, **preview(trainer, samples, dataset or run.dataset)}
     except Exception as exc:  # noqa: BLE001 - one model's broken sampler must not sink the report
         return {"kind": "none", "error": f"sampling failed: {type(exc).__name__}: {exc}"}
-    return {"kind": "none", "error": f"no samples for {run.data_kind} data"}
 
 
 def _copy_pairs(run, dataset: str, seed: int, store, count: int = 8) -> list[dict]:
