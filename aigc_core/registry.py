@@ -83,7 +83,8 @@ class ModelSpec:
       - ``attention``: ``attention_maps(prompt)`` (layers, heads, T, T) and
         ``context_labels(prompt)``;
       - ``denoise``: ``denoise_path(seed, steps, n_frames)`` -> (n_frames, C, H, W)
-        in [0, 1], from pure noise to the sample.
+        in [0, 1], from pure noise (frame 0) to the sample (the last frame);
+        the Gallery passes the model's ``steps`` knob (sampling steps) as ``steps``.
     - ``charts``: the Train page's charts of its logged numbers, in order.
     - ``metrics``: key -> :class:`Metric` for every number its trainer logs
       (``step``'s keys and ``evaluate``'s); the end-of-run quality numbers are

@@ -19,7 +19,7 @@ from .config import AEConfig, AutoencoderKnobs, ConvVAEConfig, VAEConfig
 from .networks import RECON_LOSSES, conv_decoder, conv_encoder, kl_divergence, mlp_decoder, mlp_encoder, \
     reconstruction_loss, reparameterise, vae_loss  # noqa: F401 - as vae.<name>
 from .explain import autoencoder_explanation
-from .trainer import CONV_SIZES, AETrainer, ConvVAETrainer, VAETrainer, held_out_split  # noqa: F401
+from .trainer import CONV_SIZES, AETrainer, ConvVAETrainer, VAETrainer
 
 # ---- what the autoencoders declare ------------------------------------------------------
 
