@@ -187,9 +187,28 @@ def cmd_worker(args) -> int:
 
     store = RunStore()
     try:
-        train_run(args.run, store, echo=print)
+        train_run(args.run, store, echo=print, claim=args.claim or None)
     finally:
         dispatch(store)  # hand the freed slot to the next queued run
+    return 0
+
+
+def cmd_repair(args) -> int:
+    from .runs.repair import repair
+
+    report = repair()
+    if args.json:
+        _print_json(report.as_dict())
+        return 0
+    if report.moved_aside:
+        print(f"the damaged database was moved aside to {report.moved_aside}")
+    for item in report.recovered:
+        print(f"recovered {item['run_id']:32s} {item['status']:11s} step {item['step']:7d}  "
+              f"{item['metric_rows']} metric rows  {item['name']}")
+    for problem in report.skipped:
+        print(f"skipped {problem['folder']}: {problem['reason']}")
+    print(f"{len(report.recovered)} run(s) recovered, {len(report.kept)} already in the database, "
+          f"{len(report.skipped)} folder(s) skipped")
     return 0
 
 
@@ -337,8 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_install_starters)
 
+    s = sub.add_parser("repair", help="rebuild the run database from the run folders (after runs.db was lost or damaged)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_repair)
+
     s = sub.add_parser("worker", help=argparse.SUPPRESS)
     s.add_argument("run")
+    s.add_argument("--claim", help="the claim token the queue wrote for this worker")
     s.set_defaults(fn=cmd_worker)
     return p
 

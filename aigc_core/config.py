@@ -8,6 +8,7 @@ that metadata into widgets. Adding a model therefore needs no page code.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -25,15 +26,17 @@ def param(
     choices: tuple | None = None,
     advanced: bool = False,
     log: bool = False,
+    multiple_of: str | None = None,
 ):
     """A config field with the metadata a form needs to show it.
 
     ``choices`` makes a select box; ``min``/``max`` bound numbers; ``advanced``
     fields go in an expander; ``log`` marks quantities (learning rates) that are
-    best shown on a log scale.
+    best shown on a log scale; ``multiple_of`` names another field this one
+    must be a whole multiple of (checked by :func:`config_problems`).
     """
     meta = dict(label=label, help=help, min=min, max=max, step=step,
-                choices=choices, advanced=advanced, log=log)
+                choices=choices, advanced=advanced, log=log, multiple_of=multiple_of)
     return field(default=default, metadata=meta)
 
 
@@ -97,8 +100,12 @@ def coerce(name: str, value: Any, default: Any, meta: dict | None = None):
             value = str(value)
         elif isinstance(default, (list, tuple)) and isinstance(value, str):
             value = type(default)(v.strip() for v in value.split(",") if v.strip())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int("inf")
         raise UserError(f"setting {name!r} expects a {type(default).__name__}, got {value!r}") from None
+    # NaN passes every range check (all comparisons are false) and inf overflows later, far from the
+    # setting that caused it; refuse both here, where the message can name the setting
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"setting {name!r} must be a finite number; got {value}")
     choices = meta.get("choices")
     if choices and value not in choices:
         raise UserError(f"setting {name!r} must be one of {', '.join(map(str, choices))}; got {value!r}")
@@ -109,6 +116,31 @@ def coerce(name: str, value: Any, default: Any, meta: dict | None = None):
         if hi is not None and value > hi:
             raise UserError(f"setting {name!r} must be at most {hi}; got {value}")
     return value
+
+
+def config_problems(cfg) -> list[str]:
+    """Why the settings of a config cannot work together (empty when they can).
+
+    Two sources, checked when a run config is made so a form can show the
+    reason and a run never starts only to fail: ``param(..., multiple_of=
+    "other")`` on a field, and a ``problems(self) -> list[str]`` method a config
+    class may define for any other rule between its fields."""
+    out = []
+    for f in fields(cfg):
+        other = f.metadata.get("multiple_of")
+        if not other:
+            continue
+        value, divisor = getattr(cfg, f.name), getattr(cfg, other)
+        if divisor and value % divisor:
+            label = f.metadata.get("label", f.name)
+            other_label = next((g.metadata.get("label", other) for g in fields(cfg) if g.name == other), other)
+            near = [v for v in (value - value % divisor, value - value % divisor + divisor) if v > 0]
+            out.append(f"{label} ({f.name} = {value}) must be a multiple of {other_label} ({other} = {divisor}); "
+                       f"try {' or '.join(map(str, near))}")
+    own = getattr(cfg, "problems", None)
+    if callable(own):
+        out += list(own())
+    return out
 
 
 def parse_sets(pairs: list[str] | None) -> dict[str, str]:

@@ -36,8 +36,13 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # a full disk or a kill mid-write must not leave a half-written temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise

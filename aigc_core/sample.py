@@ -3,6 +3,11 @@
 Pages and the command line call :func:`load_for_sampling` (cache the result:
 it builds the model and reads the checkpoint) and then the trainer's own
 ``sample`` / ``interpolate`` / ``reconstruct`` / text methods.
+
+Sampling reads only the networks' weights (and the trainer's extra state) from
+the checkpoint, never the optimiser state, and refuses a model over the
+parameter ceiling before building anything (pages call this inside the server
+process).
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import torch
 
 from .errors import UserError
-from .runs.checkpoint import latest_checkpoint, load_state
+from .room.limits import check_weights
+from .runs.checkpoint import latest_checkpoint, load_weights
 from .runs.store import RunStore
 from .registry import build_trainer
 
@@ -24,8 +30,12 @@ def load_for_sampling(run_id: str, device: str = "cpu", store: RunStore | None =
         raise UserError(f"run {run.name} has no checkpoint yet; wait for its first save (or let it finish)")
     step, path = found
     dev = torch.device(device)
+    try:
+        check_weights(path, device=dev)
+    except UserError as exc:
+        raise UserError(f"run {run.name}: {exc}") from None
     _, _, trainer = build_trainer(run.config, device=dev)
-    state, _ = load_state(path, device=dev)
+    state, _ = load_weights(path, device=dev)
     trainer.load_state(state, weights_only=True)
     trainer.train_mode(False)
     return trainer, run, step

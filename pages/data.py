@@ -190,6 +190,8 @@ def show_text(name: str, data, stats: dict) -> None:
                    f"{stats['max_item_chars']} at most.")
     else:
         st.caption("One long stream of text: a model learns to continue it, one character after another.")
+    if stats.get("vocab_note"):
+        st.info(stats["vocab_note"], icon=":material/translate:")
     left, right = st.columns([3, 2])
     with left:
         if lines_mode:
@@ -300,6 +302,12 @@ def heat_map(stats: dict, name: str) -> None:
     fig.update_layout(height=min(700, 120 + 45 * n), margin=dict(l=10, r=10, t=30, b=10))
     fig.update_yaxes(autorange="reversed")
     st.plotly_chart(fig, key="tbl_heat_map", config={"displayModeBar": False})
+    if pick.get("of", n) > n:
+        label = stats.get("label_column")
+        st.caption(f"The heat map shows {n} of the {pick['of']} {'number and yes/no ' if signed else ''}columns: "
+                   f"{', '.join(pick['columns'])}" + (f" (the first ones, and the label {label})" if label in
+                                                      pick["columns"] else " (the first ones)")
+                   + ". Every pair of that many columns would take minutes to compare.")
     if signed:
         st.caption("Red: the two columns rise together; blue: one falls as the other rises; white: no straight-line "
                    "relation. A good synthetic table keeps this picture.")
@@ -515,6 +523,8 @@ def upload_text(file, raw: bytes, key: str) -> None:
     c[0].metric("Characters", f"{stats['chars']:,}")
     c[1].metric("Vocabulary", f"{stats['vocab_size']:,}")
     c[2].metric("Items" if mode == "lines" else "Lines", f"{stats['lines']:,}")
+    if stats.get("vocab_note"):
+        st.info(stats["vocab_note"], icon=":material/translate:")
     st.code(data.text[:1000], language=None, wrap_lines=True, height=240)
     st.caption("The start of the text, as it will be saved" + (" (one item per line, surrounding spaces and empty lines "
                "removed)" if mode == "lines" else ""))
@@ -611,7 +621,8 @@ def upload() -> None:
                 "nothing you saved before is ever replaced.")
     n = st.session_state.get("data_upload_n", 0)
     file = st.file_uploader("Upload a data set", key=f"data_upload:{n}",
-                            help="Images: .zip or .npz. Text: .txt (UTF-8). Table: .csv. Up to 200 MB.")
+                            help="Images: .zip or .npz. Text: .txt (UTF-8). Table: .csv (up to 20 MB, 100 "
+                                 "columns and a million cells). Up to 200 MB.")
     if file is None:
         result = st.session_state.get("data_import_result")
         if result:

@@ -434,7 +434,9 @@ def show_table(run, trainer, step: int, seed: int, knobs: dict) -> None:
                                    index=i, condition=condition, store=get_store())
             st.toast(f"{len(rows)} row(s) {'kept' if value else 'rejected'}")
             st.rerun()
-    b3.download_button("Download the rows (CSV)", frame.to_csv(index=False), file_name=f"{run.id}_seed{seed}.csv",
+    from aigc_core.data.table import csv_bytes
+
+    b3.download_button("Download the rows (CSV)", csv_bytes(frame), file_name=f"{run.id}_seed{seed}.csv",
                        mime="text/csv", icon=":material/download:")
     with guard("The report"):
         show_table_report(run, trainer, frame)

@@ -166,3 +166,33 @@ register(ModelSpec(
     film_caption="Four samples.",
     eval_budget=64,
 ))
+
+
+@dataclass
+class TinyPacksConfig(TinyConfig):
+    """Settings with rules between them, the way real models have them (heads
+    that divide the width, batches made of whole packs)."""
+
+    pac: int = param(4, "Packing", "Rows per pack (only checked, for tests of cross-field rules).", min=1, max=16)
+    batch_size: int = param(16, "Batch size", "Rows per step; a whole number of packs.", min=1, max=256,
+                            multiple_of="pac")
+    lr_end: float = param(0.01, "Final learning rate", "Must not be above the starting one.", min=0.0, max=1e6)
+
+    def problems(self) -> list[str]:
+        if self.lr_end > self.lr:
+            return [f"the final learning rate ({self.lr_end}) must not be above the starting one ({self.lr})"]
+        return []
+
+
+class TinyPacksTrainer(TinyTrainer):
+    def __init__(self, cfg, data, device, seed, autocast=None):
+        super().__init__(cfg, data, device, seed, autocast)
+        self.batch_size = cfg.batch_size
+
+
+register(ModelSpec(
+    name="tiny_packs", title="Tiny packs (tests)", family="toy", data_kind="points",
+    description="the tiny line with settings that must agree; for tests of cross-field checks",
+    config_cls=TinyPacksConfig, trainer_cls=TinyPacksTrainer,
+    presets={"Quick": {"train": {"steps": 20, "log_every": 5, "sample_every": 10, "checkpoint_every": 10}}},
+))

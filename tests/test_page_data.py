@@ -258,3 +258,30 @@ def test_an_upload_whose_files_were_damaged_says_so_and_can_still_be_deleted(fre
     at.checkbox(key="del_sure:damaged").check().run()
     at.button(key="del:damaged").click().run()
     assert not at.exception and "damaged" not in names()
+
+
+def test_a_wide_table_says_which_columns_its_heat_map_shows(fresh_home):
+    import pandas as pd
+
+    from aigc_core.data.base import TableData
+    from aigc_core.data.catalog import save_uploaded
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"m{j:02d}": rng.normal(size=40) for j in range(30)})
+    save_uploaded(TableData("wide", frame, {c: "numeric" for c in frame.columns}, None))
+    at = open_data_page("wide")
+    captions = " ".join(c.value for c in at.caption)
+    shown = ", ".join(f"m{j:02d}" for j in range(20))
+    assert f"The heat map shows 20 of the 30 number and yes/no columns: {shown} (the first ones)" in captions
+
+
+def test_a_text_with_more_characters_than_models_keep_says_what_they_keep(fresh_home):
+    from aigc_core.data.base import TextData
+    from aigc_core.data.catalog import save_uploaded
+
+    text = "".join(chr(0x4E00 + i) for i in range(600)) + "\n" + "的一是不了" * 50  # 600 + 的, 是 and the line break
+    save_uploaded(TextData("hanzi", text, mode="stream"))
+    at = open_data_page("hanzi")
+    notes = " ".join(i.value for i in at.info)
+    assert "The text has 603 distinct characters; models keep the 512 most frequent, and the other 91 become one " \
+           "'other' character" in notes

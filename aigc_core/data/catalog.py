@@ -9,11 +9,16 @@ persist until :func:`delete_dataset`.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
+import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
+from time import time_ns
 from typing import Callable
 
 from ..errors import UserError
@@ -82,10 +87,18 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def check_name(name: str) -> str:
-    name = (name or "").strip()
+    """``name`` (stripped) if it may name a data set, else :class:`UserError`.
+
+    A name becomes a folder under ``$AIGC_HOME/datasets``, so it may hold no
+    path separator and cannot start with ``.`` (which also rules out ``..``).
+    Every function here that takes a name calls this; so does anything that
+    reads a data set name from a file a user gave us (an imported run).
+    """
+    name = (name or "").strip() if isinstance(name, str) else repr(name)
     if not NAME_RE.match(name):
         raise UserError(
-            f"data set name {name!r} is not allowed: use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
+            f"data set name {name[:80]!r} is not allowed: use 1-64 letters, digits, '_', '-' or '.', starting with "
+            "a letter or digit"
         )
     return name
 
@@ -108,6 +121,8 @@ def list_datasets(kind: str | None = None) -> list[DatasetInfo]:
     out = [b.info for b in _BUILTINS.values()]
     uploads = []
     for meta_path in datasets_dir().glob("*/meta.json"):
+        if meta_path.parent.name.startswith("."):  # a save or delete in progress
+            continue
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):
@@ -120,6 +135,9 @@ def list_datasets(kind: str | None = None) -> list[DatasetInfo]:
 
 
 def dataset_info(name: str) -> DatasetInfo:
+    _ensure_loaded()
+    if name not in _BUILTINS:
+        name = check_name(name)
     for info in list_datasets():
         if info.name == name:
             return info
@@ -131,6 +149,7 @@ def load_dataset(name: str):
     _ensure_loaded()
     if name in _BUILTINS:
         return _BUILTINS[name].build()
+    name = check_name(name)
     folder = datasets_dir() / name
     meta_path = folder / "meta.json"
     if not meta_path.exists():
@@ -148,7 +167,14 @@ def load_dataset(name: str):
 
 def save_uploaded(data, *, overwrite: bool = False, extra_meta: dict | None = None) -> DatasetInfo:
     """Persist an imported data set under its name; refuses to replace a built-in
-    or (unless ``overwrite``) an existing upload."""
+    or (unless ``overwrite``) an existing upload.
+
+    The files are written to a folder of their own and renamed into place
+    whole, so a reader never sees half a data set. Two sessions saving the
+    same name at once each write their own folder; the rename of a non-empty
+    folder onto an existing non-empty one fails, so exactly one of them wins
+    and the other is told the name is taken.
+    """
     import time
 
     _ensure_loaded()
@@ -157,26 +183,70 @@ def save_uploaded(data, *, overwrite: bool = False, extra_meta: dict | None = No
         raise UserError(f"{name!r} is the name of a built-in data set; choose another name")
     folder = datasets_dir() / name
     if folder.exists() and not overwrite:
-        raise UserError(f"a data set called {name!r} already exists; choose another name or delete it first")
+        raise _name_taken(name)
     save, _ = _UPLOAD_CODECS[data.kind]
-    tmp = datasets_dir() / f".{name}.incoming"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save(data, tmp)
-    meta = dict(name=name, kind=data.kind, description=getattr(data, "description", ""),
-                summary=data.summary(), created=time.time(), **(extra_meta or {}))
-    write_atomic(tmp / "meta.json", json.dumps(meta, indent=2).encode())
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
+    datasets_dir().mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".incoming", dir=datasets_dir()))
+    try:
+        save(data, tmp)
+        meta = dict(name=name, kind=data.kind, description=getattr(data, "description", ""),
+                    summary=data.summary(), created=time.time(), **(extra_meta or {}))
+        write_atomic(tmp / "meta.json", json.dumps(meta, indent=2).encode())
+        old = None
+        if overwrite and folder.exists():
+            old = _move_aside(folder, "replaced")
+        _publish(tmp, folder, name)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already unless something failed
     return DatasetInfo(name, data.kind, meta["description"], False, False, meta["summary"])
+
+
+def _name_taken(name: str) -> UserError:
+    return UserError(f"a data set called {name!r} already exists; choose another name or delete it first")
+
+
+def _publish(tmp: Path, folder: Path, name: str) -> None:
+    """Rename the finished ``tmp`` folder to ``folder``; fail if that name is taken.
+
+    ``os.rename`` of a folder onto an existing non-empty folder fails (onto an
+    empty one it succeeds, which loses nothing), so of two saves racing for one
+    name exactly one lands.
+    """
+    try:
+        os.rmdir(folder)  # only ever removes an empty leftover folder
+    except OSError:
+        pass
+    try:
+        os.rename(tmp, folder)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) or folder.exists():
+            raise _name_taken(name) from None
+        raise
+
+
+def _move_aside(folder: Path, why: str) -> Path | None:
+    """Rename ``folder`` to a hidden unique name (one atomic step) and return
+    that, or None when the folder is gone already (another session deleted it)."""
+    aside = folder.with_name(f".{folder.name}.{why}-{os.getpid()}-{time_ns()}")
+    try:
+        os.rename(folder, aside)
+    except FileNotFoundError:
+        return None
+    return aside
 
 
 def delete_dataset(name: str) -> None:
     _ensure_loaded()
     if name in _BUILTINS:
         raise UserError(f"{name!r} is built in and cannot be deleted")
+    name = check_name(name)
     folder = datasets_dir() / name
     if not (folder / "meta.json").exists():
         raise UserError(f"no uploaded data set called {name!r}")
-    shutil.rmtree(folder)
+    # out of sight in one step, so nobody loads a half-deleted set
+    aside = _move_aside(folder, "deleting")
+    if aside is None:
+        raise UserError(f"no uploaded data set called {name!r} (another session deleted it just now)")
+    shutil.rmtree(aside, ignore_errors=True)

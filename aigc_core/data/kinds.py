@@ -38,7 +38,9 @@ def _save_text(samples, path: Path) -> None:
 
 
 def _save_table(samples, path: Path) -> None:
-    samples.to_csv(path, index=False)
+    from .table import csv_bytes  # cells that start with = + - @ are escaped
+
+    path.write_bytes(csv_bytes(samples))
 
 
 def _preview_image(samples, size: int) -> dict:

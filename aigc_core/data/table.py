@@ -47,7 +47,19 @@ TYPES = ("numeric", "categorical", "boolean")
 DELIMITERS = [",", ";", "\t", "|"]
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 MIN_ROWS = 20
-MAX_BYTES = 200 * 1024 * 1024
+#: the largest CSV we read (a million cells of numbers are ~10 MB of text).
+MAX_BYTES = 20 * 1024 * 1024
+#: the most columns a table may have (the models and the Data page's charts
+#: are built for tens; every column is a generator output and a chart).
+MAX_COLUMNS = 100
+#: the most cells (rows x columns) read from a CSV: importing holds every cell
+#: as a Python string (a 1 MB file peaks at ~40 times its size) and checks it
+#: in pandas, so this bounds one import to ~100 MB and ~5-15 s; 50,000 rows x
+#: 20 columns fit.
+MAX_CELLS = 1_000_000
+#: associations (every pair, ~1 ms a pair) are computed for at most this many
+#: columns: the first ones, with the label column always among them.
+HEAT_MAP_COLUMNS = 20
 MISSING_TOKENS = {"", "na", "n/a", "nan", "null", "none", "-", "?", "#n/a", "missing"}
 BOOLEAN_PAIRS = [{"true", "false"}, {"yes", "no"}, {"y", "n"}, {"t", "f"}, {"1", "0"}, {"1.0", "0.0"}]
 TRUE_TOKENS = {"true", "yes", "y", "t", "1", "1.0"}
@@ -242,10 +254,19 @@ def _read_rows(text: str, delimiter: str, shown: str) -> tuple[list[list[str]], 
     """Every non-blank row (cells stripped) and the file line it ends on."""
     rows, lines = [], []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    cells = 0
     try:
         for row in reader:
             if not row or all(not c.strip() for c in row):
                 continue
+            if not rows and len(row) > MAX_COLUMNS and sum(1 for c in row if c.strip()) > MAX_COLUMNS:
+                raise UserError(f"{shown} has {len(row):,} columns; the limit is {MAX_COLUMNS}. Save a copy with only "
+                                "the columns you want to generate (leave out identifiers and free text) and upload that")
+            cells += len(row)
+            if cells > MAX_CELLS:
+                raise UserError(f"{shown} holds more than {MAX_CELLS:,} cells (stopped at line {reader.line_num:,}, "
+                                f"after {len(rows):,} rows); the limit keeps one import's memory bounded. Upload a "
+                                "sample of the rows (the first 20,000, say)")
             rows.append([c.strip() for c in row])
             lines.append(reader.line_num)
     except csv.Error as exc:
@@ -478,6 +499,9 @@ def import_csv(source: bytes, name: str, column_types: dict | None = None, label
         first = None
         counts = np.bincount([len(r) for r in rows])
         ncol = int(np.argmax(counts))
+    if ncol > MAX_COLUMNS:
+        raise UserError(f"{shown} has {ncol:,} columns; the limit is {MAX_COLUMNS}. Save a copy with only the columns "
+                        "you want to generate (leave out identifiers and free text) and upload that")
     if ncol < 2:
         tried = ", ".join(DELIMITER_NAMES[d] for d in DELIMITERS)
         raise UserError(f"{shown} has only one column (tried {tried} as separators). A table needs at least two columns, "
@@ -606,6 +630,41 @@ def _settle_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+# ---- export ------------------------------------------------------------------------
+
+#: what a spreadsheet reads as the start of a formula (or, for tab and carriage
+#: return, hides one behind): ``=HYPERLINK(...)``, ``+cmd|...``, ``@SUM(...)``.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as UTF-8 CSV bytes that are safe to open in a spreadsheet.
+
+    A text cell (or column name) starting with ``= + - @``, a tab or a carriage
+    return gets a leading apostrophe, so Excel or LibreOffice shows it as text
+    instead of running it as a formula (OWASP's "CSV injection"). Number and
+    yes/no columns are written as they are, and so is a text cell that reads
+    as a number (``-3.5``, ``+1``): only text that is not a number is escaped.
+    Lines end in CRLF. Every table the studio exports as CSV goes through here.
+    """
+    out = frame.copy()
+    out.columns = [_escape_cell(str(c)) for c in out.columns]
+    for i in range(out.shape[1]):
+        column = out.iloc[:, i]
+        if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+            continue
+        out.isetitem(i, column.map(lambda v: _escape_cell(v) if isinstance(v, str) else v))
+    # CRLF, the CSV standard's line end: the csv writer then quotes any cell holding a lone
+    # carriage return, which a "\n" file would leave bare (and break the row in two)
+    return out.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
+
+
+def _escape_cell(value: str) -> str:
+    if value.startswith(FORMULA_STARTS) and not _is_number(value.strip()):
+        return "'" + value
+    return value
+
+
 # ---- upload codec: CSV text plus a JSON of types (never pickle) ----------------------
 
 def _save_table(data: TableData, folder: Path) -> None:
@@ -715,7 +774,9 @@ def table_stats(data: TableData, bins: int = 20, top: int = 20) -> dict[str, Any
     as ``(other)``) for categories. ``correlation`` is Pearson's r between
     numeric and boolean columns; ``association`` is a 0..1 strength for every
     pair (|r| for two numbers, the correlation ratio for a number and a
-    category, Cramer's V for two categories).
+    category, Cramer's V for two categories). Both cover at most
+    :data:`HEAT_MAP_COLUMNS` columns (see :func:`heat_map_columns`); their
+    ``of`` says how many columns there were to choose from.
     """
     frame = data.frame
     columns: dict[str, Any] = {}
@@ -740,16 +801,31 @@ def table_stats(data: TableData, bins: int = 20, top: int = 20) -> dict[str, Any
                 counts.append(int(freq.to_numpy()[top:].sum()))
             info.update(values=values, counts=[int(c) for c in counts])
         columns[col] = info
-    numeric = [c for c, k in data.column_types.items() if k in ("numeric", "boolean")]
+    all_numeric = [c for c, k in data.column_types.items() if k in ("numeric", "boolean")]
+    numeric = heat_map_columns(all_numeric, data.label_column)
     corr = frame[numeric].astype(float).corr().fillna(0.0) if len(numeric) > 1 else pd.DataFrame()
-    names = list(data.column_types)
-    assoc = [[_association(frame[a], data.column_types[a], frame[b], data.column_types[b]) if a != b else 1.0
-              for b in names] for a in names]
+    names = heat_map_columns(list(data.column_types), data.label_column)
+    assoc = np.eye(len(names))
+    for i, a in enumerate(names):
+        for j in range(i + 1, len(names)):  # symmetric: each pair once
+            b = names[j]
+            assoc[i, j] = assoc[j, i] = _association(frame[a], data.column_types[a], frame[b], data.column_types[b])
     return dict(
         rows=len(frame), label_column=data.label_column, columns=columns,
-        correlation=dict(columns=numeric, matrix=corr.to_numpy().round(4).tolist()),
-        association=dict(columns=names, matrix=np.round(assoc, 4).tolist()),
+        correlation=dict(columns=numeric, matrix=corr.to_numpy().round(4).tolist(), of=len(all_numeric)),
+        association=dict(columns=names, matrix=np.round(assoc, 4).tolist(), of=len(data.column_types)),
     )
+
+
+def heat_map_columns(columns: list[str], label_column: str | None = None) -> list[str]:
+    """The columns a heat map covers: all of them up to :data:`HEAT_MAP_COLUMNS`,
+    else the first ones, the label column always among them (in table order)."""
+    if len(columns) <= HEAT_MAP_COLUMNS:
+        return list(columns)
+    first = list(columns[:HEAT_MAP_COLUMNS])
+    if label_column in columns and label_column not in first:
+        first[-1] = label_column
+    return first
 
 
 def _bins_for(values: np.ndarray, bins: int):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import random
-import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 from ..errors import UserError
 from .base import TextData
 from .catalog import builtin, check_name, upload_codec
+from .vocab import vocabulary_note
 
 MODES = ("stream", "lines")
 #: the largest upload we accept; a character model on a CPU learns what it can
@@ -214,6 +214,8 @@ def text_stats(data: TextData) -> dict:
 
     ``char_freq`` is a list of ``{"char", "label", "count"}`` sorted by count
     (most frequent first); ``label`` makes spaces and line breaks visible.
+    ``vocab_note`` says what a text model keeps of the characters when there
+    are more than it keeps by default ("" otherwise).
     """
     counts = Counter(data.text)
     lines = items_of(data) if data.mode == "lines" else data.text.split("\n")
@@ -226,6 +228,8 @@ def text_stats(data: TextData) -> dict:
         train_chars=len(train),
         val_chars=len(val),
         char_freq=[dict(char=ch, label=char_label(ch), count=n) for ch, n in counts.most_common()],
+        # in line mode the line break separates items; it is no character of the model's
+        vocab_note=vocabulary_note(len(counts) - (data.mode == "lines" and "\n" in counts)),
     )
     if data.mode == "lines":
         lengths = [len(item) for item in lines]

@@ -13,17 +13,26 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import os
+import pathlib
+import secrets
+import shutil
 import time
 import zipfile
 from dataclasses import asdict
 
-from ..config import TrainSettings, from_dict
-from ..data.catalog import dataset_info
+from ..config import TrainSettings, config_problems, from_dict
+from ..data.catalog import check_name, dataset_info
+from ..data.uploads import open_zip
 from ..errors import UserError
+from ..paths import runs_dir
 from ..registry import get_model
+from ..room.limits import Limits, apply_time_ceiling, check_cost
 from .checkpoint import PICKLE_SUFFIXES, latest_checkpoint, load_state, refusal_message
+from .folder import RunFolder
 from .queue import claim, dispatch
-from .store import RunStore
+from .store import MAX_NAME, RunStore, clean_name
 
 
 def make_config(model: str, dataset: str, *, preset: str | None = None, model_set: dict | None = None,
@@ -52,8 +61,14 @@ def make_config(model: str, dataset: str, *, preset: str | None = None, model_se
     settings = from_dict(TrainSettings, train_values)
     if not settings.steps and not settings.max_seconds:
         raise UserError("give the run a budget: a number of steps, a time limit, or both")
-    return {"model": spec.name, "dataset": dataset, "preset": preset, "model_config": asdict(model_cfg),
-            "train": asdict(settings)}
+    problems = config_problems(model_cfg)
+    if problems:
+        raise UserError("; ".join(problems))
+    limits = Limits.from_env()
+    config = {"model": spec.name, "dataset": dataset, "preset": preset, "model_config": asdict(model_cfg),
+              "train": apply_time_ceiling(asdict(settings), limits)}
+    check_cost(config, limits)  # the model's size and memory, before anything is queued
+    return config
 
 
 def submit(config: dict, *, name: str | None = None, store: RunStore | None = None, start: bool = True):
@@ -107,11 +122,11 @@ def export_run(run_id: str, store: RunStore | None = None) -> bytes:
     model card and the latest film-strip frame."""
     store = store or RunStore()
     run = store.get(run_id)
-    found = latest_checkpoint(run.folder / "checkpoints")
+    found = latest_checkpoint(run.folder.checkpoints)
     if not found:
         raise UserError(f"run {run_id} has no checkpoint yet; let it train a little first")
     step, ckpt = found
-    frames = sorted((run.folder / "samples").glob("step_*"))
+    latest = run.folder.latest_frame()
     card = [f"# {run.name}", "", f"- model: {run.model} ({run.family})", f"- data set: {run.dataset}",
             f"- trained steps: {step}", f"- training time: {run.train_seconds:.0f} s on {run.device_name or run.device}",
             f"- status: {run.status}", "", "## Final metrics", ""]
@@ -123,58 +138,138 @@ def export_run(run_id: str, store: RunStore | None = None) -> bytes:
                                                "final_metrics": run.final_metrics}, indent=2))
         zf.write(ckpt, "model.safetensors")
         zf.writestr("MODEL_CARD.md", "\n".join(card) + "\n")
-        if frames:
-            zf.write(frames[-1], f"latest_sample{frames[-1].suffix}")
+        if latest:
+            zf.write(latest, f"latest_sample{latest.suffix}")
     return buf.getvalue()
 
 
 MAX_IMPORT_BYTES = 500 * 1024 * 1024
+#: an export holds four files; a few more (a README someone added) are tolerated
+MAX_IMPORT_MEMBERS = 16
+MAX_IMPORT_CONFIG_BYTES = 1024 * 1024
+MAX_IMPORT_STEP = 10**10
+SAMPLE_SUFFIXES = (".png", ".txt")
+
+
+def _finite(value, what: str, lo: float, hi: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} must be a number; got {str(value)[:40]!r}") from None
+    if not math.isfinite(number) or not lo <= number <= hi:
+        raise UserError(f"{what} must be a finite number from {lo:g} to {hi:g}; got {number}")
+    return number
+
+
+def _validated_import(config, filename: str) -> tuple[dict, dict]:
+    """(clean run config, row fields) from an export's config.json, every value
+    checked as if a user had typed it; UserError on the first bad one."""
+    if not isinstance(config, dict):
+        raise UserError(f"config.json in {filename} is not a JSON object")
+    for key in ("model", "dataset", "model_config", "train"):
+        if key not in config:
+            raise UserError(f"config.json in {filename} has no {key!r}; is it a run exported from the studio?")
+    if not isinstance(config["model"], str):
+        raise UserError(f"config.json in {filename}: 'model' must be a model name")
+    spec = get_model(config["model"])
+    dataset = check_name(config["dataset"])
+    for key in ("model_config", "train"):
+        if not isinstance(config[key], dict):
+            raise UserError(f"config.json in {filename}: {key!r} must be an object of settings")
+    model_cfg = from_dict(spec.config_cls, config["model_config"])
+    settings = from_dict(TrainSettings, config["train"])
+    preset = config.get("preset")
+    if preset is not None and preset not in spec.presets:
+        preset = None  # a preset of another version: the settings themselves are what counts
+    final = config.get("final_metrics") or {}
+    if not isinstance(final, dict):
+        raise UserError(f"config.json in {filename}: 'final_metrics' must be an object of numbers")
+    final_metrics = {str(k)[:64]: _finite(v, f"final metric {str(k)[:64]!r}", -1e30, 1e30)
+                     for k, v in list(final.items())[:200]}
+    name = config.get("name")
+    clean = {"model": spec.name, "dataset": dataset, "preset": preset, "model_config": asdict(model_cfg),
+             "train": asdict(settings)}
+    fields = dict(name=f"{clean_name(name if isinstance(name, str) else spec.name)[:MAX_NAME - 11]} (imported)",
+                  step=int(_finite(config.get("step", 0), "the step", 0, MAX_IMPORT_STEP)),
+                  train_seconds=_finite(config.get("train_seconds", 0), "the training time", 0, 1e9),
+                  final_metrics=final_metrics)
+    return clean, fields
 
 
 def import_run(data: bytes, filename: str = "run.zip", store: RunStore | None = None):
-    """Import a run exported by the studio. Pickled files are refused."""
-    import pathlib
+    """Import a run exported by the studio. Pickled files are refused.
 
+    All or nothing: everything is read and checked before anything is written;
+    the files go to a hidden temporary folder that is renamed into place, and
+    the run's row is inserted as ``completed`` in one statement. A run is never
+    visible (or claimable by the queue) half-imported."""
     store = store or RunStore()
     suffix = pathlib.Path(filename).suffix.lower()
     if suffix in PICKLE_SUFFIXES:
         raise UserError(refusal_message(filename))
     if suffix != ".zip" or not zipfile.is_zipfile(io.BytesIO(data)):
         raise UserError(f"{filename} is not a run exported from AIGC Studio (expected a .zip with config.json and model.safetensors)")
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        names = set(zf.namelist())
+    with open_zip(data, filename, max_members=MAX_IMPORT_MEMBERS) as zf:
+        infos = zf.infolist()
+        names = {i.filename for i in infos}
         for n in names:
             if pathlib.PurePosixPath(n).suffix.lower() in PICKLE_SUFFIXES:
                 raise UserError(refusal_message(n))
         if not {"config.json", "model.safetensors"} <= names:
             raise UserError(f"{filename} lacks config.json or model.safetensors; is it a run exported from the studio?")
-        if sum(i.file_size for i in zf.infolist()) > MAX_IMPORT_BYTES:
+        if sum(i.file_size for i in infos) > MAX_IMPORT_BYTES:
             raise UserError(f"{filename} unpacks to more than {MAX_IMPORT_BYTES // 2**20} MB; refusing to import it")
+        if zf.getinfo("config.json").file_size > MAX_IMPORT_CONFIG_BYTES:
+            raise UserError(f"config.json in {filename} is larger than {MAX_IMPORT_CONFIG_BYTES // 1024} KB; it is not an exported run")
+        sample = next((n for n in sorted(names) if n.startswith("latest_sample")
+                       and pathlib.PurePosixPath(n).suffix.lower() in SAMPLE_SUFFIXES and "/" not in n), None)
         try:
             config = json.loads(zf.read("config.json"))
+            weights = zf.read("model.safetensors")
+            sample_bytes = zf.read(sample) if sample else None
         except ValueError:
             raise UserError(f"config.json in {filename} is not valid JSON") from None
-        weights = zf.read("model.safetensors")
-        sample = next((n for n in names if n.startswith("latest_sample")), None)
-        sample_bytes = zf.read(sample) if sample else None
-    for key in ("model", "dataset", "model_config", "train"):
-        if key not in config:
-            raise UserError(f"config.json in {filename} has no {key!r}; is it a run exported from the studio?")
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+            raise UserError(f"{filename} is damaged ({exc})") from None
+    config, fields = _validated_import(config, filename)
     spec = get_model(config["model"])
-    step = int(config.get("step", 0))
-    clean = {k: config[k] for k in ("model", "dataset", "preset", "model_config", "train") if k in config}
-    run = store.create(model=spec.name, family=spec.family, dataset=config["dataset"], data_kind=spec.data_kind,
-                       config=clean, name=f"{config.get('name', spec.name)} (imported)")
-    ckpt = run.folder / "checkpoints" / f"step_{step:08d}.safetensors"
-    ckpt.write_bytes(weights)
+
+    staging = RunFolder(runs_dir() / f".import-{secrets.token_hex(8)}")
     try:
-        load_state(ckpt)
-    except UserError:
-        store.delete(run.id)
+        staging.create()
+        ckpt = staging.checkpoint(fields["step"])
+        ckpt.write_bytes(weights)
+        _, meta = load_state(ckpt)  # a valid studio checkpoint, or a UserError saying why not
+        if meta.get("model", spec.name) != spec.name:
+            raise UserError(f"model.safetensors in {filename} holds a {meta['model']} model, "
+                            f"but its config.json says {spec.name}")
+        if sample_bytes is not None:
+            staging.frame(fields["step"], pathlib.PurePosixPath(sample).suffix.lower()).write_bytes(sample_bytes)
+        run_id, folder = _move_into_place(staging, spec.name)
+    except BaseException:
+        shutil.rmtree(staging.path, ignore_errors=True)
         raise
-    if sample_bytes:
-        (run.folder / "samples" / f"step_{step:08d}{pathlib.Path(sample).suffix}").write_bytes(sample_bytes)
-    store.update(run.id, step=step, train_seconds=float(config.get("train_seconds", 0)),
-                 final_metrics=config.get("final_metrics", {}))
-    store.set_status(run.id, "completed", "imported from an exported run")
-    return store.get(run.id)
+    try:
+        store.insert(run_id, folder, model=spec.name, family=spec.family, dataset=config["dataset"],
+                     data_kind=spec.data_kind, config=config, owner="worker", status="completed",
+                     message="imported from an exported run", finished=time.time(), **fields)
+    except BaseException:
+        shutil.rmtree(folder.path, ignore_errors=True)
+        raise
+    return store.get(run_id)
+
+
+def _move_into_place(staging: RunFolder, model: str) -> tuple[str, RunFolder]:
+    """Rename the finished staging folder to a fresh run id (never onto an existing folder)."""
+    stamp = time.strftime("%m%d-%H%M%S")
+    for _ in range(50):
+        run_id = f"{model}-{stamp}-{secrets.token_hex(2)}"
+        target = staging.path.with_name(run_id)
+        if target.exists():
+            continue
+        try:
+            os.rename(staging.path, target)  # fails on an existing non-empty folder; run folders never are empty
+        except OSError:
+            continue
+        return run_id, RunFolder(target)
+    raise UserError("could not find a free run id; try again")

@@ -20,6 +20,7 @@ from safetensors.torch import save as st_save
 
 from ..errors import UserError
 from ..paths import write_atomic
+from .folder import RunFolder, step_stem
 
 STATE_KEY = "aigc_state"
 CKPT_RE = re.compile(r"^step_(\d+)\.safetensors$")
@@ -73,7 +74,11 @@ def load_state(path: Path, *, device: str | torch.device = "cpu") -> tuple[dict[
         raise UserError(f"{path.name} is not a valid .safetensors checkpoint ({exc})") from None
     if STATE_KEY not in metadata:
         raise UserError(f"{path.name} is a safetensors file but not an AIGC Studio checkpoint (no '{STATE_KEY}' metadata)")
-    return _unflatten(json.loads(metadata[STATE_KEY]), tensors), metadata
+    try:
+        return _unflatten(json.loads(metadata[STATE_KEY]), tensors), metadata
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # edited or cut-off metadata
+        raise UserError(f"{path.name} is an AIGC Studio checkpoint with damaged metadata ({type(exc).__name__}: "
+                        f"{str(exc)[:120]})") from None
 
 
 def refusal_message(filename: str) -> str:
@@ -85,7 +90,7 @@ def refusal_message(filename: str) -> str:
 def save_checkpoint(folder: Path, step: int, state: dict[str, Any], meta: dict[str, str] | None = None) -> Path:
     """Write ``step_<n>.safetensors`` atomically and keep the last few."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step_{step:08d}.safetensors"
+    path = folder / f"{step_stem(step)}{RunFolder.CHECKPOINT_SUFFIX}"
     write_atomic(path, state_to_bytes(state, {"step": str(step), **(meta or {})}))
     for old in list_checkpoints(folder)[:-KEEP_LAST]:
         old.unlink(missing_ok=True)
@@ -99,9 +104,90 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+BROKEN_SUFFIX = ".broken"
+
+
+def load_latest_good(folder: Path, *, device: str | torch.device = "cpu", say=None):
+    """The newest checkpoint that can be read: (step, path, state), or None.
+
+    A checkpoint that cannot be read (cut short by a full disk or a crash) is
+    renamed ``<name>.broken`` (kept for a look, no longer counted, so it is
+    neither pruned in place of good ones nor picked again) and the one before
+    it is tried; ``say`` is told which was skipped and why."""
+    for path in reversed(list_checkpoints(folder)):
+        try:
+            state, _ = load_state(path, device=device)
+        except UserError as exc:
+            path.replace(path.with_name(path.name + BROKEN_SUFFIX))
+            if say:
+                say(f"checkpoint {path.name} could not be read ({exc}); it was set aside as "
+                    f"{path.name + BROKEN_SUFFIX} and the previous checkpoint is used instead")
+            continue
+        return int(CKPT_RE.match(path.name).group(1)), path, state
+    return None
+
+
 def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
     found = list_checkpoints(folder)
     if not found:
         return None
     path = found[-1]
     return int(CKPT_RE.match(path.name).group(1)), path
+
+
+# ---- weights only (sampling) ------------------------------------------------------
+# The parts of a trainer's state sampling needs: the networks and the extra state
+# (fixed noise, a vocabulary). The optimiser state (Adam: twice the weights) and
+# the RNG stay on disk.
+WEIGHT_PARTS = ("nets", "extra")
+
+
+def _weights_tree(metadata: dict[str, str], name: str) -> Any:
+    if STATE_KEY not in metadata:
+        raise UserError(f"{name} is a safetensors file but not an AIGC Studio checkpoint (no '{STATE_KEY}' metadata)")
+    tree = json.loads(metadata[STATE_KEY])
+    return {"__dict__": [[k, v] for k, v in tree["__dict__"] if k in WEIGHT_PARTS]}
+
+
+def _tensor_names(tree: Any, out: list[str]) -> list[str]:
+    if isinstance(tree, dict) and "__tensor__" in tree:
+        out.append(tree["__tensor__"])
+    elif isinstance(tree, dict) and "__dict__" in tree:
+        for _, v in tree["__dict__"]:
+            _tensor_names(v, out)
+    elif isinstance(tree, list):
+        for v in tree:
+            _tensor_names(v, out)
+    return out
+
+
+def weight_shapes(path: Path) -> dict[str, list[int]]:
+    """Shape of every network weight in a checkpoint, read from its header only."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            tree = _weights_tree(fh.metadata() or {}, path.name)
+            nets = {"__dict__": [e for e in tree["__dict__"] if e[0] == "nets"]}
+            return {k: fh.get_slice(k).get_shape() for k in _tensor_names(nets, [])}
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for bad headers
+        raise UserError(f"{path.name} is not a valid .safetensors checkpoint ({exc})") from None
+
+
+def load_weights(path: Path, *, device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, str]]:
+    """Like :func:`load_state`, but reads only the networks and the extra state:
+    (``{"nets": ..., "extra": ...}``, metadata); other tensors are never read."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise UserError(refusal_message(path.name))
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as fh:
+            metadata = fh.metadata() or {}
+            tree = _weights_tree(metadata, path.name)
+            tensors = {k: fh.get_tensor(k) for k in _tensor_names(tree, [])}
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{path.name} is not a valid .safetensors checkpoint ({exc})") from None
+    return _unflatten(tree, tensors), metadata

@@ -5,12 +5,15 @@ on a machine without a GPU), so a workshop of thirty people cannot
 oversubscribe one machine. :func:`dispatch` is called whenever a run is
 submitted, whenever a run ends, and whenever a page or the command line lists
 runs; it claims slots inside one IMMEDIATE transaction and starts a worker
-process (``python -m aigc_core worker RUN_ID``) for each claimed run.
+process (``python -m aigc_core worker RUN_ID --claim TOKEN``) for each claimed
+run. Each claim writes a fresh random token into the run's row; the worker's
+writes name it, so a worker whose run was handed on can no longer write.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -68,7 +71,7 @@ def claim(store: RunStore, run_id: str | None = None) -> list[str]:
         now = time.time()
         for rid in ids:
             conn.execute("UPDATE runs SET status = 'starting', heartbeat = ?, started = COALESCE(started, ?),"
-                         " control = NULL, pid = NULL WHERE id = ?", (now, now, rid))
+                         " control = NULL, pid = NULL, claim = ? WHERE id = ?", (now, now, secrets.token_hex(16), rid))
     return ids
 
 
@@ -87,14 +90,15 @@ def spawn_worker(run_id: str) -> subprocess.Popen:
     """Start ``python -m aigc_core worker RUN_ID`` in its own session, so closing
     the browser tab, a Streamlit rerun or the app's restart does not touch it."""
     store = RunStore()
-    log_path = store.get(run_id).folder / "worker.log"
+    run = store.get(run_id)
+    log_path = run.folder.worker_log
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aigc_core", "worker", run_id],
+            [sys.executable, "-m", "aigc_core", "worker", run_id, "--claim", run.claim or ""],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=package_root, env=env, start_new_session=True,
         )

@@ -1,13 +1,26 @@
 """The run store: one SQLite database (WAL mode) plus a folder per run.
 
 ``$AIGC_HOME/runs.db`` holds a row per run (status, config, progress, the
-control field, heartbeat) and every logged metric (step, key, value, wall
-time), so the live chart is one indexed query: "metrics of run R after step
-S". ``$AIGC_HOME/runs/<run_id>/`` holds ``config.json``, ``checkpoints/`` and
-``samples/`` (the film strip).
+control field, heartbeat, the claim token) and every logged metric (step,
+key, value, wall time), so the live chart is one indexed query: "metrics of
+run R after step S". ``$AIGC_HOME/runs/<run_id>/`` holds the run's files
+(:mod:`aigc_core.runs.folder` names them), including a copy of its record and
+metrics, so ``python -m aigc_core repair`` can rebuild a lost database.
 
 Every call opens its own short-lived connection, so the store is safe to use
 from Streamlit's threads, the command line and worker processes at once.
+
+A worker owns a run through its claim token: the queue writes a fresh random
+token when it hands the run out, and every write the worker makes names it
+(``UPDATE ... WHERE id = ? AND claim = ?``). When the run is handed to someone
+else (it was marked interrupted and resumed), the old worker's writes match no
+row, and it stops without touching the new worker's progress.
+
+If ``runs.db`` is deleted while the app runs, the next call recreates its
+tables (empty; ``repair`` brings the runs back from their folders). A damaged
+``runs.db`` is never moved by the store itself (two processes moving files at
+once could lose the fresh one); every call says to run ``repair``, which moves
+it aside as ``runs.db.corrupt-<time>`` and rebuilds.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -25,12 +39,25 @@ from typing import Any, Iterator
 
 from ..errors import UserError
 from ..paths import aigc_home, runs_dir, write_atomic
+from .folder import RunFolder
 
 STATUSES = ("queued", "starting", "running", "paused", "completed", "stopped", "failed", "interrupted")
 ACTIVE = ("starting", "running", "paused")
 FINISHED = ("completed", "stopped", "failed", "interrupted")
 #: a worker whose heartbeat is older than this (seconds) is considered dead
 STALE_AFTER = 30.0
+MAX_NAME = 120
+#: row fields that are not copied to the folder's run.json (process bookkeeping)
+_TRANSIENT = ("pid", "heartbeat", "control", "claim", "config")
+
+
+class LostClaim(Exception):
+    """The run was handed to another worker (or removed): this worker must stop
+    at once and write nothing more."""
+
+
+class DamagedDatabase(UserError):
+    pass
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -58,7 +85,8 @@ CREATE TABLE IF NOT EXISTS runs (
     control TEXT,
     message TEXT,
     final_metrics TEXT,
-    note TEXT
+    note TEXT,
+    claim TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL,
@@ -106,10 +134,11 @@ class Run:
     message: str | None
     final_metrics: dict = field(default_factory=dict)
     note: str | None = None
+    claim: str | None = None
 
     @property
-    def folder(self) -> Path:
-        return runs_dir() / self.id
+    def folder(self) -> RunFolder:
+        return RunFolder(runs_dir() / self.id)
 
     @property
     def progress(self) -> float:
@@ -129,6 +158,15 @@ class Run:
         if self.status not in ("running", "paused") or p <= 0.0 or self.train_seconds <= 0:
             return None
         return self.train_seconds * (1 - p) / p
+
+
+#: fields whose change is copied to the folder's run.json
+_RECORDED = {"status", "name", "final_metrics", "message", "note", "finished"}
+
+
+def clean_name(name: str | None) -> str:
+    """A run name as stored: trimmed, one line, at most ``MAX_NAME`` characters."""
+    return " ".join((name or "").split())[:MAX_NAME]
 
 
 def _row_to_run(row: sqlite3.Row) -> Run:
@@ -154,6 +192,33 @@ def _pid_alive(pid: int | None) -> bool:
         return True
 
 
+def _stop_process_group(pid: int) -> None:
+    """Kill a stale worker (alive, but silent for too long) before its run is
+    handed out again, so two workers never train in one folder.
+
+    Workers are started with ``start_new_session=True``: their process group
+    is their pid. Anything else (a foreground ``train``, a test calling the
+    loop in-process) is left alone; its claim token stops it instead."""
+    if pid == os.getpid():
+        return
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            if b"aigc_core" not in fh.read():
+                return  # the pid now belongs to some other program
+    except OSError:
+        pass
+    try:
+        if os.getpgid(pid) == pid and pid != os.getpgrp():
+            os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "disk image" in text
+
+
 def _retry_locked(call, attempts: int = 60):
     """Switching a brand-new database to WAL (and creating its tables) can meet
     "database is locked" at once, without the busy timeout, when two processes
@@ -170,10 +235,23 @@ def _retry_locked(call, attempts: int = 60):
 class RunStore:
     def __init__(self, db_path: Path | None = None):
         self.path = Path(db_path) if db_path else aigc_home() / "runs.db"
+        self.ensure_schema()
+
+    def ensure_schema(self) -> None:
+        """Create missing tables and add columns newer versions need (an
+        existing runs.db gains the ``claim`` column on first open)."""
         conn = self.connect()
         try:
-            _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))  # stored in the file: once is enough
-            _retry_locked(lambda: conn.executescript(SCHEMA))
+            with self._guard():
+                _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))  # stored in the file: once is enough
+                _retry_locked(lambda: conn.executescript(SCHEMA))
+                cols = {r["name"] for r in conn.execute("PRAGMA table_info(runs)")}
+                if "claim" not in cols:
+                    try:
+                        conn.execute("ALTER TABLE runs ADD COLUMN claim TEXT")
+                    except sqlite3.OperationalError as exc:  # another process added it a moment ago
+                        if "duplicate column" not in str(exc):
+                            raise
         finally:
             conn.close()
 
@@ -181,9 +259,41 @@ class RunStore:
     def connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
+        try:
+            with self._guard():
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA busy_timeout=30000")
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """A damaged database file becomes one plain instruction, not a traceback on every page."""
+        try:
+            yield
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):
+                raise
+            raise DamagedDatabase(
+                f"the run database {self.path} is damaged ({exc}); run `python -m aigc_core repair`: it moves "
+                "the damaged file aside and rebuilds the database from the run folders, losing no run") from None
+
+    def _retry_missing(self, call):
+        """Run ``call``; if runs.db was deleted under us ("no such table"),
+        recreate the tables once and try again."""
+        try:
+            with self._guard():
+                return call()
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            self.ensure_schema()
+            with self._guard():
+                return call()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -191,47 +301,80 @@ class RunStore:
         two processes claiming queue slots cannot both win."""
         conn = self.connect()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+            with self._guard():
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc):
+                self.ensure_schema()  # runs.db was deleted: the next call finds the tables again
             raise
         finally:
             conn.close()
 
-    def _exec(self, sql: str, args: tuple = ()) -> None:
-        conn = self.connect()
-        try:
-            conn.execute(sql, args)
-        finally:
-            conn.close()
+    def _exec(self, sql: str, args: tuple = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        def call():
+            conn = self.connect()
+            try:
+                return conn.execute(sql, args).rowcount
+            finally:
+                conn.close()
+        return self._retry_missing(call)
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        conn = self.connect()
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+        def call():
+            conn = self.connect()
+            try:
+                return conn.execute(sql, args).fetchall()
+            finally:
+                conn.close()
+        return self._retry_missing(call)
 
     # ---- runs ------------------------------------------------------------------
     def create(self, *, model: str, family: str, dataset: str, data_kind: str, config: dict,
                name: str | None = None, owner: str = "worker") -> Run:
-        stamp = time.strftime("%m%d-%H%M%S")
-        run_id = f"{model}-{stamp}-{secrets.token_hex(2)}"
-        train = config.get("train", {})
-        folder = runs_dir() / run_id
-        (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (folder / "samples").mkdir(exist_ok=True)
-        write_atomic(folder / "config.json", json.dumps(config, indent=2).encode())
-        self._exec(
-            "INSERT INTO runs (id, name, model, family, dataset, data_kind, status, config, owner, created,"
-            " total_steps, max_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (run_id, name or f"{model} on {dataset}", model, family, dataset, data_kind, "queued",
-             json.dumps(config), owner, time.time(), int(train.get("steps", 0) or 0),
-             float(train.get("max_seconds", 0) or 0)),
-        )
+        run_id, folder = self.new_folder(model)
+        try:
+            self.insert(run_id, folder, model=model, family=family, dataset=dataset, data_kind=data_kind,
+                        config=config, name=name, owner=owner, status="queued")
+        except BaseException:
+            shutil.rmtree(folder.path, ignore_errors=True)  # a failed insert leaves no orphan folder
+            raise
         return self.get(run_id)
+
+    def new_folder(self, model: str) -> tuple[str, RunFolder]:
+        """A fresh run id and its newly made folder. Two runs created in the
+        same second can draw the same id; ``mkdir`` without ``exist_ok`` makes
+        the second one draw again instead of writing into the first's folder."""
+        stamp = time.strftime("%m%d-%H%M%S")
+        for _ in range(50):
+            run_id = f"{model}-{stamp}-{secrets.token_hex(2)}"
+            folder = RunFolder(runs_dir() / run_id)
+            try:
+                folder.create()
+            except FileExistsError:
+                continue
+            if self.exists(run_id):  # a row whose folder was deleted by hand: leave it alone too
+                shutil.rmtree(folder.path, ignore_errors=True)
+                continue
+            return run_id, folder
+        raise UserError("could not find a free run id; try again")
+
+    def insert(self, run_id: str, folder: RunFolder, *, model: str, family: str, dataset: str, data_kind: str,
+               config: dict, name: str | None, owner: str, status: str, **extra: Any) -> None:
+        """Write config.json and the run's row in its folder (made by :meth:`new_folder`)."""
+        train = config.get("train", {})
+        write_atomic(folder.config, json.dumps(config, indent=2).encode())
+        row = dict(id=run_id, name=clean_name(name) or f"{model} on {dataset}"[:MAX_NAME], model=model,
+                   family=family, dataset=dataset, data_kind=data_kind, status=status, config=json.dumps(config),
+                   owner=owner, created=time.time(), total_steps=int(train.get("steps", 0) or 0),
+                   max_seconds=float(train.get("max_seconds", 0) or 0))
+        row.update({k: json.dumps(v) if k == "final_metrics" else v for k, v in extra.items()})
+        self._exec(f"INSERT INTO runs ({', '.join(row)}) VALUES ({','.join('?' * len(row))})", tuple(row.values()))
+        self.save_record(run_id)
 
     def get(self, run_id: str) -> Run:
         rows = self._query("SELECT * FROM runs WHERE id = ?", (run_id,))
@@ -263,33 +406,61 @@ class RunStore:
                 fields[key] = json.dumps(fields[key])
         cols = ", ".join(f"{k} = ?" for k in fields)
         self._exec(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
+        if _RECORDED & set(fields):
+            self.save_record(run_id)
 
-    def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
+    def update_claimed(self, run_id: str, claim: str | None, **fields: Any) -> None:
+        """A worker's write: only while it still holds the run (see the module
+        docstring). Raises :class:`LostClaim` when the row has another claim."""
+        for key in ("config", "final_metrics"):
+            if key in fields and not isinstance(fields[key], str):
+                fields[key] = json.dumps(fields[key])
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        if not self._exec(f"UPDATE runs SET {cols} WHERE id = ? AND claim IS ?", (*fields.values(), run_id, claim)):
+            raise LostClaim(run_id)
+        if _RECORDED & set(fields):
+            self.save_record(run_id)
+
+    def set_status(self, run_id: str, status: str, message: str | None = None, *, claim: str | bool = False) -> None:
+        """Change a run's status; with ``claim`` (a worker's token, or None for
+        an unclaimed run) only while that claim still holds."""
         assert status in STATUSES, status
         fields: dict[str, Any] = {"status": status}
         if message is not None:
             fields["message"] = message
         if status in FINISHED:
             fields["finished"] = time.time()
-        self.update(run_id, **fields)
+        if claim is False:
+            self.update(run_id, **fields)
+        else:
+            self.update_claimed(run_id, claim, **fields)
+
+    def save_record(self, run_id: str) -> None:
+        """Copy the run's row (name, owner, status, final metrics, ...) to its
+        folder's run.json: what ``repair`` needs beyond config.json."""
+        rows = self._query("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            return
+        record = {k: v for k, v in dict(rows[0]).items() if k not in _TRANSIENT}
+        record["final_metrics"] = json.loads(record["final_metrics"]) if record.get("final_metrics") else {}
+        folder = RunFolder(runs_dir() / run_id)
+        if folder.exists():
+            write_atomic(folder.record, json.dumps(record, indent=1).encode())
 
     def rename(self, run_id: str, name: str) -> None:
-        name = (name or "").strip()
+        name = clean_name(name)
         if not name:
             raise UserError("a run name cannot be empty")
-        self.update(run_id, name=name[:120])
+        self.update(run_id, name=name)
 
     def delete(self, run_id: str) -> None:
         run = self.get(run_id)
         if run.status in ACTIVE and _pid_alive(run.pid):
             raise UserError(f"run {run_id} is still {run.status}; stop it before deleting it")
-        conn = self.connect()
-        try:
+        with self.transaction() as conn:
             conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM ratings WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        finally:
-            conn.close()
         shutil.rmtree(runs_dir() / run_id, ignore_errors=True)
 
     # ---- control -------------------------------------------------------------
@@ -323,31 +494,78 @@ class RunStore:
                 raise UserError(f"run {run_id} is {run.status}; there is nothing to resume")
         return self.get(run_id)
 
-    def take_control(self, run_id: str) -> str | None:
-        rows = self._query("SELECT control FROM runs WHERE id = ?", (run_id,))
+    def take_control(self, run_id: str, claim: str | bool = False) -> str | None:
+        """The control field (pause / resume / stop). A worker passes its claim
+        token: if the run has been handed to someone else (or removed), it is
+        told ``"lost"`` and stops."""
+        rows = self._query("SELECT control, claim FROM runs WHERE id = ?", (run_id,))
+        if claim is not False and (not rows or rows[0]["claim"] != claim):
+            return "lost"
         return rows[0]["control"] if rows else None
 
     def refresh(self) -> list[str]:
-        """Mark runs whose worker died as ``interrupted``; returns their ids."""
+        """Mark runs whose worker died as ``interrupted``; returns their ids.
+
+        A worker that is alive but silent (machine asleep, CPU starved) is
+        killed first, so Resume can never start a second worker on the same
+        folder; the update names the claim it judged stale, so a run that
+        finished meanwhile keeps its ``completed``."""
         dead = []
         now = time.time()
         for run in self.list(statuses=ACTIVE):
             stale = run.heartbeat is None or now - run.heartbeat > STALE_AFTER
-            if not _pid_alive(run.pid) or stale:
-                dead.append(run.id)
-                self.set_status(run.id, "interrupted",
-                                "the training process stopped unexpectedly; press Resume to continue from the last checkpoint")
+            alive = _pid_alive(run.pid)
+            # no pid yet: claimed a moment ago and the worker is starting (its heartbeat says how long ago)
+            if stale or (run.pid and not alive):
+                if alive:
+                    _stop_process_group(run.pid)
+                changed = self._exec(
+                    f"UPDATE runs SET status = 'interrupted', finished = ?, claim = NULL, message = ?"
+                    f" WHERE id = ? AND status IN ({','.join('?' * len(ACTIVE))}) AND claim IS ?",
+                    (time.time(), "the training process stopped unexpectedly; press Resume to continue from the "
+                     "last checkpoint", run.id, *ACTIVE, run.claim))
+                if changed:
+                    dead.append(run.id)
+                    self.save_record(run.id)
         return dead
 
     # ---- metrics ---------------------------------------------------------------
-    def log_metrics(self, run_id: str, step: int, values: dict[str, float], wall: float | None = None) -> None:
+    def log_metrics(self, run_id: str, step: int, values: dict[str, float], wall: float | None = None,
+                    *, claim: str | bool = False) -> None:
+        """Add a row per value; with ``claim`` (a worker's token) only while the
+        worker still holds the run (:class:`LostClaim` otherwise)."""
         wall = time.time() if wall is None else wall
         rows = [(run_id, step, k, float(v), wall) for k, v in values.items()]
-        conn = self.connect()
-        try:
+        with self.transaction() as conn:
+            if claim is not False and not conn.execute("SELECT 1 FROM runs WHERE id = ? AND claim IS ?",
+                                                       (run_id, claim)).fetchone():
+                raise LostClaim(run_id)
             conn.executemany("INSERT INTO metrics (run_id, step, key, value, wall) VALUES (?,?,?,?,?)", rows)
-        finally:
-            conn.close()
+        self._thin_metrics(run_id, list(values))
+
+    def _thin_metrics(self, run_id: str, keys: list[str]) -> None:
+        """Keep at most ``AIGC_MAX_METRIC_POINTS`` points per run and key: when a
+        key goes over, its older points are thinned evenly, never the first or
+        the newest ones (a run's final values), so its chart still spans the run.
+        Rows are counted here rather than queried on every call."""
+        from ..room.limits import Limits, thinned
+
+        keep = Limits.from_env().max_metric_points
+        counts = self.__dict__.setdefault("_metric_rows", {})
+        if run_id not in counts:
+            counts[run_id] = {r["key"]: r["n"] for r in self._query(
+                "SELECT key, COUNT(*) AS n FROM metrics WHERE run_id = ? GROUP BY key", (run_id,))}
+        else:
+            for k in keys:
+                counts[run_id][k] = counts[run_id].get(k, 0) + 1
+        for k in keys:
+            if keep and counts[run_id].get(k, 0) > keep:
+                rows = self._query("SELECT rowid, step FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, rowid",
+                                   (run_id, k))
+                drop = [(rows[i]["rowid"],) for i in thinned([r["step"] for r in rows], keep)]
+                with self.transaction() as conn:
+                    conn.executemany("DELETE FROM metrics WHERE rowid = ?", drop)
+                counts[run_id][k] = len(rows) - len(drop)
 
     def metrics(self, run_id: str, after_step: int = -1, keys: list[str] | None = None):
         """Metrics of a run after a step, as a pandas DataFrame (step, key, value, wall)."""
@@ -372,8 +590,15 @@ class RunStore:
 
     # ---- ratings (the data loop) ---------------------------------------------
     def rate(self, run_id: str, item: str, rating: int, payload: dict | None = None) -> None:
+        created = time.time()
         self._exec("INSERT OR REPLACE INTO ratings (run_id, item, rating, payload, created) VALUES (?,?,?,?,?)",
-                   (run_id, item, int(rating), json.dumps(payload or {}), time.time()))
+                   (run_id, item, int(rating), json.dumps(payload or {}), created))
+        RunFolder(runs_dir() / run_id).append_rating(item, int(rating), payload or {}, created)
+
+    def unrate(self, run_id: str, item: str) -> None:
+        """Take a rating back (in the database and in the folder's copy)."""
+        self._exec("DELETE FROM ratings WHERE run_id = ? AND item = ?", (run_id, item))
+        RunFolder(runs_dir() / run_id).append_rating(item, None, None, time.time())
 
     def ratings(self, run_id: str | None = None) -> list[dict]:
         sql, args = "SELECT * FROM ratings", ()

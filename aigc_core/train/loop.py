@@ -5,11 +5,17 @@ seconds, pauses excluded), the logging cadence (the only place losses are
 copied to the host), the film strip, atomic checkpoints, the control field
 (pause / resume / stop), the heartbeat, and the NaN guard. The trainer only
 knows how to take one step.
+
+Every write to the run store names the worker's claim token (see
+:mod:`aigc_core.runs.store`): once the run has been handed to another worker,
+a write or a control poll raises :class:`LostClaim` and this worker stops at
+once, writing nothing more.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import traceback
@@ -19,8 +25,9 @@ import torch
 
 from ..errors import UserError
 from ..registry import build_trainer  # noqa: F401 - also importable from here, as before
-from ..runs.checkpoint import latest_checkpoint, load_state, save_checkpoint
-from ..runs.store import RunStore
+from ..runs.checkpoint import latest_checkpoint, load_latest_good, load_state, save_checkpoint
+from ..runs.folder import RunFolder
+from ..runs.store import LostClaim, RunStore
 from .device import device_name
 
 CONTROL_POLL_S = 0.5
@@ -32,14 +39,18 @@ class _Heartbeat(threading.Thread):
     """Writes the run's heartbeat every few seconds, also while a long step,
     an evaluation or a first-time data build is in progress."""
 
-    def __init__(self, store: RunStore, run_id: str):
+    def __init__(self, store: RunStore, run_id: str, claim: str | None):
         super().__init__(daemon=True)
-        self.store, self.run_id, self.stop_event = store, run_id, threading.Event()
+        self.store, self.run_id, self.claim = store, run_id, claim
+        self.stop_event, self.lost = threading.Event(), threading.Event()
 
     def run(self) -> None:
         while not self.stop_event.wait(HEARTBEAT_S):
             try:
-                self.store.update(self.run_id, heartbeat=time.time())
+                self.store.update_claimed(self.run_id, self.claim, heartbeat=time.time())
+            except LostClaim:
+                self.lost.set()  # the loop sees it at its next control poll
+                return
             except Exception:  # noqa: BLE001 - a busy database must not kill training
                 pass
 
@@ -49,16 +60,28 @@ def _compile(trainer) -> None:
         net.compile()
 
 
-def save_frame(folder, step: int, frame) -> None:
+def save_frame(folder: RunFolder, step: int, frame) -> None:
     from ..imaging import png_bytes
     from ..paths import write_atomic
 
     if frame is None:
         return
     if isinstance(frame, str):
-        write_atomic(folder / f"step_{step:08d}.txt", frame.encode("utf-8"))
+        write_atomic(folder.frame(step, ".txt"), frame.encode("utf-8"))
     else:
-        write_atomic(folder / f"step_{step:08d}.png", png_bytes(frame))
+        write_atomic(folder.frame(step, ".png"), png_bytes(frame))
+    thin_film_strip(folder)
+
+
+def thin_film_strip(folder: RunFolder) -> None:
+    """Keep the film strip within ``AIGC_MAX_FRAMES``: when over, older frames
+    are thinned evenly, never the first (step 0) or the newest ones, so the
+    strip still spans the whole run (see :func:`aigc_core.room.limits.thinned`)."""
+    from ..room.limits import Limits, thinned
+
+    named = folder.frames()
+    for i in thinned([step for step, _ in named], Limits.from_env().max_frames):
+        named[i][1].unlink(missing_ok=True)
 
 
 def _frame(trainer):
@@ -70,29 +93,56 @@ def _frame(trainer):
         trainer.train_mode(True)
 
 
-def train_run(run_id: str, store: RunStore | None = None, echo: Callable[[str], None] | None = None) -> str:
-    """Train a claimed run to the end of its budget; returns its final status."""
+def train_run(run_id: str, store: RunStore | None = None, echo: Callable[[str], None] | None = None,
+              claim: str | None = None) -> str:
+    """Train a claimed run to the end of its budget; returns its final status,
+    or ``"lost"`` when the run was handed to another worker meanwhile.
+
+    ``claim`` is the token the queue wrote when it handed the run out; when
+    not given, the token in the run's row now is this worker's."""
     store = store or RunStore()
     run = store.get(run_id)
-    beat = _Heartbeat(store, run_id)
-    store.update(run_id, status="starting", heartbeat=time.time(), pid=__import__("os").getpid())
-    beat.start()
+    claim = claim or run.claim
+    beat = _Heartbeat(store, run_id, claim)
     try:
-        return _train(run, store, echo)
+        store.update_claimed(run_id, claim, status="starting", heartbeat=time.time(), pid=os.getpid())
+        beat.start()
+        return _train(run, store, echo, claim, beat)
+    except LostClaim:
+        return _lost(run_id, echo)
     except UserError as exc:
-        store.set_status(run_id, "failed", str(exc))
-        return "failed"
+        return _fail(store, run, claim, str(exc), echo)
     except Exception as exc:  # noqa: BLE001 - report any crash on the page, not as a traceback
-        (run.folder / "error.log").write_text(traceback.format_exc())
-        store.set_status(run_id, "failed", f"training crashed: {type(exc).__name__}: {exc} (details in {run.folder / 'error.log'})")
-        return "failed"
+        details = traceback.format_exc()
+        status = _fail(store, run, claim, f"training crashed: {type(exc).__name__}: {exc} (details in {run.folder.error_log})", echo)
+        if status == "failed":
+            run.folder.error_log.write_text(details)
+        return status
     finally:
         beat.stop_event.set()
 
 
-def _train(run, store: RunStore, echo) -> str:
+def _fail(store: RunStore, run, claim: str | None, message: str, echo) -> str:
+    try:
+        store.set_status(run.id, "failed", message, claim=claim)
+    except LostClaim:
+        return _lost(run.id, echo)
+    return "failed"
+
+
+def _lost(run_id: str, echo) -> str:
+    if echo:
+        echo(f"run {run_id} was handed to another worker (this one was judged dead); stopping without writing")
+    return "lost"
+
+
+def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> str:
     run_id = run.id
     say = echo or (lambda _msg: None)
+
+    def write(**fields) -> None:
+        store.update_claimed(run_id, claim, **fields)
+
     spec, settings, trainer = build_trainer(run.config)
     if not settings.steps and not settings.max_seconds:
         raise UserError("give the run a budget: a number of steps, a time limit, or both")
@@ -100,22 +150,31 @@ def _train(run, store: RunStore, echo) -> str:
     if settings.compile:
         _compile(trainer)
 
-    ckpt_dir, sample_dir = run.folder / "checkpoints", run.folder / "samples"
+    folder = run.folder
+    ckpt_dir = folder.checkpoints
     step, train_seconds = 0, 0.0
-    found = latest_checkpoint(ckpt_dir)
+    skipped: list[str] = []
+    found = load_latest_good(ckpt_dir, device=device, say=skipped.append)
     if found:
-        step, path = found
-        state, _ = load_state(path, device=device)
+        step, path, state = found
         trainer.load_state(state)
         train_seconds = float(run.train_seconds or 0.0)
         say(f"resumed from step {step}")
-    store.update(run_id, status="running", device=str(device), device_name=device_name(device), step=step,
-                 control=None, message=None)
+    for line in skipped:
+        say(line)
+    note = None  # the run's message when a damaged checkpoint was skipped, so the page says so
+    if skipped:
+        note = "; ".join(skipped) + (f"; resumed from step {step}" if found else
+                                     "; no checkpoint was readable, so training started again from step 0")
+    write(status="running", device=str(device), device_name=device_name(device), step=step,
+          control=None, message=note)
     say(f"training {spec.name} on {run.dataset} ({device_name(device)})")
     if step == 0:
-        save_frame(sample_dir, 0, _frame(trainer))
+        save_frame(folder, 0, _frame(trainer))
 
     def checkpoint() -> None:
+        if store.take_control(run_id, claim) == "lost":
+            raise LostClaim(run_id)  # the folder belongs to the run's new worker now
         save_checkpoint(ckpt_dir, step, trainer.state(), {"model": spec.name, "run_id": run_id})
 
     trainer.train_mode(True)
@@ -137,21 +196,25 @@ def _train(run, store: RunStore, echo) -> str:
         now = time.perf_counter()
         if now - last_poll >= CONTROL_POLL_S:
             last_poll = now
-            control = store.take_control(run_id)
+            control = store.take_control(run_id, claim)
+            if control == "lost" or beat.lost.is_set():
+                raise LostClaim(run_id)
             if control == "stop":
                 status = "stopped"
                 break
             if control == "pause":
                 train_seconds += now - seg_start
-                store.update(run_id, status="paused", control=None, train_seconds=train_seconds)
+                write(status="paused", control=None, train_seconds=train_seconds)
                 say("paused")
-                while (control := store.take_control(run_id)) not in ("resume", "stop"):
+                while (control := store.take_control(run_id, claim)) not in ("resume", "stop"):
+                    if control == "lost" or beat.lost.is_set():
+                        raise LostClaim(run_id)
                     time.sleep(0.25)
                 if control == "stop":
                     status = "stopped"
                     seg_start = time.perf_counter()
                     break
-                store.update(run_id, status="running", control=None)
+                write(status="running", control=None)
                 say("resumed")
                 seg_start = window_start = time.perf_counter()
                 n_in_window = 0
@@ -164,7 +227,7 @@ def _train(run, store: RunStore, echo) -> str:
                 raise
             # torch.compile failed (no compiler, unsupported op): carry on eagerly
             say(f"torch.compile failed ({type(exc).__name__}); continuing without it")
-            store.update(run_id, message=f"torch.compile was not available here ({type(exc).__name__}); trained without it")
+            write(message=f"torch.compile was not available here ({type(exc).__name__}); trained without it")
             _, _, trainer = build_trainer(run.config, device=device)
             compiled_ok = True
             if found:
@@ -192,9 +255,10 @@ def _train(run, store: RunStore, echo) -> str:
             record["step_time_ms"] = 1000 * elapsed / max(1, n_in_window)
             record["samples_per_s"] = n_in_window * trainer.batch_size / max(elapsed, 1e-9)
             total = train_seconds + (time.perf_counter() - seg_start)
-            store.log_metrics(run_id, step, record)
-            store.update(run_id, step=step, train_seconds=total, samples_per_s=record["samples_per_s"],
-                         heartbeat=time.time())
+            wall = time.time()
+            store.log_metrics(run_id, step, record, wall, claim=claim)
+            folder.append_metrics(step, record, wall, keep=not budget_left())  # what `repair` rebuilds the chart from
+            write(step=step, train_seconds=total, samples_per_s=record["samples_per_s"], heartbeat=time.time())
             if echo and step % (settings.log_every * 4) == 0:
                 shown = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k.startswith("loss"))
                 say(f"step {step}: {shown}")
@@ -202,31 +266,33 @@ def _train(run, store: RunStore, echo) -> str:
             n_in_window, window_start = 0, time.perf_counter()
 
         if step % settings.sample_every == 0:
-            save_frame(sample_dir, step, _frame(trainer))
+            save_frame(folder, step, _frame(trainer))
         if step % settings.checkpoint_every == 0 or time.perf_counter() - last_ckpt > CHECKPOINT_EVERY_S:
             checkpoint()
             last_ckpt = time.perf_counter()
 
     train_seconds += time.perf_counter() - seg_start
     checkpoint()
-    if not (sample_dir / f"step_{step:08d}.png").exists() and not (sample_dir / f"step_{step:08d}.txt").exists():
-        save_frame(sample_dir, step, _frame(trainer))
-    store.update(run_id, step=step, train_seconds=train_seconds)
+    if not folder.has_frame(step):
+        save_frame(folder, step, _frame(trainer))
+    write(step=step, train_seconds=train_seconds)
     final = dict(store.last_metrics(run_id))
     trainer.train_mode(False)
     with torch.no_grad():
         evaluated = trainer.evaluate()
-    evaluated.update(_quality_metrics(run, trainer, store, say))
+    evaluated.update(_quality_metrics(run, trainer, store, say, claim))
     if evaluated:
-        store.log_metrics(run_id, step, evaluated)
+        wall = time.time()
+        store.log_metrics(run_id, step, evaluated, wall, claim=claim)
+        folder.append_metrics(step, evaluated, wall, keep=True)
         final.update(evaluated)
-    store.update(run_id, final_metrics=final)
-    store.set_status(run_id, status, "stopped by request" if status == "stopped" else None)
+    write(final_metrics=final)
+    store.set_status(run_id, status, "stopped by request" if status == "stopped" else note, claim=claim)
     say(f"{status} at step {step} after {train_seconds:.1f} s")
     return status
 
 
-def _quality_metrics(run, trainer, store, say) -> dict[str, float]:
+def _quality_metrics(run, trainer, store, say, claim: str | None) -> dict[str, float]:
     """The family's quality metrics (FID/KID, ELBO, bpc, ...) at the end of a run.
 
     A failing evaluation is reported in the run's message but never turns a
@@ -237,5 +303,5 @@ def _quality_metrics(run, trainer, store, say) -> dict[str, float]:
         return end_of_run_metrics(run, trainer)
     except Exception as exc:  # noqa: BLE001
         say(f"evaluation failed: {exc}")
-        store.update(run.id, note=f"the end-of-run evaluation failed: {type(exc).__name__}: {exc}")
+        store.update_claimed(run.id, claim, note=f"the end-of-run evaluation failed: {type(exc).__name__}: {exc}")
         return {}

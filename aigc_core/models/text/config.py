@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...config import param
+from ...data.vocab import max_vocab_param
 
 MAX_SAMPLE_LENGTH = 20_000
 
@@ -62,6 +63,7 @@ class BigramConfig:
     lr_decay_steps: int = _decay(3000)
     weight_decay: float = _weight_decay(0.0)
     grad_clip: float = _grad_clip(0.0)
+    max_vocab: int = max_vocab_param()
 
 
 @dataclass
@@ -78,6 +80,7 @@ class CharLSTMConfig:
     lr_decay_steps: int = _decay(1500)
     weight_decay: float = _weight_decay(0.0)
     grad_clip: float = _grad_clip(1.0)
+    max_vocab: int = max_vocab_param()
 
 
 @dataclass
@@ -99,6 +102,7 @@ class CharGPTConfig:
     beta2: float = param(0.99, "Adam beta2", "Averaging of squared gradients; 0.99 reacts faster than 0.999 on "
                          "small batches.", min=0.5, max=0.9999, step=0.001, advanced=True)
     grad_clip: float = _grad_clip(1.0)
+    max_vocab: int = max_vocab_param()
 
 
 @dataclass

@@ -61,7 +61,7 @@ class CharTrainer(Trainer):
         self.train_text, self.val_text = split(data)
         if len(self.train_text) < 2:
             raise UserError(f"{data.name} is too short to train on; it needs more text")
-        self.vocab = CharVocab.from_text(data.text, data.mode)
+        self.vocab = CharVocab.from_text(data.text, data.mode, getattr(cfg, "max_vocab", None))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model = self.model_cls(cfg, len(self.vocab)).to(device)
