@@ -87,14 +87,17 @@ class TinyTrainer(Trainer):
         return {"weight_error": abs(w - 2.0)}
 
 
+LINE_CHARTS = [("Losses", ("loss",), "The squared error of the line on the last batches.")]
+LINE_METRICS = {"loss": ("loss", "Mean squared error of the fitted line."),
+                "weight_error": ("weight error", "How far the slope is from 2.", "lower")}
+
 register(ModelSpec(
     name="tiny_line",
     knobs=TinyLineKnobs, title="Tiny line (tests)", family="toy", data_kind="points",
     description="fits a line; for tests of the run machinery", config_cls=TinyConfig, trainer_cls=TinyTrainer,
     presets={"Quick": {"train": {"steps": 50, "log_every": 5, "sample_every": 10, "checkpoint_every": 10}}},
-    charts=[("Losses", ("loss",), "The squared error of the line on the last batches.")],
-    metrics={"loss": ("loss", "Mean squared error of the fitted line."),
-             "weight_error": ("weight error", "How far the slope is from 2.", "lower")},
+    charts=LINE_CHARTS,
+    metrics=LINE_METRICS,
     film_caption="The fitted slope.",
     eval_budget=2000,
 ))
@@ -195,4 +198,5 @@ register(ModelSpec(
     description="the tiny line with settings that must agree; for tests of cross-field checks",
     config_cls=TinyPacksConfig, trainer_cls=TinyPacksTrainer,
     presets={"Quick": {"train": {"steps": 20, "log_every": 5, "sample_every": 10, "checkpoint_every": 10}}},
+    knobs=TinyLineKnobs, charts=LINE_CHARTS, metrics=LINE_METRICS, film_caption="The fitted slope.",
 ))
