@@ -1,9 +1,9 @@
 """The four kinds of data a model can learn, declared once: what one example is
-called, how a batch of samples is saved to a file, what a preview holds, and
-whether a single sample can be rated into the data loop.
+called, how a batch of samples is saved to a file, how many make a quick look,
+and whether a single sample can be rated into the data loop.
 
-The command line, the bake-off, the starters, the data loop and the pages look
-a kind up here instead of each writing its own ``if kind == "image"`` switch.
+The command line, the data loop and the pages look a kind up here instead of
+each writing its own ``if kind == "image"`` switch.
 What a trainer's ``sample`` returns for each kind:
 
 - ``image``: float tensor (N, C, H, W) in [0, 1];
@@ -43,27 +43,6 @@ def _save_table(samples, path: Path) -> None:
     path.write_bytes(csv_bytes(samples))
 
 
-def _preview_image(samples, size: int) -> dict:
-    import base64
-
-    from ..imaging import grid_image, png_bytes, upscale
-
-    return {"png": base64.b64encode(png_bytes(upscale(grid_image(samples, nrow=4), size))).decode("ascii")}
-
-
-def _preview_text(samples, size: int) -> dict:
-    return {"texts": [str(t) for t in samples]}
-
-
-def _preview_table(samples, size: int) -> dict:
-    return {"columns": [str(c) for c in samples.columns],
-            "rows": [[str(v) for v in row] for row in samples.itertuples(index=False)]}
-
-
-def _preview_points(samples, size: int) -> dict:
-    return {"points": samples.tolist()}
-
-
 @dataclass(frozen=True)
 class DataKind:
     """One kind of data and its samples."""
@@ -74,19 +53,17 @@ class DataKind:
     #: the file a batch of samples is saved as by ``sample --out``
     suffix: str
     save: Callable[[Any, Path], None]
-    #: a small JSON-able preview of samples (for reports): a dict
-    preview: Callable[[Any, int], dict]
     #: whether one sample can be rated and join the training data
     rateable: bool
-    #: how many samples make a preview
+    #: how many samples make a quick look (the Home page's starter samples)
     preview_count: int
 
 
 KINDS: dict[str, DataKind] = {
-    "image": DataKind("image", "images", ".png", _save_image, _preview_image, True, 16),
-    "points": DataKind("points", "points", ".csv", _save_points, _preview_points, False, 512),
-    "text": DataKind("text", "characters", ".txt", _save_text, _preview_text, True, 8),
-    "table": DataKind("table", "rows", ".csv", _save_table, _preview_table, True, 8),
+    "image": DataKind("image", "images", ".png", _save_image, True, 16),
+    "points": DataKind("points", "points", ".csv", _save_points, False, 512),
+    "text": DataKind("text", "characters", ".txt", _save_text, True, 8),
+    "table": DataKind("table", "rows", ".csv", _save_table, True, 8),
 }
 
 
