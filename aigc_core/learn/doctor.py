@@ -43,6 +43,8 @@ MODES_FLOOR = 0.75
 #: a mode counts as reached when it gets at least this share of its fair share (1 / modes) of samples
 MODE_SHARE = 0.2
 POINT_SAMPLES = 2000
+#: generated points farther than this from every real point (the point sets span about [-1.5, 1.5]) are off the data
+NEAR_DATA = 0.25
 
 
 @dataclass
@@ -508,16 +510,17 @@ def _film_strip_evidence(run) -> tuple:
 
 def modes_reached(real, labels, fake) -> tuple[int, int]:
     """(modes reached, modes) for generated points ``fake`` (M, 2) against real
-    points with mode ``labels``: each sample joins the mode of its nearest real
-    point, and a mode is reached when it gets a fair part of the samples."""
+    points with mode ``labels``: each sample near the data joins the mode of its
+    nearest real point, and a mode is reached when it gets a fair part of all samples."""
     import torch
 
     fake = fake[torch.isfinite(fake).all(1)]
     total = int(labels.max()) + 1
     if len(fake) == 0:
         return 0, total
-    nearest = torch.cdist(fake.float(), real.float()).argmin(1)
-    counts = torch.bincount(labels[nearest], minlength=total).float()
+    dist, nearest = torch.cdist(fake.float(), real.float()).min(1)
+    on_data = dist < NEAR_DATA  # a point far from every real point reaches no mode
+    counts = torch.bincount(labels[nearest[on_data]], minlength=total).float()
     return int((counts >= MODE_SHARE * len(fake) / total).sum()), total
 
 
