@@ -2,9 +2,9 @@
 numbers, so its latent space is a plane a learner can look at and click.
 
 Three of them (beta = 0.5, 1 and 4) ship with the app in
-``starters/latent/`` (``python -m aigc_core make-latent-starters`` retrains
-them, about 30 s each on a laptop CPU); any other beta is trained on demand for
-``seconds`` and cached in the workspace (``$AIGC_HOME/learn/``).
+``starters/latent/`` (:func:`make_latent_starters` retrains them); any other
+beta is trained on demand for ``seconds`` and cached in the workspace
+(``$AIGC_HOME/learn/``).
 
 The network is a small fully connected VAE written here, so the lab does not
 depend on how the studio's model modules are organised.
@@ -62,7 +62,7 @@ class LatentVAE(nn.Module):
         logits = self.decoder(z)
         recon = F.binary_cross_entropy_with_logits(logits, x01.flatten(1), reduction="sum") / len(x01)
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
-        return recon + self.beta * kl, float(recon), float(kl)
+        return recon + self.beta * kl, float(recon.detach()), float(kl.detach())
 
     # ---- what the lab shows -------------------------------------------------------------
     @torch.no_grad()
@@ -194,11 +194,12 @@ def latent_vae(beta: float = 1.0, seconds: float = 30.0) -> LatentVAE:
         return _loaded[key]
 
 
-def make_latent_starters(out: Path = STARTER_DIR, seconds: float = 30.0, echo=print) -> list[Path]:
-    """Train and write the shipped beta = 0.5, 1 and 4 models."""
+def make_latent_starters(out: Path = STARTER_DIR, steps: int = 4000, echo=print) -> list[Path]:
+    """Train and write the shipped beta = 0.5, 1 and 4 models (by steps, not
+    time, so a busy machine makes the same models; about 30 s each on a quiet CPU)."""
     paths = []
     for beta in SHIPPED_BETAS:
-        model = train_latent_vae(beta, seconds=seconds, echo=echo)
+        model = train_latent_vae(beta, seconds=float("inf"), max_steps=steps, echo=echo)
         path = Path(out) / f"latent_vae_{_key(beta)}.safetensors"
         _save(model, path)
         echo(f"wrote {path} ({model.steps_trained} steps)")
