@@ -9,12 +9,15 @@ The Learn page places them in lessons; any page can show one on its own
 from __future__ import annotations
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from pages.common import film_strip, get_store, guard, sampling_trainer, status_label
 
 LR_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
-PLAY_INTERVAL_S = 0.2  # five frames a second while playing
 STEPS_PER_FRAME = 5
+FRAMES_PER_BATCH = 12  # frames computed per server round trip while playing
+SHOWN_FPS = 8  # frames the browser shows per second
+PLAYER_SIDE = 480
 
 
 # ---- runs started from a lesson ----------------------------------------------------------------
@@ -81,7 +84,7 @@ def doctor_panel(run_id: str, key: str = "doctor", on_fix=None) -> None:
 # ---- the 2-D GAN lab -----------------------------------------------------------------------------
 
 def gan_lab(key: str = "gan2d", dataset: str = "ring8", loss: str = "nonsaturating", seed: int = 0) -> None:
-    from aigc_core.learn.gan_lab import DATASETS, LOSSES, GanLab, lab_figure
+    from aigc_core.learn.gan_lab import DATASETS, LOSSES, GanLab, frame_data, lab_figure
 
     c = st.columns(4)
     dataset = c[0].selectbox("Points", DATASETS, index=DATASETS.index(dataset), key=f"{key}_data")
@@ -107,9 +110,12 @@ def gan_lab(key: str = "gan2d", dataset: str = "ring8", loss: str = "nonsaturati
 
     b = st.columns(4)
     playing = st.session_state.get(f"{key}_playing", False)
-    if b[0].button("Pause" if playing else "Play", key=f"{key}_play", icon=":material/pause:" if playing
-                   else ":material/play_arrow:"):
-        st.session_state[f"{key}_playing"] = playing = not playing
+
+    def toggle() -> None:
+        st.session_state[f"{key}_playing"] = not st.session_state.get(f"{key}_playing", False)
+
+    b[0].button("Pause" if playing else "Play", key=f"{key}_play", on_click=toggle,
+                icon=":material/pause:" if playing else ":material/play_arrow:")
     if b[1].button("One step", key=f"{key}_one"):
         lab.step(train)
     if b[2].button("Reset", key=f"{key}_reset"):
@@ -121,10 +127,78 @@ def gan_lab(key: str = "gan2d", dataset: str = "ring8", loss: str = "nonsaturati
 
     def picture() -> None:
         if st.session_state.get(f"{key}_playing"):
-            lab.step(train, STEPS_PER_FRAME)
-        st.plotly_chart(lab_figure(lab.frame(), **layers), key=f"{key}_figure", config={"displayModeBar": False})
+            # The server computes a batch of frames as numbers and the browser draws and plays them:
+            # a server round trip per frame, or a picture drawn on the server, was several times slower.
+            frames = []
+            for _ in range(FRAMES_PER_BATCH):
+                lab.step(train, STEPS_PER_FRAME)
+                frames.append(frame_data(lab.frame(), PLAYER_SIDE))
+            real = frame_data_real(lab, PLAYER_SIDE)
+            components.html(_player_html(real, frames, layers), height=PLAYER_SIDE + 40)
+        else:
+            st.plotly_chart(lab_figure(lab.frame(), **layers), key=f"{key}_figure", config={"displayModeBar": False})
 
-    st.fragment(picture, run_every=PLAY_INTERVAL_S if playing else None)()
+    # ask for the next batch a little before this one has played, so the round trip does not show as a pause
+    st.fragment(picture, run_every=0.75 * FRAMES_PER_BATCH / SHOWN_FPS if playing else None)()
+
+
+def frame_data_real(lab, side: int) -> list[int]:
+    from aigc_core.learn.gan_lab import _pixels
+
+    return _pixels(lab.shown_real.numpy(), side)
+
+
+def _player_html(real: list[int], frames: list[dict], layers: dict) -> str:
+    """A canvas that draws the frames one after another at SHOWN_FPS and stays on the last."""
+    import json
+
+    return f"""<div style="font:13px sans-serif;color:#444">
+<canvas id="lab" width="{PLAYER_SIDE}" height="{PLAYER_SIDE}"></canvas><div id="caption"></div></div>
+<script>
+const real = {json.dumps(real)}, frames = {json.dumps(frames)}, show = {json.dumps(layers)};
+const side = {PLAYER_SIDE}, ctx = document.getElementById("lab").getContext("2d");
+function colour(v) {{  // blue (D says fake) - white - red (D says real), faded towards white
+  const t = v / 255, b = [33, 102, 172], w = [247, 247, 247], r = [178, 24, 43];
+  const [lo, hi, u] = t < 0.5 ? [b, w, t / 0.5] : [w, r, (t - 0.5) / 0.5];
+  const c = lo.map((x, k) => Math.round(0.65 * (x + (hi[k] - x) * u) + 0.35 * 255));
+  return `rgb(${{c[0]}},${{c[1]}},${{c[2]}})`;
+}}
+function dots(xy, r, fill) {{
+  ctx.fillStyle = fill;
+  for (let k = 0; k < xy.length; k += 2) ctx.fillRect(xy[k] - r, xy[k + 1] - r, 2 * r + 1, 2 * r + 1);
+}}
+let i = 0;
+function draw() {{
+  const f = frames[i];
+  ctx.fillStyle = "white"; ctx.fillRect(0, 0, side, side);
+  if (show.show_heat) {{
+    const k = Math.round(Math.sqrt(f.heat.length)), cell = side / k;
+    for (let row = 0; row < k; row++) for (let col = 0; col < k; col++) {{
+      ctx.fillStyle = colour(f.heat[row * k + col]);
+      ctx.fillRect(col * cell, row * cell, cell + 1, cell + 1);
+    }}
+  }}
+  if (show.show_manifold) {{
+    ctx.strokeStyle = "rgba(120,60,160,0.5)"; ctx.lineWidth = 1;
+    for (const line of f.lines) {{
+      ctx.beginPath(); ctx.moveTo(line[0], line[1]);
+      for (let k = 2; k < line.length; k += 2) ctx.lineTo(line[k], line[k + 1]);
+      ctx.stroke();
+    }}
+  }}
+  dots(real, 1, "rgb(60,60,60)");
+  if (show.show_arrows) {{
+    ctx.strokeStyle = "rgba(230,110,20,0.85)"; ctx.beginPath();
+    for (let k = 0; k < f.fake.length; k += 2) {{ ctx.moveTo(f.fake[k], f.fake[k + 1]); ctx.lineTo(f.tips[k], f.tips[k + 1]); }}
+    ctx.stroke();
+  }}
+  dots(f.fake, 2, "rgb(230,110,20)");
+  document.getElementById("caption").textContent =
+    `step ${{f.step}} · D loss ${{f.loss_d.toFixed(3)}} · G loss ${{f.loss_g.toFixed(3)}} · red: D says real, blue: D says fake`;
+  if (++i < frames.length) setTimeout(draw, {1000 / SHOWN_FPS:.0f});
+}}
+draw();
+</script>"""
 
 
 # ---- the VAE latent lab --------------------------------------------------------------------------

@@ -93,6 +93,21 @@ def test_a_frame_becomes_a_plotly_figure_with_heat_map_manifold_points_and_arrow
     assert [t.name for t in fig.data[1:]] == ["G's manifold", "real", "generated", "G's gradient"]
 
 
+def test_a_frame_for_the_browser_is_small_json_of_integer_pixels_and_heat_levels():
+    import json
+
+    from aigc_core.learn.gan_lab import frame_data
+
+    lab = GanLab()
+    lab.step("both", 3)
+    data = frame_data(lab.frame(grid=30, manifold=9), side=400)
+    assert len(json.dumps(data)) < 20_000
+    assert len(data["heat"]) == 30 * 30 and all(isinstance(v, int) and 0 <= v <= 255 for v in data["heat"])
+    assert len(data["fake"]) == len(data["tips"]) == 2 * 256
+    assert len(data["lines"]) == 2 * 9 and all(len(line) == 2 * 9 for line in data["lines"])
+    assert data["step"] == 3
+
+
 def test_frames_per_second_is_measured_for_one_and_several_learners():
     one = measure_frames_per_second(learners=1, seconds=0.5)
     two = measure_frames_per_second(learners=2, seconds=0.5)

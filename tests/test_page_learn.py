@@ -81,6 +81,19 @@ def test_the_gan_lab_steps_d_only_g_only_or_both(fresh_home):
     assert not at.exception
 
 
+def test_playing_the_gan_lab_trains_a_batch_of_frames_for_the_browser_to_draw(fresh_home):
+    from pages.labs import FRAMES_PER_BATCH, STEPS_PER_FRAME
+
+    at = open_learn(lab="gan2d")
+    at.button(key="solo_gan2d_play").click().run()
+    assert not at.exception
+    assert at.session_state["solo_gan2d_playing"] is True
+    assert at.session_state["solo_gan2d_lab"].step_count == FRAMES_PER_BATCH * STEPS_PER_FRAME
+    assert at.button(key="solo_gan2d_play").label == "Pause"
+    at.button(key="solo_gan2d_play").click().run()
+    assert at.session_state["solo_gan2d_playing"] is False
+
+
 def test_the_latent_lab_decodes_the_point_the_learner_picks(fresh_home):
     at = open_learn(lab="latent")
     at.number_input(key="solo_latent_z1").set_value(1.5).run()
