@@ -298,8 +298,12 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_lessons(args) -> int:
-    from .learn.lessons import export_notebook, list_lessons
+    from .learn.lessons import export_notebook, list_lessons, set_room_lesson
 
+    if args.action == "assign":  # the teacher points the whole room at one lesson (no NAME: none)
+        set_room_lesson(args.name)
+        print(f"the Learn page now opens {args.name!r} for everyone" if args.name else "no lesson is assigned now")
+        return 0
     if args.action == "export":
         if not args.name or not args.out:
             raise UserError("usage: lessons export NAME --out FILE.ipynb")
@@ -414,8 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_doctor)
 
-    s = sub.add_parser("lessons", help="list the lessons, or export one as a Jupyter notebook")
-    s.add_argument("action", nargs="?", choices=("list", "export"), default="list")
+    s = sub.add_parser("lessons", help="list the lessons, export one as a Jupyter notebook, or assign one to the room")
+    s.add_argument("action", nargs="?", choices=("list", "export", "assign"), default="list")
     s.add_argument("name", nargs="?")
     s.add_argument("--out", help="the .ipynb file to write (export)")
     s.add_argument("--json", action="store_true")

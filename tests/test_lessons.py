@@ -95,6 +95,14 @@ def test_exporting_an_unknown_lesson_is_one_error_line(tmp_path, capsys):
     assert cli.main(["lessons", "export", "gan-2d", "--out", str(tmp_path / "x.txt")]) == 2
 
 
+def test_lessons_assign_points_the_room_at_a_lesson_and_without_a_name_clears_it(fresh_home, capsys):
+    assert cli.main(["lessons", "assign", "vae-latent"]) == 0
+    assert lessons.room_lesson() == "vae-latent"
+    assert cli.main(["lessons", "assign"]) == 0
+    assert lessons.room_lesson() is None
+    assert cli.main(["lessons", "assign", "nope"]) == 2
+
+
 def test_progress_is_remembered_per_learner_and_the_room_can_point_at_a_lesson(fresh_home):
     data = lessons.progress("ada")
     data["lesson"] = "vae-latent"
