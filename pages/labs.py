@@ -87,7 +87,9 @@ def gan_lab(key: str = "gan2d", dataset: str = "ring8", loss: str = "nonsaturati
     from aigc_core.learn.gan_lab import DATASETS, LOSSES, GanLab, frame_data, lab_figure
 
     c = st.columns(4)
-    dataset = c[0].selectbox("Points", DATASETS, index=DATASETS.index(dataset), key=f"{key}_data")
+    # an uploaded point set opens the lab on the ring: the lab has the four built-in sets only
+    dataset = c[0].selectbox("Points", DATASETS, index=DATASETS.index(dataset) if dataset in DATASETS else 0,
+                             key=f"{key}_data")
     loss = c[1].selectbox("Loss", LOSSES, index=LOSSES.index(loss), key=f"{key}_loss",
                           help="non-saturating: the original GAN; wgan_gp: a Wasserstein critic with a gradient "
                                "penalty; hinge: a margin loss.")

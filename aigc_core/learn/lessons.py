@@ -232,6 +232,20 @@ def get_lesson(name: str) -> Lesson:
     raise UserError(f"no lesson called {name!r}; lessons: {names}")
 
 
+# ---- links from other pages -------------------------------------------------------------------
+
+def labs_for(run) -> list[dict]:
+    """The labs that match a run, as links to the Learn page: ``{"label", "query_params"}``
+    (for ``st.page_link("pages/learn.py", ...)`` beside the run on Train)."""
+    links = []
+    if run.data_kind == "points":
+        links.append({"label": "Open the 2-D GAN lab", "query_params": {"lab": "gan2d", "dataset": run.dataset}})
+    if run.family == "vae" and run.data_kind == "image":
+        links.append({"label": "Open the VAE latent lab", "query_params": {"lab": "latent"}})
+    links.append({"label": "Ask the training doctor", "query_params": {"lab": "doctor", "run": run.id}})
+    return links
+
+
 # ---- where each learner is -------------------------------------------------------------------
 
 def _learn_dir() -> Path:
