@@ -139,11 +139,17 @@ def test_film_strip_samples_that_become_alike_are_mode_collapse_but_an_untrained
     assert codes(ev) == ["healthy"]
 
 
-def test_points_that_reach_few_of_the_modes_are_mode_collapse():
+def test_points_on_the_data_but_on_few_of_its_modes_are_mode_collapse():
     ev = healthy_gan()
-    ev.modes = (2, 8)
+    ev.modes = (2, 8, 0.9)
     assert codes(ev) == ["mode_collapse"]
-    ev.modes = (8, 8)
+    ev.modes = (8, 8, 0.95)
+    assert codes(ev) == ["healthy"]
+
+
+def test_a_generator_still_finding_the_data_is_not_called_collapsed():
+    ev = healthy_gan()
+    ev.modes = (1, 8, 0.4)  # most points are still between the modes: early training
     assert codes(ev) == ["healthy"]
 
 
@@ -154,10 +160,12 @@ def test_modes_reached_counts_the_modes_that_get_a_fair_part_of_the_samples():
     from aigc_core.learn.doctor import modes_reached
 
     data = ring8(count=800)
-    assert modes_reached(data.points, data.labels, data.points[:400]) == (8, 8)
-    two_modes = data.points[data.labels < 2][:400]
-    assert modes_reached(data.points, data.labels, two_modes) == (2, 8)
-    assert modes_reached(data.points, data.labels, torch.full((5, 2), float("nan"))) == (0, 8)
+    assert modes_reached(data.points, data.labels, data.points[:400]) == (8, 8, 1.0)
+    two_modes = data.points[data.labels < 2][:100]
+    assert modes_reached(data.points, data.labels, two_modes) == (2, 8, 1.0)
+    between = torch.zeros(50, 2)  # the centre of the ring is far from every mode
+    assert modes_reached(data.points, data.labels, torch.cat([two_modes, between]))[2] == pytest.approx(100 / 150)
+    assert modes_reached(data.points, data.labels, torch.full((5, 2), float("nan"))) == (0, 8, 0.0)
 
 
 def test_too_few_logged_steps_give_no_findings():
@@ -263,7 +271,7 @@ def test_hits_on_broken_runs_and_no_false_alarms_on_quick_presets(capsys):
         run = api.run_in_foreground(cfg, echo=lambda _m: None)
         found = [f["code"] for f in diagnose_run(run.id)["findings"]]
         rows.append((f"Quick {spec.name}", "healthy", found))
-        if found != ["healthy"]:
+        if set(found) - {"healthy"}:  # [] (too few steps logged to judge) is silent too
             false_alarms.append(spec.name)
     with capsys.disabled():
         for label, expected, found in rows:
