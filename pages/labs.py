@@ -60,9 +60,15 @@ def run_status(run_id: str, chart: list[str] | None = None, key: str = "run") ->
 def doctor_panel(run_id: str, key: str = "doctor", on_fix=None) -> None:
     """The doctor's findings on a run, each with a button that trains the fix
     (the new run's config names its parent in ``parent_run``)."""
+    store = get_store()
+    active = store.exists(run_id) and store.get(run_id).status in ("queued", "starting", "running", "paused")
+    # while the run trains, the doctor reads its numbers again every few seconds
+    st.fragment(lambda: _doctor_body(run_id, key, on_fix, store), run_every=5.0 if active else None)()
+
+
+def _doctor_body(run_id: str, key: str, on_fix, store) -> None:
     from aigc_core.learn.doctor import apply_fix, diagnose_run
 
-    store = get_store()
     with guard("The training doctor"):
         report = diagnose_run(run_id, store=store)
         if not report["findings"]:
