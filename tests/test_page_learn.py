@@ -8,7 +8,7 @@ import pytest
 from aigc_core.learn import lessons
 from aigc_core.runs import api
 from aigc_core.runs.store import RunStore
-from tests.tiny_runs import open_page, tiny_images
+from tests.tiny_runs import tiny_images
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ on every model's Quick preset (tests/test_doctor.py repeats both).
 
 from __future__ import annotations
 
-import math
+import functools
 import re
 from dataclasses import asdict, dataclass, field, fields
 
@@ -473,6 +473,7 @@ def variety(tiles: np.ndarray) -> float:
     return float(tiles.std(axis=0).mean())
 
 
+@functools.lru_cache(maxsize=32)  # a page re-reads a training run every few seconds; the data set does not change
 def _real_variety(dataset: str, count: int = 64) -> float | None:
     try:
         import torch
