@@ -253,27 +253,26 @@ BROKEN = [
 QUICK_DATA = {"image": "glyphs", "points": "ring8", "text": "unicode_names", "table": "iris"}
 
 
-@pytest.mark.slow
-def test_hits_on_broken_runs_and_no_false_alarms_on_quick_presets(capsys):
-    """Trains six broken runs and every Quick preset (about 8 minutes on 2 cores)."""
+def _quick_models() -> list[str]:
     from aigc_core.registry import all_models
 
-    rows, misses, false_alarms = [], [], []
-    for label, make, expected in BROKEN:
-        found = [f["code"] for f in diagnose_run(make().id)["findings"]]
-        rows.append((label, expected, found))
-        if expected not in found:
-            misses.append(label)
-    for spec in all_models():
-        if "Quick" not in spec.presets or spec.data_kind not in QUICK_DATA:
-            continue
-        cfg = api.make_config(spec.name, QUICK_DATA[spec.data_kind], preset="Quick")
-        run = api.run_in_foreground(cfg, echo=lambda _m: None)
-        found = [f["code"] for f in diagnose_run(run.id)["findings"]]
-        rows.append((f"Quick {spec.name}", "healthy", found))
-        if set(found) - {"healthy"}:  # [] (too few steps logged to judge) is silent too
-            false_alarms.append(spec.name)
-    with capsys.disabled():
-        for label, expected, found in rows:
-            print(f"{label:40s} expected {expected:20s} found {', '.join(found)}")
-    assert not misses and not false_alarms, (misses, false_alarms)
+    return [s.name for s in all_models() if "Quick" in s.presets and s.data_kind in QUICK_DATA
+            and s.trainer_cls.__module__.startswith("aigc_core.")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label, make, expected", BROKEN, ids=[b[0] for b in BROKEN])
+def test_a_run_made_to_fail_is_diagnosed(label, make, expected):
+    found = [f["code"] for f in diagnose_run(make().id)["findings"]]
+    print(f"\nDOCTOR {label:40s} expected {expected:20s} found {', '.join(found)}")
+    assert expected in found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", _quick_models())
+def test_a_quick_preset_run_raises_no_alarm(model):
+    run = api.run_in_foreground(api.make_config(model, QUICK_DATA[api.get_model(model).data_kind], preset="Quick"),
+                                echo=lambda _m: None)
+    found = [f["code"] for f in diagnose_run(run.id)["findings"]]
+    print(f"\nDOCTOR Quick {model:34s} expected {'healthy':20s} found {', '.join(found) or '(too early to judge)'}")
+    assert not set(found) - {"healthy"}  # [] (too few steps logged to judge) is silent too
