@@ -19,6 +19,7 @@ PAGES = [  # (file, title, icon)
     ("pages/train.py", "Train", ":material/model_training:"),
     ("pages/gallery.py", "Gallery", ":material/photo_library:"),
     ("pages/compare.py", "Compare", ":material/compare:"),
+    ("pages/learn.py", "Learn", ":material/school:"),
 ]
 
 page = st.navigation([st.Page(path, title=title, icon=icon, default=(title == "Home"))

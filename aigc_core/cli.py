@@ -265,6 +265,53 @@ def cmd_install_starters(args) -> int:
     return 0 if not report.problems else 2
 
 
+def cmd_doctor(args) -> int:
+    from .learn.doctor import apply_fix, diagnose_run
+
+    report = diagnose_run(args.run)
+    if args.fix:
+        child = apply_fix(args.run, args.fix)
+        report["started"] = _run_dict(child)
+    if args.json:
+        _print_json(report)
+        return 0
+    if not report["findings"]:
+        print(f"run {args.run}: too early to judge; let it log a few more steps")
+    for f in report["findings"]:
+        since = f" (since step {f['since_step']})" if f["since_step"] is not None else ""
+        print(f"{f['code']}{since}: {f['what']}\n  why: {f['why']}")
+        if f["fix"]:
+            print(f"  try: {f['fix']['label']}  (python -m aigc_core doctor --run {args.run} --fix {f['code']})")
+    if args.fix:
+        print(f"started run {report['started']['run_id']} with the {args.fix} fix")
+    return 0
+
+
+def cmd_lessons(args) -> int:
+    from .learn.lessons import export_notebook, list_lessons, set_room_lesson
+
+    if args.action == "assign":  # the teacher points the whole room at one lesson (no NAME: none)
+        set_room_lesson(args.name)
+        print(f"the Learn page now opens {args.name!r} for everyone" if args.name else "no lesson is assigned now")
+        return 0
+    if args.action == "export":
+        if not args.name or not args.out:
+            raise UserError("usage: lessons export NAME --out FILE.ipynb")
+        path = export_notebook(args.name, Path(args.out))
+        if args.json:
+            _print_json({"name": args.name, "out": str(path)})
+        else:
+            print(f"wrote {path}")
+        return 0
+    lessons = list_lessons()
+    if args.json:
+        _print_json({"lessons": [{"name": l.name, "title": l.title, "minutes": l.minutes} for l in lessons]})
+        return 0
+    for l in lessons:
+        print(f"{l.name:24s} {l.minutes:3d} min  {l.title}")
+    return 0
+
+
 # ---- parser ------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -359,6 +406,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("repair", help="rebuild the run database from the run folders (after runs.db was lost or damaged)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_repair)
+
+    s = sub.add_parser("doctor", help="say what is going wrong with a run, and how to fix it")
+    s.add_argument("--run", required=True)
+    s.add_argument("--fix", metavar="CODE", help="start a new run with this finding's fix applied")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_doctor)
+
+    s = sub.add_parser("lessons", help="list the lessons, export one as a Jupyter notebook, or assign one to the room")
+    s.add_argument("action", nargs="?", choices=("list", "export", "assign"), default="list")
+    s.add_argument("name", nargs="?")
+    s.add_argument("--out", help="the .ipynb file to write (export)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_lessons)
 
     s = sub.add_parser("worker", help=argparse.SUPPRESS)
     s.add_argument("run")
