@@ -312,9 +312,10 @@ def sample_lab(run_id: str, key: str, prompt: str = "") -> None:
 def metrics_lab(run_id: str, keys: list[str]) -> None:
     import pandas as pd
 
-    from aigc_core.metrics.evaluate import METRIC_INFO
+    from aigc_core.registry import metric_info
 
     run = get_store().get(run_id)
+    METRIC_INFO = metric_info(run.model)  # noqa: N806 - the model's own words first, then the shared table
     final = run.final_metrics
     if run.status != "completed" or not final:
         st.info("The numbers appear when the run has finished.")

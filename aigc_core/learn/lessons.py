@@ -406,9 +406,10 @@ def _lab_code(cell: Cell) -> str:
         keys = [k.strip() for k in str(a.get("keys", "")).split(",") if k.strip()]
         return "\n".join([
             "# The run's quality numbers, and what each one means",
-            "from aigc_core.metrics.evaluate import METRIC_INFO",
+            "from aigc_core.registry import metric_info",
             "",
             f"final = runs[{_py(a.get('run'))}].final_metrics",
+            f"METRIC_INFO = metric_info(runs[{_py(a.get('run'))}].model)",
             f"for key in {_py(keys)} or sorted(final):",
             "    if key in final:",
             "        info = METRIC_INFO.get(key, {'label': key, 'how': ''})",
