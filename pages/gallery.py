@@ -529,6 +529,31 @@ def show_run(run, trainer, step: int) -> None:
                 data_loop_section(run)
 
 
+def share_runs(run=None) -> None:
+    """Export a run as one .zip (weights, settings, model card, a sample) or
+    import one someone exported; an import appears only when it is complete
+    and valid (aigc_core.runs.api.import_run checks everything first)."""
+    from aigc_core.runs.api import export_run, import_run
+
+    with st.expander("Share: export this run, or import one" if run is not None else "Import a run someone exported",
+                     icon=":material/ios_share:"):
+        if run is not None:
+            if st.button("Prepare the export (.zip)", key="share_export"):
+                with guard("Exporting the run"):
+                    st.session_state["share_zip"] = (run.id, export_run(run.id))
+            ready = st.session_state.get("share_zip")
+            if ready and ready[0] == run.id:
+                st.download_button("Download the run (.zip)", ready[1], file_name=f"{run.id}.zip",
+                                   mime="application/zip", key="share_download")
+        upload = st.file_uploader("Import a run (.zip exported by AIGC Studio)", type=["zip"], key="share_import")
+        if upload is not None and st.button("Import it", key="share_import_go"):
+            with guard(f"Importing {upload.name}"):
+                imported = import_run(upload.getvalue(), upload.name)
+                set_current_run(imported.id)
+                st.success(f"Imported as run {imported.id}; pick it in the Run list above.",
+                           icon=":material/check_circle:")
+
+
 # ---- the page ---------------------------------------------------------------------------
 
 with guard("The gallery"):
@@ -537,6 +562,7 @@ with guard("The gallery"):
     if not runs:
         st.info("No trained runs yet. Press **Quick train** on the Home page (or start a run on the Train page); "
                 "it appears here after its first checkpoint.", icon=":material/info:")
+        share_runs()
         st.stop()
     by_id = {r.id: r for r in runs}
     ids = list(by_id)
@@ -567,3 +593,4 @@ with guard("The gallery"):
         st.caption("Its last good checkpoint can still make samples:")
     trainer, step = sampling_trainer(run_id)
     show_run(run, trainer, step)
+    share_runs(run)
