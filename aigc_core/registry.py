@@ -17,6 +17,7 @@ MODEL_MODULES = [
     "aigc_core.models.vae",
     "aigc_core.models.text",
     "aigc_core.models.tabular",
+    "aigc_core.models.diffusion",
 ]
 
 
