@@ -40,6 +40,9 @@ class DDPMConfig:
                        min=8, max=256, step=8)
     blocks: int = param(1, "Residual blocks per level", "Residual blocks on each level of the UNet, on the way down and up.",
                         min=1, max=4)
+    patch: int = param(1, "Pixel patch", "1: the UNet works on every pixel; 2: it folds each 2 x 2 block of pixels "
+                       "into channels and works at half the side, about four times faster with a little less fine "
+                       "detail.", choices=(1, 2))
     timesteps: int = param(1000, "Noise levels (T)", "How many small noising steps turn an image into pure noise; "
                            "samplers may visit only some of them.", min=10, max=4000, step=10, advanced=True)
     lr: float = param(1e-3, "Learning rate", "Adam step size (after a short warm-up).", min=1e-6, max=1e-1, log=True)
@@ -117,7 +120,7 @@ class DDPMTrainer(Trainer):
         self.alpha_bar_dev = self.alpha_bar.float().to(device)      # for training batches
         with torch.random.fork_rng(devices=[]):  # weights from the run's seed whatever the global RNG holds
             torch.manual_seed(seed)
-            unet = UNet(data.channels, cfg.width, cfg.blocks)
+            unet = UNet(data.channels, cfg.width, cfg.blocks, patch=cfg.patch)
         ema = copy.deepcopy(unet).requires_grad_(False)
         self.nets = {"unet": unet.to(device), "ema": ema.to(device)}
         fused = device.type in ("cpu", "cuda")  # one pass over the weights; not on every backend
