@@ -110,9 +110,9 @@ register(ModelSpec(
     config_cls=DDPMConfig,
     trainer_cls=DDPMTrainer,
     presets={
-        "Quick": {"model": {"width": 16, "batch_size": 64},
+        "Quick": {"model": {"width": 16, "patch": 2, "batch_size": 64},
                   "train": {"steps": 3000, "max_seconds": 30, "log_every": 25, "sample_every": 200}},
-        "Standard": {"model": {"width": 32, "batch_size": 64},
+        "Standard": {"model": {"width": 32, "patch": 2, "batch_size": 64},
                      "train": {"steps": 20000, "max_seconds": 600, "log_every": 25, "sample_every": 500}},
     },
     fits=_fits,

@@ -40,12 +40,12 @@ class DDPMConfig:
                        min=8, max=256, step=8)
     blocks: int = param(1, "Residual blocks per level", "Residual blocks on each level of the UNet, on the way down and up.",
                         min=1, max=4)
-    patch: int = param(1, "Pixel patch", "1: the UNet works on every pixel; 2: it folds each 2 x 2 block of pixels "
+    patch: int = param(2, "Pixel patch", "1: the UNet works on every pixel; 2: it folds each 2 x 2 block of pixels "
                        "into channels and works at half the side, about four times faster with a little less fine "
                        "detail.", choices=(1, 2))
     timesteps: int = param(1000, "Noise levels (T)", "How many small noising steps turn an image into pure noise; "
                            "samplers may visit only some of them.", min=10, max=4000, step=10, advanced=True)
-    lr: float = param(1e-3, "Learning rate", "Adam step size (after a short warm-up).", min=1e-6, max=1e-1, log=True)
+    lr: float = param(2e-3, "Learning rate", "Adam step size (after a short warm-up).", min=1e-6, max=1e-1, log=True)
     warmup: int = param(100, "Warm-up steps", "The learning rate rises linearly from 0 over these steps.",
                         min=0, max=100_000, advanced=True)
     batch_size: int = param(64, "Batch size", "Real images per step, each noised to its own random level.",
