@@ -156,7 +156,11 @@ class DDPMTrainer(Trainer):
 
     @torch.no_grad()
     def update_ema(self) -> None:
-        """ema <- decay * ema + (1 - decay) * weights (buffers copied)."""
+        """ema <- decay * ema + (1 - decay) * weights (buffers copied).
+
+        Written out rather than ``swa_utils.AveragedModel``: that one has no
+        warm-up, and its first-update check reads a device tensor back to the
+        host at every step."""
         unet, ema = self.nets["unet"], self.nets["ema"]
         torch._foreach_lerp_(list(ema.parameters()), list(unet.parameters()), 1.0 - self.ema_decay())
         for b_ema, b in zip(ema.buffers(), unet.buffers()):
@@ -188,7 +192,9 @@ class DDPMTrainer(Trainer):
 
         per_image = per_image.detach()
         sums = torch.zeros(LOSS_BUCKETS, device=self.device).index_add_(0, bucket, per_image)
-        counts = torch.bincount(bucket, minlength=LOSS_BUCKETS).clamp(min=1)
+        # (not torch.bincount: on a GPU it reads the largest index back to size its output, a host sync)
+        counts = torch.zeros(LOSS_BUCKETS, device=self.device).index_add_(0, bucket, torch.ones_like(per_image))
+        counts = counts.clamp(min=1)
         by_level = sums / counts
         out = {"loss": loss.detach(), "grad_norm": grad_norm.detach(),
                "lr": torch.tensor(lr, device=self.device)}
