@@ -148,7 +148,7 @@ def test_the_ema_follows_the_weights_slowly_after_a_quick_warm_up():
     weights = list(trainer.nets["unet"].parameters())
     # the first update moves the average 90% of the way to the new weights
     for b, a, w in zip(before, after, weights):
-        assert torch.allclose(a, 0.1 * b + 0.9 * w, atol=1e-6)
+        assert torch.allclose(a, 0.1 * b + 0.9 * w, rtol=1e-5, atol=1e-12)
     trainer.steps_done = 10_000
     assert trainer.ema_decay() == 0.99
     assert not any(p.requires_grad for p in trainer.nets["ema"].parameters())
@@ -174,8 +174,9 @@ def test_a_seed_names_the_same_sample_whatever_the_count(sampler):
     trainer = make()
     trainer.step()
     many = trainer.sample(5, seed=9, steps=4, sampler=sampler)
-    assert torch.equal(trainer.sample(1, seed=9, steps=4, sampler=sampler)[0], many[0])
-    assert torch.equal(trainer.sample(3, seed=9, steps=4, sampler=sampler), many[:3])
+    # equal up to float rounding: convolution kernels may sum in another order for another batch size
+    assert torch.allclose(trainer.sample(1, seed=9, steps=4, sampler=sampler)[0], many[0], atol=1e-5)
+    assert torch.allclose(trainer.sample(3, seed=9, steps=4, sampler=sampler), many[:3], atol=1e-5)
 
 
 def test_samples_come_from_the_ema_weights_not_the_latest_ones():

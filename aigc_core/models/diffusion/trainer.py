@@ -187,8 +187,8 @@ class DDPMTrainer(Trainer):
         lr = self.schedule.get_last_lr()[0]
         opt.step()
         self.schedule.step()
-        self.steps_done += 1
         self.update_ema()
+        self.steps_done += 1
 
         per_image = per_image.detach()
         sums = torch.zeros(LOSS_BUCKETS, device=self.device).index_add_(0, bucket, per_image)
