@@ -232,7 +232,8 @@ def test_bad_sampling_knobs_are_explained():
 
 def test_sampling_knobs_accept_command_line_strings():
     trainer = make()
-    assert torch.equal(trainer.sample(2, 0, steps="3", sampler="ddim", eta="0"), trainer.sample(2, 0, steps=3))
+    assert torch.equal(trainer.sample(2, 0, steps="3", sampler="ddim", eta="0"),
+                       trainer.sample(2, 0, steps=3, sampler="ddim", eta=0.0))
 
 
 def test_film_strip_is_a_grid_of_the_fixed_noise_denoised():
