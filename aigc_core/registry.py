@@ -23,6 +23,7 @@ MODEL_MODULES = [
     "aigc_core.models.vae",
     "aigc_core.models.text",
     "aigc_core.models.tabular",
+    "aigc_core.models.diffusion",
 ]
 
 #: what a model can declare it does beyond ``sample``; each one is a Gallery
