@@ -16,7 +16,6 @@ from PIL import Image
 from aigc_core.config import TrainSettings, describe, from_dict
 from aigc_core.data.base import ImageData, TextData
 from aigc_core.errors import UserError
-from aigc_core.models import diffusion
 from aigc_core.models.diffusion import networks
 from aigc_core.registry import get_model
 from aigc_core.runs.checkpoint import load_state, state_to_bytes
@@ -291,17 +290,19 @@ def test_ddpm_is_registered_with_labelled_settings_and_valid_presets():
 
 
 def test_declared_knobs_are_the_sampling_arguments_and_work():
-    knobs = {f["name"]: f for f in describe(diffusion.KNOBS)}
+    spec = get_model("ddpm")
+    knobs = {f["name"]: f for f in spec.knob_fields()}
     assert set(knobs) == {"steps", "sampler", "eta"}
     assert set(knobs["sampler"]["choices"]) == set(networks.SAMPLERS)
-    assert diffusion.CAPABILITIES == {"denoise"}
+    assert spec.capabilities == {"denoise"}
     trainer = make(timesteps=1000)
     defaults = {name: f["default"] for name, f in knobs.items()}
     assert trainer.sample(1, 0, **defaults).shape == (1, 1, 28, 28)
     logged = set(trainer.step())
-    charted = {key for _, keys, _ in diffusion.CHARTS for key in keys}
-    assert charted == logged and set(diffusion.METRIC_LABELS) == logged
-    assert "q(x_t \\mid x_0)" in diffusion.EXPLAIN and diffusion.FILM_CAPTION
+    charted = {key for chart in spec.charts for key in chart.keys}
+    assert charted == logged and set(spec.metrics) == logged
+    panel = spec.explanation({})
+    assert "q(x_t \\mid x_0)" in panel and "T$ = 1000" in panel and spec.film_caption
 
 
 # ---- a real run -----------------------------------------------------------------------------------

@@ -10,18 +10,17 @@ row magnifies that jitter; the average is smoother.
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import dataclass
 
 import torch
 from PIL import Image
 from torch import nn
 
-from ...config import param
 from ...data.base import ImageData
 from ...errors import UserError
 from ...imaging import from_unit_range, grid_image
 from ...train.base import Trainer
+from ...train.utils import StepFunctionLR, adam, check_count, warmup_cosine
+from .config import DDPMConfig
 from .networks import SAMPLERS, UNet, ancestral_update, cosine_alpha_bar, ddim_update, noise_prediction_loss, \
     q_sample, sampling_levels
 
@@ -29,44 +28,6 @@ FILM_STRIP_SIZE = 64     # images in one film-strip frame (an 8 x 8 grid)
 FILM_STRIP_STEPS = 10    # DDIM steps per frame: a frame every few hundred steps must stay cheap
 LOSS_BUCKETS = 4         # the loss is also logged per quarter of the noise levels
 SAMPLE_CHUNK = 256       # images denoised together (bounds memory at 64 px)
-MAX_SAMPLES = 10_000
-
-
-@dataclass
-class DDPMConfig:
-    """Denoising diffusion with a small UNet (Ho et al. 2020; cosine schedule, DDIM sampling)."""
-
-    width: int = param(32, "UNet width", "Feature maps at full size; the two smaller levels have twice as many.",
-                       min=8, max=256, step=8)
-    blocks: int = param(1, "Residual blocks per level", "Residual blocks on each level of the UNet, on the way down and up.",
-                        min=1, max=4)
-    patch: int = param(2, "Pixel patch", "1: the UNet works on every pixel; 2: it folds each 2 x 2 block of pixels "
-                       "into channels and works at half the side, about four times faster with a little less fine "
-                       "detail.", choices=(1, 2))
-    timesteps: int = param(1000, "Noise levels (T)", "How many small noising steps turn an image into pure noise; "
-                           "samplers may visit only some of them.", min=10, max=4000, step=10, advanced=True)
-    lr: float = param(2e-3, "Learning rate", "Adam step size (after a short warm-up).", min=1e-6, max=1e-1, log=True)
-    warmup: int = param(100, "Warm-up steps", "The learning rate rises linearly from 0 over these steps.",
-                        min=0, max=100_000, advanced=True)
-    batch_size: int = param(64, "Batch size", "Real images per step, each noised to its own random level.",
-                            min=4, max=4096)
-    ema_decay: float = param(0.999, "EMA decay", "Sampling uses an exponential moving average of the weights; each step "
-                             "keeps this share of the average (early on less: (1 + n) / (10 + n) after n steps).",
-                             min=0.0, max=0.99999, step=0.0005, advanced=True)
-    grad_clip: float = param(1.0, "Gradient clip", "Largest gradient norm a step may use (0 = no clipping).",
-                             min=0.0, max=100.0, step=0.5, advanced=True)
-    sample_steps: int = param(50, "Sampling steps (default)", "Denoising steps the evaluation and the Gallery start "
-                              "with; more is slower and usually a little sharper.", min=1, max=4000)
-    sampler: str = param("ancestral", "Sampler (default)", "ancestral: the original DDPM chain, fresh noise at every "
-                         "step, which also washes out a young model's mistakes (cleaner strokes); ddim: "
-                         "deterministic, the same noise always gives the same image.", choices=SAMPLERS)
-
-
-def _check_count(n: int) -> int:
-    n = int(n)
-    if not 1 <= n <= MAX_SAMPLES:
-        raise UserError(f"ask for between 1 and {MAX_SAMPLES} samples; got {n}")
-    return n
 
 
 def _check_eta(eta: float) -> float:
@@ -124,11 +85,9 @@ class DDPMTrainer(Trainer):
             unet = UNet(data.channels, cfg.width, cfg.blocks, patch=cfg.patch)
         ema = copy.deepcopy(unet).requires_grad_(False)
         self.nets = {"unet": unet.to(device), "ema": ema.to(device)}
-        fused = device.type in ("cpu", "cuda")  # one pass over the weights; not on every backend
-        self.optims = {"unet": torch.optim.Adam(unet.parameters(), lr=cfg.lr, fused=fused,
-                                                foreach=None if fused else True)}
-        warmup = max(1, cfg.warmup)
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optims["unet"], lambda n: min(1.0, (n + 1) / warmup))
+        self.optims = {"unet": adam(unet.parameters(), cfg.lr, (0.9, 0.999), device)}
+        # a linear warm-up, then constant: no decay, since a run to a time budget does not know its length
+        self.schedule = StepFunctionLR(self.optims["unet"], lambda n: warmup_cosine(n, cfg.lr, cfg.warmup, 0))
         self.steps_done = 0
         self.fixed_noise = torch.randn(FILM_STRIP_SIZE, *self.image_shape, generator=self.gen, device=device)
         if device.type == "cuda":
@@ -159,9 +118,10 @@ class DDPMTrainer(Trainer):
     def update_ema(self) -> None:
         """ema <- decay * ema + (1 - decay) * weights (buffers copied).
 
-        Written out rather than ``swa_utils.AveragedModel``: that one has no
-        warm-up, and its first-update check reads a device tensor back to the
-        host at every step."""
+        Written out rather than :class:`aigc_core.train.utils.EMA`: that one
+        binds a fixed decay once, and with 0.999 from the first step a run of a
+        few thousand steps would sample from weights still mostly made of its
+        random start; the decay here warms up with the step count."""
         unet, ema = self.nets["unet"], self.nets["ema"]
         torch._foreach_lerp_(list(ema.parameters()), list(unet.parameters()), 1.0 - self.ema_decay())
         for b_ema, b in zip(ema.buffers(), unet.buffers()):
@@ -261,7 +221,7 @@ class DDPMTrainer(Trainer):
         config's); ``eta``: DDIM's share of fresh noise per step (0 =
         deterministic, 1 = as random as ancestral).
         """
-        n = _check_count(n)
+        n = check_count(n)
         steps, sampler, eta = self._resolve(steps, sampler, eta)
         x_T, gens = _row_noise(n, self.image_shape, seed)
         chunks = []
