@@ -317,3 +317,19 @@ def test_a_ddpm_run_trains_in_the_loop_saves_frames_and_is_evaluated():
     trainer, _, step = load_for_sampling(run.id)
     assert step == 12 and trainer.steps_done == 12
     assert trainer.denoise_path(seed=1, steps=3, n_frames=4).shape == (4, 1, 28, 28)
+
+
+def test_the_gallery_scrubber_follows_the_chosen_sampler_and_steps_to_the_sample_shown():
+    from tests.tiny_runs import open_page
+
+    run = finished("ddpm", tiny_images(), steps=3, width=8, batch_size=8, timesteps=100, sample_steps=3)
+    gallery = open_page("pages/gallery.py", run.id)
+    gallery.selectbox(key="g_sampler").set_value("ddim")
+    gallery.slider(key="g_steps").set_value(4)
+    gallery.session_state["g_tab"] = "Denoising"
+    gallery.run()
+    assert not gallery.exception and not gallery.error, [e.value for e in gallery.error]
+    frames = gallery.session_state["g_denoise"][1]
+    trainer, _, _ = load_for_sampling(run.id)
+    assert torch.allclose(frames[-1], trainer.sample(1, 0, steps=4, sampler="ddim")[0], atol=1e-5)
+    assert not torch.allclose(frames[-1], trainer.sample(1, 0, steps=4, sampler="ancestral")[0], atol=1e-3)
