@@ -23,6 +23,7 @@ MODEL_MODULES = [
     "aigc_core.models.vae",
     "aigc_core.models.text",
     "aigc_core.models.tabular",
+    "aigc_core.models.diffusion",
 ]
 
 #: what a model can declare it does beyond ``sample``; each one is a Gallery
@@ -82,9 +83,10 @@ class ModelSpec:
         ``next_char_probs(prompt, temperature)``, ``mark_copies(items)``;
       - ``attention``: ``attention_maps(prompt)`` (layers, heads, T, T) and
         ``context_labels(prompt)``;
-      - ``denoise``: ``denoise_path(seed, steps, n_frames)`` -> (n_frames, C, H, W)
-        in [0, 1], from pure noise (frame 0) to the sample (the last frame);
-        the Gallery passes the model's ``steps`` knob (sampling steps) as ``steps``.
+      - ``denoise``: ``denoise_path(seed, steps, n_frames, **knobs)`` -> (n_frames, C, H, W)
+        in [0, 1], from pure noise (frame 0) to ``sample(1, seed, steps=steps, **knobs)``
+        (the last frame); the Gallery passes the model's ``steps`` knob (sampling
+        steps) as ``steps`` and its other knobs as they are.
     - ``charts``: the Train page's charts of its logged numbers, in order.
     - ``metrics``: key -> :class:`Metric` for every number its trainer logs
       (``step``'s keys and ``evaluate``'s); the end-of-run quality numbers are

@@ -450,13 +450,14 @@ def show_denoising(run, trainer, step: int, seed: int, knobs: dict) -> None:
     from aigc_core.imaging import grid_image, upscale
 
     steps = int(knobs.get("steps", 50))
+    others = {k: v for k, v in knobs.items() if k != "steps"}  # e.g. the sampler: the path ends at the sample shown
     frames_wanted = st.slider("Frames along the way", 2, min(64, max(2, steps + 1)), min(16, steps + 1),
                               **keep("g_denoise_frames"))
-    key = (run.id, step, seed, steps, frames_wanted)
+    key = (run.id, step, seed, steps, frames_wanted, tuple(sorted(others.items())))
     held = st.session_state.get("g_denoise")
     if not held or held[0] != key:
         with st.spinner("Running the sampler and keeping its frames ..."):
-            held = (key, trainer.denoise_path(seed, steps, frames_wanted))
+            held = (key, trainer.denoise_path(seed, steps, frames_wanted, **others))
         st.session_state["g_denoise"] = held
     frames = held[1]                                                 # (n_frames, C, H, W) in [0, 1]
     at = st.slider("Sampling step", 0, frames.shape[0] - 1, frames.shape[0] - 1, key="g_denoise_at",
