@@ -11,8 +11,9 @@ from .networks import LOSSES
 LOSS_HELP = ("nonsaturating: the original GAN objective with G maximising log D(G(z)); "
              "wgan_gp: Wasserstein critic with a gradient penalty (the critic then uses layer norm, "
              "not batch norm, because the penalty is defined per image); hinge: margin loss used by many modern GANs; "
-             "wgan: the original Wasserstein GAN, critic weights clipped to [-c, c] and RMSProp (unless you set "
-             "them: learning rates 5e-5 and 5 critic steps), to compare with wgan_gp.")
+             "wgan: the original Wasserstein GAN, critic weights clipped to [-c, c] and RMSProp, to compare with "
+             "wgan_gp; the paper used learning rates 5e-5 and 5 D steps per G step (what --set loss=wgan gets "
+             "unless those are set too).")
 AUGMENT_HELP = ("DiffAugment: the same random shifts (translation), holes (cutout) and colour changes (color) "
                 "applied to real and generated images before D sees them, in D's and G's steps. Keeps D from "
                 "memorising a small data set (a few hundred images); little use on thousands.")
