@@ -60,9 +60,16 @@ def from_dict(config_cls, values: dict | None, *, strict: bool = True):
     """Build a config from a dict, converting and range-checking each value.
 
     Unknown keys are a :class:`UserError` when ``strict`` (a typo in
-    ``--set`` should not be silently ignored).
+    ``--set`` should not be silently ignored). A config class may define
+    ``implied_defaults(values) -> dict``: defaults that follow from other
+    values given (the caller's own values always win).
     """
     values = dict(values or {})
+    # a config class may imply defaults from other values (loss=wgan brings its own learning rates);
+    # what the caller set always wins
+    implied = getattr(config_cls, "implied_defaults", None)
+    if callable(implied):
+        values = {**implied(values), **values}
     known = {f.name: f for f in fields(config_cls)}
     unknown = sorted(set(values) - set(known))
     if unknown and strict:
@@ -118,13 +125,15 @@ def coerce(name: str, value: Any, default: Any, meta: dict | None = None):
     return value
 
 
-def config_problems(cfg) -> list[str]:
+def config_problems(cfg, data_summary: dict | None = None) -> list[str]:
     """Why the settings of a config cannot work together (empty when they can).
 
-    Two sources, checked when a run config is made so a form can show the
+    Three sources, checked when a run config is made so a form can show the
     reason and a run never starts only to fail: ``param(..., multiple_of=
-    "other")`` on a field, and a ``problems(self) -> list[str]`` method a config
-    class may define for any other rule between its fields."""
+    "other")`` on a field, a ``problems(self) -> list[str]`` method a config
+    class may define for any other rule between its fields, and a
+    ``data_problems(self, summary) -> list[str]`` method for rules between its
+    settings and the data set's summary (``conditional=true`` needs classes)."""
     out = []
     for f in fields(cfg):
         other = f.metadata.get("multiple_of")
@@ -140,6 +149,9 @@ def config_problems(cfg) -> list[str]:
     own = getattr(cfg, "problems", None)
     if callable(own):
         out += list(own())
+    with_data = getattr(cfg, "data_problems", None)
+    if callable(with_data) and data_summary is not None:
+        out += list(with_data(data_summary))
     return out
 
 

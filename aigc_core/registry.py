@@ -77,8 +77,12 @@ class ModelSpec:
 
       - ``interpolate``: ``interpolate(seed_a, seed_b, steps, **knobs)`` -> images;
       - ``reconstruct``: ``reconstruct(images01)`` and a ``held_out`` uint8 tensor;
-      - ``condition``: the ``condition`` knob, ``condition_choices()`` ->
-        {column: [values]};
+      - ``condition``: ``condition_choices()`` -> {name: [values]}. A name
+        that is one of its knobs (an image model's class, ``label``) is picked
+        from those values, and the Gallery can show one row of samples per
+        value; an empty list means this run was trained without them. Other
+        names are a table's columns, fixed through the ``condition`` knob
+        (``column=value``);
       - ``write``: ``stream(prompt, length, seed, **knobs)`` yields characters,
         ``next_char_probs(prompt, temperature)``, ``mark_copies(items)``;
       - ``attention``: ``attention_maps(prompt)`` (layers, heads, T, T) and

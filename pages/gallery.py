@@ -365,6 +365,16 @@ REPORT_HELP = ("Fidelity: how alike real and synthetic columns (shapes) and pair
                "the training data.")
 
 
+def condition_knobs(spec, trainer) -> dict[str, list]:
+    """The sampling knobs the ``condition`` capability fills from the run's own
+    values (an image model's class: {"label": [class names]}); an empty list
+    means this run was trained without them. Other names are columns (tables)."""
+    if not spec.can("condition"):
+        return {}
+    names = {f["name"] for f in spec.knob_fields()}
+    return {k: list(v) for k, v in trainer.condition_choices().items() if k in names and k != "condition"}
+
+
 def condition_picker(trainer) -> dict:
     """Fix one column's value (the ``condition`` capability): {column: value} or {}."""
     choices = trainer.condition_choices()
@@ -480,10 +490,14 @@ SECTIONS = {
 
 
 def sampling_controls(spec, trainer) -> tuple[int, dict]:
-    """The seed and a widget per sampling knob the model declares."""
+    """The seed and a widget per sampling knob the model declares; knobs the
+    ``condition`` capability fills (an image model's class) pick from the
+    run's own values, a table's condition is a column and a value."""
     from pages.common import knob_widget
 
-    fields = [f for f in spec.knob_fields() if not (f["name"] == "condition" and spec.can("condition"))]
+    picked_by_value = condition_knobs(spec, trainer)
+    fields = [f for f in spec.knob_fields()
+              if not (f["name"] == "condition" and spec.can("condition")) and f["name"] not in picked_by_value]
     per_row = 4
     cells = [None] + fields
     seed, knobs = 0, {}
@@ -494,11 +508,36 @@ def sampling_controls(spec, trainer) -> tuple[int, dict]:
                     seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, **keep("g_seed")))
                 else:
                     knobs[f["name"]] = knob_widget(f, f"g_{f['name']}")
-    if spec.can("condition"):
+    by_name = {f["name"]: f for f in spec.knob_fields()}
+    for name, values in picked_by_value.items():
+        if values:  # a run trained without classes has nothing to pick
+            f = by_name[name]
+            knobs[name] = knob_widget({**f, "choices": (f["default"], *values)}, f"g_{name}")
+    if spec.can("condition") and not picked_by_value:
         condition = condition_picker(trainer)
         if condition:
             knobs["condition"] = condition
     return seed, knobs
+
+
+def show_rows_per_value(run, trainer, step: int, seed: int, knobs: dict, name: str, label: str, values: list) -> None:
+    """One row of samples per value of a conditioning knob (an image model's
+    classes): the same seed, so the same noise, in every row."""
+    import torch
+
+    from aigc_core.imaging import grid_image, png_bytes, upscale
+
+    per_row = st.slider("Samples per row", 1, 16, 8, **keep("g_per_value_n"))
+    shown = values[:64]
+    rows = [trainer.sample(per_row, seed, **{**knobs, name: value}) for value in shown]
+    grid = grid_image(torch.cat(rows), nrow=per_row)
+    st.image(upscale(grid, 480), caption=f"one row per {label.lower()}, top to bottom: "
+                                         f"{', '.join(map(str, shown))} (seed {seed}, checkpoint at step {step})")
+    if len(shown) < len(values):
+        st.caption(f"The first {len(shown)} of {len(values)} are shown.")
+    st.caption("Every row starts from the same noise: what changes from row to row is only what was asked for.")
+    st.download_button("Download the grid (PNG)", png_bytes(grid), file_name=f"{run.id}_step{step}_seed{seed}_rows.png",
+                       mime="image/png", icon=":material/download:", key="g_per_value_png")
 
 
 def show_run(run, trainer, step: int) -> None:
@@ -515,7 +554,15 @@ def show_run(run, trainer, step: int) -> None:
     tabs = dict(zip(names, st.tabs(names, key="g_tab", bind="query-params")))
     with tabs["Samples"]:
         if tabs["Samples"].open:
-            SAMPLE_VIEWS[run.data_kind](run, trainer, step, seed, knobs)
+            per_value = {k: v for k, v in condition_knobs(spec, trainer).items() if v}
+            labels = {f["name"]: f["label"] for f in spec.knob_fields()}
+            name = next(iter(per_value), None)
+            if name and run.data_kind == "image" and st.toggle(f"One row per {labels[name].lower()}", key="g_per_value"):
+                rest = {k: v for k, v in knobs.items() if k != name}
+                with guard(f"One row per {labels[name].lower()}"):
+                    show_rows_per_value(run, trainer, step, seed, rest, name, labels[name], per_value[name])
+            else:
+                SAMPLE_VIEWS[run.data_kind](run, trainer, step, seed, knobs)
             if not kind.rateable:
                 st.caption(f"There is no data loop for {kind.noun}: a single one is not something to rate.")
     for capability, (title, section) in SECTIONS.items():

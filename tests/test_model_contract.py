@@ -25,8 +25,9 @@ from aigc_core.runs.checkpoint import latest_checkpoint, load_state, state_to_by
 from aigc_core.sample import load_for_sampling
 from tests.tiny_runs import QUIET, open_page, tiny_images, tiny_lines, tiny_table
 
-#: a tiny data set of each kind (a new kind of data adds one line here, a new model none)
-TINY_DATA = {"image": tiny_images, "text": tiny_lines, "table": tiny_table, "points": lambda: "tiny_points"}
+#: a tiny data set of each kind (a new kind of data adds one line here, a new model none); the images
+#: are labelled, so a model whose tiny settings train on classes can
+TINY_DATA = {"image": lambda: tiny_images("tiny_img_classes", classes=3), "text": tiny_lines, "table": tiny_table, "points": lambda: "tiny_points"}
 #: Gallery tab of each capability
 TABS = {"interpolate": "Walk between two seeds", "reconstruct": "Reconstructions", "write": "Write",
         "attention": "Attention", "denoise": "Denoising"}
@@ -48,10 +49,13 @@ def contract(request):
 def non_default_knobs(spec, trainer) -> dict:
     """Every declared knob at a value other than its default, inside its range."""
     values = {}
+    by_value = trainer.condition_choices() if spec.can("condition") else {}
     for field in spec.knob_fields():
         name, default, lo, hi = field["name"], field["default"], field.get("min"), field.get("max")
         if field.get("choices"):
             values[name] = next(c for c in field["choices"] if c != default)
+        elif name != "condition" and by_value.get(name):  # a class the run was trained on
+            values[name] = by_value[name][-1]
         elif isinstance(default, bool):
             values[name] = not default
         elif isinstance(default, int):
@@ -128,7 +132,9 @@ def test_the_train_and_gallery_pages_render_each_model_and_each_capability(contr
     tabs = [t.label for t in gallery.tabs]
     assert [TABS[c] for c in TABS if c in spec.capabilities] == [t for t in tabs if t in TABS.values()]
     if spec.can("condition"):  # a picker beside the sampling knobs, not a tab
-        picker = gallery.selectbox(key="tb_col")
+        trainer, _, _ = load_for_sampling(run.id)
+        by_value = [k for k in trainer.condition_choices() if k in {f["name"] for f in spec.knob_fields()}]
+        picker = gallery.selectbox(key=f"g_{by_value[0]}" if by_value else "tb_col")
         picker.set_value(picker.options[1]).run()
         assert not gallery.exception and not gallery.error, [e.value for e in gallery.error]
     for capability in sorted(spec.capabilities - {"condition"}):

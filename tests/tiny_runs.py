@@ -25,12 +25,15 @@ def open_page(path: str, run_id: str | None = None, timeout: float = 120) -> App
     return at
 
 
-def tiny_images(name: str = "tiny_img", count: int = 48) -> str:
-    """A set of random 28 x 28 grey images (enough for a DCGAN or VAE to run)."""
+def tiny_images(name: str = "tiny_img", count: int = 48, classes: int = 0) -> str:
+    """A set of random 28 x 28 grey images (enough for a DCGAN or VAE to run);
+    with ``classes``, labelled round-robin with class names a, b, c, ..."""
     if name not in {d.name for d in list_datasets()}:
         g = torch.Generator().manual_seed(0)
         images = (torch.rand(count, 1, 28, 28, generator=g) * 255).to(torch.uint8)
-        save_uploaded(ImageData(name, images))
+        labels = torch.arange(count) % classes if classes else None
+        names = [chr(ord("a") + i) for i in range(classes)] if classes else None
+        save_uploaded(ImageData(name, images, labels, names))
     return name
 
 

@@ -61,7 +61,7 @@ def make_config(model: str, dataset: str, *, preset: str | None = None, model_se
     settings = from_dict(TrainSettings, train_values)
     if not settings.steps and not settings.max_seconds:
         raise UserError("give the run a budget: a number of steps, a time limit, or both")
-    problems = config_problems(model_cfg)
+    problems = config_problems(model_cfg, info.summary or {})
     if problems:
         raise UserError("; ".join(problems))
     limits = Limits.from_env()

@@ -9,6 +9,7 @@ VAEs; a family now imports them from here, and none imports another family.
 from __future__ import annotations
 
 import contextlib
+import random
 from typing import Callable
 
 import torch
@@ -89,6 +90,33 @@ def check_steps(steps: int) -> int:
     if not 2 <= int(steps) <= 256:
         raise UserError(f"an interpolation takes between 2 and 256 steps; got {steps}")
     return int(steps)
+
+
+def class_labels(label, n: int, seed: int, class_names: list[str]) -> torch.Tensor | None:
+    """Class indices (n,) for a ``label`` knob value: a class name, an index
+    (0, 1, ...), or ``all`` / ``-1`` / empty (each sample's class drawn
+    uniformly from ``seed``; sample i's class depends only on the seed, as its
+    noise does). ``None`` for a model trained without classes, which refuses
+    any value but ``all``."""
+    text = str(label).strip()
+    wanted_all = text.lower() in ("all", "-1", "")
+    if not class_names:
+        if wanted_all:
+            return None
+        raise UserError(f"this run was trained without classes (conditional=false), so it cannot draw class "
+                        f"{text!r}; leave the class at 'all', or train with conditional=true on a labelled set")
+    if wanted_all:
+        rng = random.Random(int(seed) * 7919 + 17)
+        return torch.tensor([rng.randrange(len(class_names)) for _ in range(n)], dtype=torch.long)
+    if text in class_names:
+        index = class_names.index(text)
+    elif text.lstrip("-").isdigit() and 0 <= int(text) < len(class_names):
+        index = int(text)
+    else:
+        shown = ", ".join(class_names[:20]) + (" ..." if len(class_names) > 20 else "")
+        raise UserError(f"no class {text!r}; choose a class name ({shown}), an index 0-{len(class_names) - 1}, "
+                        "or 'all'")
+    return torch.full((n,), index, dtype=torch.long)
 
 
 def total_grad_norm(params) -> torch.Tensor:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from ...registry import ModelSpec, register
 from ...train.utils import slerp  # noqa: F401 - as gan.slerp
-from .config import DCGANConfig, GANKnobs, MLPGANConfig, ToyGANConfig
-from .networks import DCGAN_SIZES, LOSSES, dcgan_discriminator, dcgan_generator, discriminator_loss, \
-    generator_loss, gradient_penalty, mlp_discriminator, mlp_generator, split_batch_norm, toy_discriminator, \
-    toy_generator  # noqa: F401 - the networks and losses, as gan.<name>
+from .config import ConditionalGANKnobs, DCGANConfig, GANKnobs, MLPGANConfig, ToyGANConfig
+from .networks import CRITIC_LOSSES, DCGAN_SIZES, LOSSES, LabelledGenerator, ProjectionDiscriminator, clip_weights, \
+    dcgan_discriminator, dcgan_generator, discriminator_loss, generator_loss, gradient_penalty, mlp_discriminator, \
+    mlp_generator, split_batch_norm, toy_discriminator, toy_generator  # noqa: F401 - as gan.<name>
 from .explain import gan_explanation
 from .trainer import DCGANTrainer, MLPGANTrainer, ToyGANTrainer
 
@@ -33,6 +33,12 @@ CHARTS = [
      "non-saturating loss, raw scores for WGAN-GP and hinge)."),
     ("Gradient norms", ("grad_norm_d", "grad_norm_g", "gp"),
      "How hard each player is being pushed; a sudden spike often comes just before a collapse."),
+    ("Wasserstein estimate", ("wasserstein",),
+     "WGAN and WGAN-GP: E[D(x)] - E[D(G(z))], the critic's estimate of how far apart real and generated data are; "
+     "it should shrink as the samples improve."),
+    ("Critic weights (WGAN)", ("critic_weight_max",),
+     "The largest critic weight after clipping: pinned at the clip value c means the clip, not learning, is "
+     "shaping the critic."),
 ]
 _GAME = "A GAN's losses are a game between two players; neither number alone says which run is better."
 METRICS = {
@@ -48,11 +54,18 @@ METRICS = {
                     "a collapse."),
     "gp": ("Gradient penalty", "WGAN-GP's penalty: how far the critic's gradient norm is from 1 between real and "
            "generated samples."),
+    "wasserstein": ("Wasserstein estimate", "The critic's mean score on real minus on generated samples in the last "
+                    "training batches (WGAN and WGAN-GP); it shrinks as generated samples get harder to tell apart, "
+                    "but critics of different runs are not on the same scale."),
+    "critic_weight_max": ("Largest critic weight", "The largest |w| among the critic's weights after clipping to "
+                          "[-c, c] (WGAN); at c, the clip is holding the weights at its edges."),
 }
 IMAGE_CAPTION = "The generator's output for the same fixed noise at every frame: watch shapes appear."
 IMAGE_GAN = dict(family="gan", data_kind="image", knobs=GANKnobs, capabilities={"interpolate"}, charts=CHARTS,
                  metrics=METRICS, film_caption=IMAGE_CAPTION, eval_budget=5000,
-                 explain=lambda settings: gan_explanation(settings["loss"], points=False))
+                 explain=lambda settings: gan_explanation(settings["loss"], points=False,
+                                                          conditional=settings.get("conditional", False),
+                                                          augment=settings.get("augment", "none")))
 
 
 def _fits_dcgan(summary: dict) -> str | None:
@@ -81,11 +94,12 @@ register(ModelSpec(
 register(ModelSpec(
     name="dcgan",
     title="DCGAN (convolutional GAN)",
-    **IMAGE_GAN,
+    **dict(IMAGE_GAN, knobs=ConditionalGANKnobs, capabilities={"interpolate", "condition"},
+           film_caption=IMAGE_CAPTION + " A class-conditional run: one row per class, the same noise in each row."),
     description="Transposed convolutions paint the image up from a small feature map; a convolutional discriminator judges it.",
     config_cls=DCGANConfig,
     trainer_cls=DCGANTrainer,
-    tiny={"model": {"ngf": 8, "ndf": 8, "nz": 16, "batch_size": 8}},
+    tiny={"model": {"ngf": 8, "ndf": 8, "nz": 16, "batch_size": 8, "conditional": True}},
     presets={
         "Quick": {"model": {"ngf": 32, "ndf": 32, "batch_size": 64},
                   "train": {"steps": 1500, "max_seconds": 30, "log_every": 25, "sample_every": 100}},

@@ -5,16 +5,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...config import param
+from ...train.augment import GAN_AUGMENTS
 from .networks import LOSSES
 
 LOSS_HELP = ("nonsaturating: the original GAN objective with G maximising log D(G(z)); "
              "wgan_gp: Wasserstein critic with a gradient penalty (the critic then uses layer norm, "
-             "not batch norm, because the penalty is defined per image); hinge: margin loss used by many modern GANs.")
+             "not batch norm, because the penalty is defined per image); hinge: margin loss used by many modern GANs; "
+             "wgan: the original Wasserstein GAN, critic weights clipped to [-c, c] and RMSProp, to compare with "
+             "wgan_gp; the paper used learning rates 5e-5 and 5 D steps per G step (what --set loss=wgan gets "
+             "unless those are set too).")
+AUGMENT_HELP = ("DiffAugment: the same random shifts (translation), holes (cutout) and colour changes (color) "
+                "applied to real and generated images before D sees them, in D's and G's steps. Keeps D from "
+                "memorising a small data set (a few hundred images); little use on thousands.")
+CLIP_HELP = "Only for wgan: every critic weight is clipped to [-c, c] after each critic step."
+CONDITIONAL_HELP = ("Train on the data set's classes (it needs labelled images): G gets the class with the noise, "
+                    "D scores image and class together (a projection discriminator), and samples can be asked for "
+                    "a class.")
+
+
+class WGANDefaults:
+    """The original WGAN's own settings, used when loss=wgan and the user set none."""
+
+    @staticmethod
+    def implied_defaults(values: dict) -> dict:
+        if str(values.get("loss", "")).strip() == "wgan":
+            return {"lr_g": 5e-5, "lr_d": 5e-5, "d_steps": 5}
+        return {}
 
 
 
 @dataclass
-class MLPGANConfig:
+class MLPGANConfig(WGANDefaults):
     """Fully connected GAN (the first GAN on handwritten digits)."""
 
     nz: int = param(100, "Noise size (nz)", "Length of the random vector z the generator starts from.", min=2, max=512)
@@ -27,10 +48,12 @@ class MLPGANConfig:
     batch_size: int = param(64, "Batch size", "Real images per step (and as many generated ones).", min=2, max=4096)
     d_steps: int = param(1, "D steps per G step", "Discriminator updates per generator update (WGAN-GP often uses 5).", min=1, max=10, advanced=True)
     gp_weight: float = param(10.0, "Gradient penalty weight (lambda)", "Only for wgan_gp.", min=0.0, max=100.0, step=1.0, advanced=True)
+    clip_value: float = param(0.01, "Weight clip (c)", CLIP_HELP, min=1e-4, max=1.0, step=0.005, advanced=True)
+    augment: str = param("none", "Augment (DiffAugment)", AUGMENT_HELP, choices=GAN_AUGMENTS)
 
 
 @dataclass
-class DCGANConfig:
+class DCGANConfig(WGANDefaults):
     """Deep convolutional GAN (Radford et al. 2015)."""
 
     nz: int = param(100, "Noise size (nz)", "Length of the random vector z the generator starts from.", min=2, max=512)
@@ -44,11 +67,20 @@ class DCGANConfig:
     batch_size: int = param(64, "Batch size", "Real images per step (and as many generated ones).", min=2, max=4096)
     d_steps: int = param(1, "D steps per G step", "Discriminator updates per generator update (WGAN-GP often uses 5).", min=1, max=10, advanced=True)
     gp_weight: float = param(10.0, "Gradient penalty weight (lambda)", "Only for wgan_gp.", min=0.0, max=100.0, step=1.0, advanced=True)
+    clip_value: float = param(0.01, "Weight clip (c)", CLIP_HELP, min=1e-4, max=1.0, step=0.005, advanced=True)
+    augment: str = param("none", "Augment (DiffAugment)", AUGMENT_HELP, choices=GAN_AUGMENTS)
     channels_last: bool = param(True, "Channels-last memory layout", "Store feature maps pixel by pixel (NHWC); faster convolutions on most CPUs and GPUs.", advanced=True)
+    conditional: bool = param(False, "Class-conditional", CONDITIONAL_HELP)
+
+    def data_problems(self, summary: dict) -> list[str]:
+        if self.conditional and summary.get("classes", 0) < 2:
+            return ["conditional=true needs a labelled image set (at least 2 classes, e.g. glyphs, or an upload "
+                    "with one folder per class); this one has no classes: set conditional=false"]
+        return []
 
 
 @dataclass
-class ToyGANConfig:
+class ToyGANConfig(WGANDefaults):
     """Small fully connected GAN on 2-D points, where you can see every sample."""
 
     nz: int = param(8, "Noise size (nz)", "Length of z; 2-D data needs only a few dimensions.", min=1, max=128)
@@ -61,6 +93,7 @@ class ToyGANConfig:
     batch_size: int = param(256, "Batch size", "Real points per step (and as many generated ones).", min=2, max=8192)
     d_steps: int = param(1, "D steps per G step", "Discriminator updates per generator update.", min=1, max=10, advanced=True)
     gp_weight: float = param(0.1, "Gradient penalty weight (lambda)", "Only for wgan_gp; 2-D data has a small scale, so a small lambda.", min=0.0, max=100.0, step=0.1, advanced=True)
+    clip_value: float = param(0.01, "Weight clip (c)", CLIP_HELP, min=1e-4, max=1.0, step=0.005, advanced=True)
 
 
 @dataclass
@@ -70,3 +103,11 @@ class GANKnobs:
     truncation: float = param(1.0, "Truncation", "Scales the noise z. Below 1: more typical, cleaner, less varied "
                               "samples; 0 gives the generator's single 'average' sample; above 1: more varied and "
                               "stranger.", min=0.0, max=2.0, step=0.05)
+
+
+@dataclass
+class ConditionalGANKnobs(GANKnobs):
+    """A GAN that may have been trained on classes."""
+
+    label: str = param("all", "Class", "Which class to draw: a class name or index (0, 1, ...); all = classes "
+                       "drawn at random. Only for a run trained with conditional=true.")

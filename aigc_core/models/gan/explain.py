@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...train.explain import Panel
 
 
-def gan_explanation(loss: str, points: bool) -> str:
+def gan_explanation(loss: str, points: bool, conditional: bool = False, augment: str = "none") -> str:
     out = Panel()
     what = "a point in the plane" if points else "an image"
     out.markdown(f"**What is trained.** Two networks play a game. The generator G turns a random noise vector "
@@ -31,6 +31,28 @@ def gan_explanation(loss: str, points: bool) -> str:
                     "- The gradient penalty should stay small (well below 1); if it grows, raise λ or lower "
                     "the learning rates.\n"
                     "- WGAN-GP is usually run with several critic steps per generator step (D steps = 5).")
+    elif loss == "wgan":
+        out.markdown("**Loss in use: WGAN (weight clipping), the original Wasserstein GAN.** D is a *critic* with "
+                    "an unbounded score; E[D(x)] - E[D(G(z))] estimates the Wasserstein distance only if D is "
+                    "K-Lipschitz (its slope bounded everywhere). The original recipe enforces that crudely: after "
+                    "every critic step each weight is clipped to [-c, c], and both players use RMSProp (momentum "
+                    "made the clipped critic unstable):")
+        out.latex(r"L_D = \mathbb{E}_z[D(G(z))] - \mathbb{E}_x[D(x)], \qquad "
+                 r"w \leftarrow \operatorname{clip}(w, -c, c)\ \text{after each critic step}")
+        out.latex(r"L_G = -\mathbb{E}_z[D(G(z))]")
+        out.markdown("**Why the gradient penalty replaced clipping** (Gulrajani et al. 2017, *Improved Training "
+                    "of Wasserstein GANs*): the clipped weights pile up at -c and +c, so the critic uses a sliver "
+                    "of its capacity and learns overly simple functions; and the clip value is a knife edge: a "
+                    "little too large and the gradients through a deep critic explode, a little too small and "
+                    "they vanish. WGAN-GP drops the clip and instead asks for slope 1 on the lines between real "
+                    "and generated samples:")
+        out.latex(r"\lambda\,\mathbb{E}_{\hat x}\big[(\lVert\nabla_{\hat x} D(\hat x)\rVert_2 - 1)^2\big]")
+        out.markdown("**How to read the curves.**\n"
+                    "- The Wasserstein estimate should shrink as samples improve; it is noisy and slow with clipping.\n"
+                    "- The largest critic weight sits at c once training starts: the clip, not the data, is "
+                    "shaping the critic. Train the same run with wgan_gp beside it and compare the film strips.\n"
+                    "- The defaults of the paper (learning rates 5e-5, 5 critic steps per generator step, "
+                    "c = 0.01) are used unless you set others.")
     elif loss == "hinge":
         out.markdown("**Loss in use: hinge.** D gives raw scores and is asked to push real samples "
                     "above +1 and generated ones below -1; G pushes its scores up:")
@@ -62,6 +84,21 @@ def gan_explanation(loss: str, points: bool) -> str:
                     "strip for collapse.\n"
                     "- Losses that oscillate with a growing swing: lower both learning rates (Adam beta1 = 0.5 "
                     "already damps it).")
+    if conditional:
+        out.markdown("**Class-conditional.** Both players are told the class y: G draws G(z, y) with y one-hot "
+                    "next to z, and D is a *projection discriminator* (Miyato & Koyama 2018): its score adds the "
+                    "inner product of a learned class vector e_y with its image features phi(x),")
+        out.latex(r"D(x, y) = w^\top \phi(x) + e_y^\top \phi(x)")
+        out.markdown("so D rejects a good image of the wrong class, and G learns to draw the class it is asked "
+                    "for. The film strip has one row per class with the same noise in every row: the style stays, "
+                    "the class changes.")
+    if augment != "none":
+        out.markdown(f"**Augmentation in use: DiffAugment ({augment}).** D sees real and generated images "
+                    "through the same random transforms T, in its own step and in G's step:")
+        out.latex(r"L_D = L\big(D(T(x)),\,D(T(G(z)))\big), \qquad L_G = L_G\big(D(T(G(z)))\big)")
+        out.markdown("With a few hundred images D otherwise memorises them and its verdicts stop teaching G; "
+                    "applying T to both keeps D from learning that augmented means real, and since T is "
+                    "differentiable G still learns through it.")
     if points:
         out.markdown("**On points** the film strip shows the real data in grey and generated points in orange. "
                     "Good training spreads the orange over every grey blob. Orange piling onto one or two blobs "

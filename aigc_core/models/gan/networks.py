@@ -17,7 +17,9 @@ from torch import nn
 
 from ...errors import UserError
 
-LOSSES = ("nonsaturating", "wgan_gp", "hinge")
+LOSSES = ("nonsaturating", "wgan_gp", "hinge", "wgan")
+#: losses whose D is a Wasserstein critic (unbounded score, E[D(x)] - E[D(G(z))] estimates the distance)
+CRITIC_LOSSES = ("wgan_gp", "wgan")
 
 
 # ---------------------------------------------------------------------------
@@ -36,13 +38,17 @@ def discriminator_loss(kind: str, real_scores: torch.Tensor, fake_scores: torch.
     - ``wgan_gp``: D is a critic with an unbounded score and minimises
       L_D = E_z[D(G(z))] - E_x[D(x)]   (+ lambda * gradient penalty, added by the trainer)
       i.e. it maximises the Wasserstein estimate E_x[D(x)] - E_z[D(G(z))].
+    - ``wgan`` (the original WGAN, Arjovsky et al. 2017): the same critic loss
+      without a penalty; the trainer instead clips every critic weight to
+      [-c, c] after each step (:func:`clip_weights`), a crude way to keep D
+      K-Lipschitz.
     - ``hinge``: L_D = E_x[max(0, 1 - D(x))] + E_z[max(0, 1 + D(G(z)))].
     """
     real_scores, fake_scores = real_scores.float(), fake_scores.float()
     if kind == "nonsaturating":
         return (F.binary_cross_entropy_with_logits(real_scores, torch.ones_like(real_scores))
                 + F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores)))
-    if kind == "wgan_gp":
+    if kind in CRITIC_LOSSES:
         return fake_scores.mean() - real_scores.mean()
     if kind == "hinge":
         return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
@@ -56,12 +62,12 @@ def generator_loss(kind: str, fake_scores: torch.Tensor) -> torch.Tensor:
       E_z[log(1 - D(G(z)))] instead (the minimax form) gives G almost no
       gradient early on, when D easily rejects its samples; this form has the
       same fixed point and strong gradients exactly then.
-    - ``wgan_gp`` and ``hinge``: L_G = -E_z[D(G(z))].
+    - ``wgan_gp``, ``wgan`` and ``hinge``: L_G = -E_z[D(G(z))].
     """
     fake_scores = fake_scores.float()
     if kind == "nonsaturating":
         return F.binary_cross_entropy_with_logits(fake_scores, torch.ones_like(fake_scores))
-    if kind in ("wgan_gp", "hinge"):
+    if kind in ("wgan_gp", "wgan", "hinge"):
         return -fake_scores.mean()
     raise UserError(f"unknown GAN loss {kind!r}; choose one of {', '.join(LOSSES)}")
 
@@ -87,6 +93,24 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     # the small constant keeps the square root differentiable at a zero gradient
     slope = grad.float().flatten(1).pow(2).sum(1).add(1e-12).sqrt()
     return (slope - 1).pow(2).mean()
+
+
+@torch.no_grad()
+def clip_weights(critic: nn.Module, c: float) -> torch.Tensor:
+    """The original WGAN's constraint: every critic weight w <- clip(w, -c, c)
+    after each critic step, so D stays K-Lipschitz for some K that depends on
+    c and the architecture. Returns the largest |w| after clipping (a device
+    tensor, no host sync): it sits at c when the clip is doing the work.
+
+    Why the penalty replaced it (Gulrajani et al. 2017): clipped weights pile
+    up at -c and +c, so the critic uses a tiny part of its capacity (it learns
+    very simple functions), and with a c slightly too large or small the
+    gradients through a deep critic explode or vanish.
+    """
+    params = list(critic.parameters())
+    for p in params:
+        p.clamp_(-c, c)
+    return torch.stack([p.abs().max() for p in params]).max()
 
 
 # ---------------------------------------------------------------------------
@@ -268,3 +292,59 @@ def toy_discriminator(width: int) -> nn.Sequential:
         nn.Linear(width, width), nn.LeakyReLU(0.2, True),  # width
         nn.Linear(width, 1), nn.Flatten(0),                # (N,)
     )
+
+
+# ---------------------------------------------------------------------------
+# Class-conditional DCGAN
+# ---------------------------------------------------------------------------
+
+class LabelledGenerator(nn.Module):
+    """G(z, y): the class y one-hot, appended to z, into an unconditional
+    generator built for ``nz + classes`` inputs.
+
+    The generator's first layer is linear, so appending a one-hot is the same
+    as adding a learned per-class vector to its output: a class embedding of
+    the first feature map, with no extra module.
+    """
+
+    def __init__(self, net: nn.Module, classes: int):
+        super().__init__()
+        self.net, self.classes = net, classes
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        onehot = F.one_hot(y, self.classes).to(z.dtype)        # (N, classes)
+        return self.net(torch.cat([z, onehot], 1))              # (N, nz + classes) -> images
+
+
+class ProjectionDiscriminator(nn.Module):
+    """D(x, y) = w^T phi(x) + e_y^T phi(x)  (Miyato & Koyama 2018).
+
+    phi(x) is the flattened last feature map of the DCGAN discriminator,
+    w^T phi(x) its usual last layer (the unconditional score) and e_y a
+    learned vector per class: the inner product says how well the image's
+    features match the class asked for.
+
+    Chosen over an auxiliary classifier head (AC-GAN): the projection keeps
+    the GAN loss exactly as it is (so every loss choice, the gradient penalty
+    and weight clipping work unchanged, one score per image), while AC-GAN
+    adds a classification loss that rewards G for the *most easily
+    classified* images of a class and so narrows the variety within a class;
+    Miyato & Koyama report better class fidelity and variety with the
+    projection.
+    """
+
+    def __init__(self, net: nn.Sequential, classes: int, feature_dim: int):
+        super().__init__()
+        self.body, self.head = net[:-2], net[-2:]               # features, then (last conv, flatten)
+        self.embed = nn.Embedding(classes, feature_dim)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)                                        # (N, C, s, s)
+        projection = (self.embed(y).to(h.dtype) * h.flatten(1)).sum(1)   # (N,)
+        return self.head(h) + projection                         # (N,)
+
+
+def dcgan_feature_dim(ndf: int, size: int) -> int:
+    """Length of phi(x), the discriminator's flattened last feature map."""
+    return {28: ndf * 2 * 7 * 7, 32: ndf * 4 * 4 * 4, 64: ndf * 8 * 4 * 4}[size]

@@ -15,15 +15,17 @@ from torch import nn
 from ...data.base import ImageData, PointData
 from ...errors import UserError
 from ...imaging import from_unit_range, grid_image
+from ...train.augment import diff_augment
 from ...train.base import Trainer
-from ...train.utils import adam, check_count, check_steps, eval_mode, match_param_layout, seeded_noise, slerp, \
-    total_grad_norm
-from .networks import LOSSES, _dcgan_init, dcgan_discriminator, dcgan_generator, discriminator_loss, \
-    generator_loss, gradient_penalty, mlp_discriminator, mlp_generator, split_batch_norm, toy_discriminator, \
-    toy_generator
+from ...train.utils import adam, check_count, check_steps, class_labels, eval_mode, match_param_layout, \
+    seeded_noise, slerp, total_grad_norm
+from .networks import CRITIC_LOSSES, LOSSES, LabelledGenerator, ProjectionDiscriminator, _dcgan_init, \
+    clip_weights, dcgan_discriminator, dcgan_feature_dim, dcgan_generator, discriminator_loss, generator_loss, \
+    gradient_penalty, mlp_discriminator, mlp_generator, split_batch_norm, toy_discriminator, toy_generator
 
 FILM_STRIP_SIZE = 64  # images in one film-strip frame (an 8 x 8 grid)
 TOY_FILM_STRIP_POINTS = 1000
+FILM_STRIP_CLASSES = 16  # a conditional model's film strip: one row per class, at most this many rows
 
 
 def _check_truncation(truncation: float) -> float:
@@ -39,7 +41,14 @@ class GANTrainer(Trainer):
 
     Subclasses build ``self.nets["G"]`` and ``self.nets["D"]`` in
     :meth:`build_nets`, and say how to take a real batch and draw a frame.
+
+    A class-conditional GAN (``self.classes > 0``) has G(z, y) and D(x, y);
+    the generated batch is asked for the classes of the real batch, so both
+    halves of D's batch have the same class mix.
     """
+
+    classes = 0  # > 0: trained on the data set's classes (set in prepare_data)
+    class_names: list[str] = []
 
     loss_names = {"loss_d": "the discriminator's loss", "loss_g": "the generator's loss"}
     nan_hint = "try lower learning rates, or the wgan_gp or hinge loss"
@@ -59,9 +68,14 @@ class GANTrainer(Trainer):
         if self.channels_last:
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
         self.nets = {"G": G.to(device), "D": D.to(device)}
-        betas = (cfg.beta1, cfg.beta2)
-        self.optims = {"G": adam(self.nets["G"].parameters(), cfg.lr_g, betas, device),
-                       "D": adam(self.nets["D"].parameters(), cfg.lr_d, betas, device)}
+        if cfg.loss == "wgan":
+            # the original WGAN: RMSProp, because momentum (Adam) made the clipped critic unstable
+            self.optims = {"G": torch.optim.RMSprop(self.nets["G"].parameters(), lr=cfg.lr_g),
+                           "D": torch.optim.RMSprop(self.nets["D"].parameters(), lr=cfg.lr_d)}
+        else:
+            betas = (cfg.beta1, cfg.beta2)
+            self.optims = {"G": adam(self.nets["G"].parameters(), cfg.lr_g, betas, device),
+                           "D": adam(self.nets["D"].parameters(), cfg.lr_d, betas, device)}
         self.fixed_noise = torch.randn(self.film_strip_count, cfg.nz, device=device, generator=self.gen)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
@@ -76,11 +90,29 @@ class GANTrainer(Trainer):
         raise NotImplementedError
 
     def real_batch(self) -> torch.Tensor:
+        return self.labelled_batch()[0]
+
+    def labelled_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A real batch and its class indices (``None`` for an unconditional GAN)."""
         raise NotImplementedError
 
     # ---- training --------------------------------------------------------------
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.cfg.nz, device=self.device, generator=self.gen)
+
+    def _G(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.nets["G"](z) if y is None else self.nets["G"](z, y)
+
+    def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.nets["D"](x) if y is None else self.nets["D"](x, y)
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """DiffAugment (the same random family for real and generated images)."""
+        policy = getattr(self.cfg, "augment", "none")
+        if policy == "none":
+            return x
+        x = diff_augment(x, policy, self.gen)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def step(self) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -94,30 +126,34 @@ class GANTrainer(Trainer):
         #    instead of running the generator again.
         for i in range(cfg.d_steps):
             last = i == cfg.d_steps - 1
-            real = self.real_batch()
+            real, y = self.labelled_batch()
             z = self.noise(B)
             with self.autocast_ctx():
                 if last:
-                    fake = G(z)
+                    fake = self._G(z, y)
                 else:
                     with torch.no_grad():
-                        fake = G(z)
+                        fake = self._G(z, y)
+                # DiffAugment: D only ever sees T(real) and T(fake), never one without the other
+                real_seen, fake_seen = self._augment(real), self._augment(fake.detach())
                 if self.joint_d_pass:
                     # one pass over [real; fake]; batch norm still sees them apart
                     with split_batch_norm(D, 2):
-                        scores = D(torch.cat([real, fake.detach()]))
+                        scores = self._D(torch.cat([real_seen, fake_seen]), None if y is None else torch.cat([y, y]))
                     real_scores, fake_scores = scores[:B], scores[B:]
                 else:
-                    real_scores = D(real)
-                    fake_scores = D(fake.detach())
+                    real_scores = self._D(real_seen, y)
+                    fake_scores = self._D(fake_seen, y)
                 loss_d = discriminator_loss(cfg.loss, real_scores, fake_scores)
                 if cfg.loss == "wgan_gp":
-                    gp = gradient_penalty(D, real, fake, self.gen)
+                    gp = gradient_penalty(lambda x: self._D(x, y), real_seen, fake_seen, self.gen)
                     loss_d = loss_d + cfg.gp_weight * gp
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             grad_norm_d = total_grad_norm(D.parameters())
             opt_d.step()
+            if cfg.loss == "wgan":
+                weight_max = clip_weights(D, cfg.clip_value)
 
         # 2. Generator: one update through D's verdict on the same fake batch.
         #    D's weights need no gradients here, which saves a third of D's
@@ -125,7 +161,7 @@ class GANTrainer(Trainer):
         D.requires_grad_(False)
         try:
             with self.autocast_ctx():
-                loss_g = generator_loss(cfg.loss, D(fake))
+                loss_g = generator_loss(cfg.loss, self._D(self._augment(fake), y))
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
         finally:
@@ -141,40 +177,62 @@ class GANTrainer(Trainer):
                    grad_norm_d=grad_norm_d, grad_norm_g=grad_norm_g)
         if cfg.loss == "wgan_gp":
             out["gp"] = gp.detach()
+        if cfg.loss in CRITIC_LOSSES:
+            out["wasserstein"] = real_scores.mean() - fake_scores.mean()
+        if cfg.loss == "wgan":
+            out["critic_weight_max"] = weight_max
         return out
 
     # ---- generation --------------------------------------------------------------
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw generator output for noise ``z`` (any device), on the CPU as float."""
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw generator output for noise ``z`` (and classes ``y`` for a
+        conditional GAN; any device), on the CPU as float."""
         G = self.nets["G"]
         chunks = []
+        ys = [None] * len(z.split(256)) if y is None else y.split(256)
         with eval_mode(G), torch.inference_mode(), self.autocast_ctx():
-            for part in z.split(256):
-                chunks.append(G(part.to(self.device)).float().cpu())
+            for part, labels in zip(z.split(256), ys):
+                labels = None if labels is None else labels.to(self.device)
+                chunks.append(self._G(part.to(self.device), labels).float().cpu())
         return torch.cat(chunks)
+
+    # ---- classes -----------------------------------------------------------------
+    def condition_choices(self) -> dict[str, list]:
+        """The ``label`` knob's values (class names) for a conditional GAN, else {}."""
+        return {"label": list(self.class_names)} if self.classes else {}
+
+    def labels_for(self, label, n: int, seed: int) -> torch.Tensor | None:
+        """Class indices (n,) for the ``label`` knob: a class name, an index, or
+        ``all`` (each sample's class drawn at random from the seed)."""
+        return class_labels(label, n, seed, self.class_names if self.classes else [])
 
     def to_output(self, raw: torch.Tensor) -> torch.Tensor:
         """Generator output -> what :meth:`sample` hands out (images in [0, 1])."""
         return from_unit_range(raw)
 
-    def sample(self, n: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
+    def sample(self, n: int, seed: int, truncation: float = 1.0, label="all") -> torch.Tensor:
         """``n`` samples from noise seeded by ``seed``: images (N, C, H, W) in
         [0, 1] (points: (N, 2)), float on the CPU.
 
         ``truncation`` psi scales the noise, z -> psi * z: below 1 the samples
         move towards the generator's "average" output (cleaner, less varied);
         0 gives that single average sample; above 1 more varied and stranger.
+        ``label`` (a conditional GAN) asks for one class by name or index.
         """
         n, psi = check_count(n), _check_truncation(truncation)
-        return self.to_output(self.generate(seeded_noise(n, self.cfg.nz, seed) * psi))
+        y = self.labels_for(label, n, seed)
+        return self.to_output(self.generate(seeded_noise(n, self.cfg.nz, seed) * psi, y))
 
-    def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, truncation: float = 1.0) -> torch.Tensor:
+    def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, truncation: float = 1.0,
+                    label="all") -> torch.Tensor:
         """A walk from ``sample(1, seed_a)`` to ``sample(1, seed_b)`` in ``steps``
-        frames, along the spherical path between their noise vectors."""
+        frames, along the spherical path between their noise vectors (a
+        conditional GAN keeps one class: the one asked for, or seed_a's)."""
         psi = _check_truncation(truncation)
         steps = check_steps(steps)
         za, zb = seeded_noise(1, self.cfg.nz, seed_a)[0], seeded_noise(1, self.cfg.nz, seed_b)[0]
-        return self.to_output(self.generate(slerp(za, zb, steps) * psi))
+        y = self.labels_for(label, 1, seed_a)
+        return self.to_output(self.generate(slerp(za, zb, steps) * psi, None if y is None else y.expand(steps)))
 
     # ---- checkpoints -------------------------------------------------------------
     def load_state(self, state, *, weights_only: bool = False) -> None:
@@ -201,20 +259,33 @@ class ImageGANTrainer(GANTrainer):
         if len(data) < 2:
             raise UserError("a GAN needs at least 2 training images")
         self.image_shape = (data.channels, data.size, data.size)
+        if getattr(self.cfg, "conditional", False):
+            if data.labels is None or not data.class_names or len(data.class_names) < 2:
+                raise UserError("conditional=true needs a labelled image set (at least 2 classes); "
+                                f"{data.name!r} has none: set conditional=false")
+            self.classes, self.class_names = len(data.class_names), list(data.class_names)
+            self.labels = data.labels.long().to(self.device)
         images = data.images.to(self.device)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         self.images = images
 
-    def real_batch(self) -> torch.Tensor:
+    def labelled_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = torch.randint(self.images.shape[0], (self.cfg.batch_size,), device=self.device, generator=self.gen)
         batch = self.images[idx].float().div_(127.5).sub_(1.0)  # [0, 255] -> [-1, 1]
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch
+        return batch, (self.labels[idx] if self.classes else None)
 
     def film_strip(self) -> Image.Image:
-        return grid_image(self.to_output(self.generate(self.fixed_noise)), nrow=8)
+        """8 x 8 samples of the fixed noise; a conditional GAN: one row per
+        class, the same 8 noise vectors in every row (style stays, class changes)."""
+        if not self.classes:
+            return grid_image(self.to_output(self.generate(self.fixed_noise)), nrow=8)
+        rows = min(self.classes, FILM_STRIP_CLASSES)
+        z = self.fixed_noise[:8].repeat(rows, 1)
+        y = torch.arange(rows).repeat_interleave(8)
+        return grid_image(self.to_output(self.generate(z, y)), nrow=8)
 
 
 class MLPGANTrainer(ImageGANTrainer):
@@ -232,10 +303,13 @@ class DCGANTrainer(ImageGANTrainer):
         cfg = self.cfg
         nc, size, _ = self.image_shape
         norm = "layer" if cfg.loss == "wgan_gp" else "batch"
-        G = dcgan_generator(cfg.nz, cfg.ngf, nc, size)
+        G = dcgan_generator(cfg.nz + self.classes, cfg.ngf, nc, size)
         D = dcgan_discriminator(cfg.ndf, nc, size, norm)
         G.apply(_dcgan_init)
         D.apply(_dcgan_init)
+        if self.classes:
+            G = LabelledGenerator(G, self.classes)
+            D = ProjectionDiscriminator(D, self.classes, dcgan_feature_dim(cfg.ndf, size))
         return G, D
 
 
@@ -263,9 +337,9 @@ class ToyGANTrainer(GANTrainer):
     def build_nets(self):
         return toy_generator(self.cfg.nz, self.cfg.width), toy_discriminator(self.cfg.width)
 
-    def real_batch(self) -> torch.Tensor:
+    def labelled_batch(self) -> tuple[torch.Tensor, None]:
         idx = torch.randint(self.points.shape[0], (self.cfg.batch_size,), device=self.device, generator=self.gen)
-        return self.points[idx]
+        return self.points[idx], None
 
     def to_output(self, raw: torch.Tensor) -> torch.Tensor:
         return raw

@@ -15,7 +15,7 @@ is the pixel value.
 from __future__ import annotations
 
 from ...registry import ModelSpec, register
-from .config import AEConfig, AutoencoderKnobs, ConvVAEConfig, VAEConfig
+from .config import AEConfig, AutoencoderKnobs, ConditionalAutoencoderKnobs, ConvVAEConfig, VAEConfig
 from .networks import RECON_LOSSES, conv_decoder, conv_encoder, kl_divergence, mlp_decoder, mlp_encoder, \
     reconstruction_loss, reparameterise, vae_loss  # noqa: F401 - as vae.<name>
 from .explain import autoencoder_explanation
@@ -66,11 +66,15 @@ register(ModelSpec(
 register(ModelSpec(
     name="conv_vae",
     title="VAE (convolutional)",
-    **VAE,
+    **dict(VAE, knobs=ConditionalAutoencoderKnobs, capabilities={"interpolate", "reconstruct", "condition"},
+           film_caption=VAE["film_caption"] + " A class-conditional run: one row per class, the same codes in "
+                                              "each row.",
+           explain=lambda settings: autoencoder_explanation("vae", settings["recon_loss"],
+                                                            conditional=settings.get("conditional", False))),
     description="A VAE whose encoder and decoder are convolutional, so it sees strokes and edges rather than single pixels.",
     config_cls=ConvVAEConfig,
     trainer_cls=ConvVAETrainer,
-    tiny={"model": {"width": 8, "latent_dim": 4, "batch_size": 8}},
+    tiny={"model": {"width": 8, "latent_dim": 4, "batch_size": 8, "conditional": True}},
     presets={"Quick": {"model": {"width": 16, "batch_size": 64}, "train": dict(_QUICK_TRAIN, steps=1500)},
              "Standard": {"model": {"width": 32, "batch_size": 128}, "train": dict(_STANDARD_TRAIN)}},
     fits=_fits_conv,

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...config import param
+from ...train.augment import CLASSIC_AUGMENTS
 from .networks import RECON_LOSSES
+
+AUGMENT_HELP = ("Random changes to each training image at every step, so a small data set goes further: crop (a "
+                "slightly smaller window scaled back up), rotate (up to 15 degrees), flip (left-right mirror; not "
+                "for digits or letters, whose mirror image is not one of them).")
+CONDITIONAL_HELP = ("A conditional VAE: encoder and decoder are told each image's class (it needs labelled images), "
+                    "so samples can be asked for a class and the code keeps only the style.")
 
 
 @dataclass
@@ -18,6 +25,7 @@ class VAEConfig:
     beta: float = param(1.0, "beta (weight of the KL term)", "1 = the ELBO; higher pushes codes closer to N(0, I) (smoother, blurrier).", min=0.0, max=20.0, step=0.1)
     lr: float = param(1e-3, "Learning rate", "Adam step size.", min=1e-6, max=1e-1, log=True)
     batch_size: int = param(128, "Batch size", "Images per step.", min=2, max=4096)
+    augment: str = param("none", "Augment (data)", AUGMENT_HELP, choices=CLASSIC_AUGMENTS)
 
 
 @dataclass
@@ -30,7 +38,15 @@ class ConvVAEConfig:
     beta: float = param(1.0, "beta (weight of the KL term)", "1 = the ELBO; higher pushes codes closer to N(0, I) (smoother, blurrier).", min=0.0, max=20.0, step=0.1)
     lr: float = param(1e-3, "Learning rate", "Adam step size.", min=1e-6, max=1e-1, log=True)
     batch_size: int = param(128, "Batch size", "Images per step.", min=2, max=4096)
+    augment: str = param("none", "Augment (data)", AUGMENT_HELP, choices=CLASSIC_AUGMENTS)
     channels_last: bool = param(True, "Channels-last memory layout", "Store feature maps pixel by pixel (NHWC); faster convolutions on most CPUs and GPUs.", advanced=True)
+    conditional: bool = param(False, "Class-conditional", CONDITIONAL_HELP)
+
+    def data_problems(self, summary: dict) -> list[str]:
+        if self.conditional and summary.get("classes", 0) < 2:
+            return ["conditional=true needs a labelled image set (at least 2 classes, e.g. glyphs, or an upload "
+                    "with one folder per class); this one has no classes: set conditional=false"]
+        return []
 
 
 @dataclass
@@ -44,6 +60,7 @@ class AEConfig:
     recon_loss: str = param("bce", "Reconstruction loss", "bce: pixels as probabilities; mse: squared error.", choices=RECON_LOSSES)
     lr: float = param(1e-3, "Learning rate", "Adam step size.", min=1e-6, max=1e-1, log=True)
     batch_size: int = param(128, "Batch size", "Images per step.", min=2, max=4096)
+    augment: str = param("none", "Augment (data)", AUGMENT_HELP, choices=CLASSIC_AUGMENTS)
 
 
 @dataclass
@@ -52,3 +69,11 @@ class AutoencoderKnobs:
 
     temperature: float = param(1.0, "Temperature", "Scales the random code. Below 1: more typical, less varied "
                                "images.", min=0.0, max=2.0, step=0.05)
+
+
+@dataclass
+class ConditionalAutoencoderKnobs(AutoencoderKnobs):
+    """A VAE that may have been trained on classes."""
+
+    label: str = param("all", "Class", "Which class to draw: a class name or index (0, 1, ...); all = classes "
+                       "drawn at random. Only for a run trained with conditional=true.")

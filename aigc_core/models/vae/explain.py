@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...train.explain import Panel
 
 
-def autoencoder_explanation(family: str, recon_loss: str) -> str:
+def autoencoder_explanation(family: str, recon_loss: str, conditional: bool = False) -> str:
     out = Panel()
     recon = (r"-\sum_i \big[x_i \log p_i + (1 - x_i)\log(1 - p_i)\big]" if recon_loss == "bce"
              else r"\sum_i (p_i - x_i)^2")
@@ -42,4 +42,12 @@ def autoencoder_explanation(family: str, recon_loss: str) -> str:
                 "alike; lower β.\n"
                 "- Samples are blurrier than a GAN's: that is the price of the pixel-wise loss. Lower β gives "
                 "sharper reconstructions but random samples get worse; higher β gives smoother, blurrier ones.")
+    if conditional:
+        out.markdown("**Class-conditional (a CVAE).** Encoder and decoder are both told the class y (one-hot): "
+                    "q(z | x, y) and p(x | z, y). The class no longer has to be stored in the code, so z keeps "
+                    "the *style* (slant, thickness) and the class is asked for when sampling:")
+        out.latex(r"L = \mathbb{E}_{q(z|x,y)}\big[-\log p(x \mid z, y)\big] + \beta\,"
+                 r"\mathrm{KL}\big(q(z \mid x, y)\,\|\,\mathcal{N}(0, I)\big)")
+        out.markdown("The film strip has one row per class with the same codes in every row: the same style "
+                    "written as each class. Reconstructions use the class the model finds likeliest for the image.")
     return out.text()

@@ -154,3 +154,33 @@ def conv_decoder(nc: int, size: int, w: int, latent: int) -> nn.Sequential:
         )
     raise UserError(f"the convolutional networks work on 28, 32 or 64 pixel images, not {size}; "
                     "re-import the data at one of those sizes or use the dense (mlp) network")
+
+
+# ---------------------------------------------------------------------------
+# Conditional VAE (Sohn et al. 2015): q(z | x, y) and p(x | z, y)
+# ---------------------------------------------------------------------------
+
+class LabelledEncoder(nn.Module):
+    """q(z | x, y): the class y one-hot as ``classes`` constant image planes
+    next to the pixels, into an encoder built for ``nc + classes`` channels."""
+
+    def __init__(self, net: nn.Module, classes: int):
+        super().__init__()
+        self.net, self.classes = net, classes
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        planes = F.one_hot(y, self.classes).to(x.dtype).view(n, self.classes, 1, 1).expand(n, self.classes, h, w)
+        return self.net(torch.cat([x, planes], 1))            # (N, nc + classes, H, W) -> (N, out)
+
+
+class LabelledDecoder(nn.Module):
+    """p(x | z, y): the class y one-hot next to the code z, into a decoder
+    built for ``latent + classes`` inputs."""
+
+    def __init__(self, net: nn.Module, classes: int):
+        super().__init__()
+        self.net, self.classes = net, classes
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, F.one_hot(y, self.classes).to(z.dtype)], 1))   # (N, latent + classes) -> logits

@@ -3,7 +3,10 @@ plain autoencoder, whose samples come from a Gaussian fitted to its codes."""
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -11,15 +14,17 @@ from ...data.base import ImageData
 from ...data.held_out import held_out_split
 from ...errors import UserError
 from ...imaging import grid_image
+from ...train.augment import classic_augment
 from ...train.base import Trainer
-from ...train.utils import adam, check_count, check_steps, eval_mode, match_param_layout, seeded_noise, slerp, \
-    total_grad_norm
-from .networks import conv_decoder, conv_encoder, kl_divergence, mlp_decoder, mlp_encoder, reconstruction_loss, \
-    reparameterise, vae_loss
+from ...train.utils import adam, check_count, check_steps, class_labels, eval_mode, match_param_layout, \
+    seeded_noise, slerp, total_grad_norm
+from .networks import LabelledDecoder, LabelledEncoder, conv_decoder, conv_encoder, kl_divergence, mlp_decoder, \
+    mlp_encoder, reconstruction_loss, reparameterise, vae_loss
 
 CONV_SIZES = (28, 32, 64)
 FILM_STRIP_SIZE = 64
 AE_STRIP_SIZE = 16  # real images shown above their reconstructions
+FILM_STRIP_CLASSES = 16  # a conditional VAE's film strip: one row per class, at most this many rows
 MAX_FIT_CODES = 10_000
 
 
@@ -28,9 +33,16 @@ class AutoencoderTrainer(Trainer):
 
     The training images live on the device as one uint8 tensor and each batch
     is taken by indexing it; a fixed 10% is held out for :meth:`evaluate`.
+
+    A conditional VAE (``self.classes > 0``) has q(z | x, y) and p(x | z, y);
+    images given without their class (the Gallery's reconstructions, the
+    held-out ELBO of the quality report) are read with the class the model
+    itself finds likeliest (:meth:`infer_labels`).
     """
 
     variational = True
+    classes = 0
+    class_names: list[str] = []
     loss_names = {"loss": "the VAE's loss (reconstruction + beta * KL)"}
     nan_hint = "try a lower learning rate"
 
@@ -48,6 +60,13 @@ class AutoencoderTrainer(Trainer):
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.images = data.images[train_idx].to(device).contiguous(memory_format=memory_format)
         self.held_out = data.images[val_idx].to(device).contiguous(memory_format=memory_format)
+        if getattr(cfg, "conditional", False):
+            if data.labels is None or not data.class_names or len(data.class_names) < 2:
+                raise UserError("conditional=true needs a labelled image set (at least 2 classes); "
+                                f"{data.name!r} has none: set conditional=false")
+            self.classes, self.class_names = len(data.class_names), list(data.class_names)
+            labels = data.labels.long()
+            self.labels, self.held_out_labels = labels[train_idx].to(device), labels[val_idx].to(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             encoder, decoder = self.build_nets()
@@ -69,19 +88,23 @@ class AutoencoderTrainer(Trainer):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def _encode(self, x01: torch.Tensor):
+    def _encode(self, x01: torch.Tensor, y: torch.Tensor | None = None):
         """(mu, logvar) for a VAE, (codes, None) for a plain autoencoder."""
-        h = self.nets["encoder"](x01)
+        h = self.nets["encoder"](x01) if y is None else self.nets["encoder"](x01, y)
         if self.variational:
             mu, logvar = h.float().chunk(2, dim=1)
             return mu, logvar
         return h.float(), None
 
-    def _losses(self, x01: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
-        mu, logvar = self._encode(x01)
+    def _decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.nets["decoder"](z) if y is None else self.nets["decoder"](z, y)
+
+    def _losses(self, x01: torch.Tensor, generator: torch.Generator | None,
+                y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        mu, logvar = self._encode(x01, y)
         if self.variational:
             z = reparameterise(mu, logvar, generator)
-            logits = self.nets["decoder"](z)
+            logits = self._decode(z, y)
             loss, recon, kl = vae_loss(self.cfg.recon_loss, logits, x01, mu, logvar, self.cfg.beta)
             return {"loss": loss, "recon": recon, "kl": kl}
         logits = self.nets["decoder"](mu)
@@ -92,8 +115,12 @@ class AutoencoderTrainer(Trainer):
     def step(self) -> dict[str, torch.Tensor]:
         idx = torch.randint(self.images.shape[0], (self.cfg.batch_size,), device=self.device, generator=self.gen)
         x = self._to01(self.images[idx])
+        policy = getattr(self.cfg, "augment", "none")
+        if policy != "none":  # a new variant of each image: the model rebuilds what it was shown
+            x = classic_augment(x, policy, self.gen)
+        y = self.labels[idx] if self.classes else None
         with self.autocast_ctx():
-            losses = self._losses(x, self.gen)
+            losses = self._losses(x, self.gen, y)
         opt = self.optims["adam"]
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -112,8 +139,9 @@ class AutoencoderTrainer(Trainer):
         sums: dict[str, float] = {}
         n = 0
         with eval_mode(*self.nets.values()), torch.no_grad(), self.autocast_ctx():
-            for part in self.held_out.split(512):
-                losses = self._losses(self._to01(part), gen)
+            labels = self.held_out_labels.split(512) if self.classes else [None] * len(self.held_out.split(512))
+            for part, y in zip(self.held_out.split(512), labels):
+                losses = self._losses(self._to01(part), gen, y)
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * part.shape[0]
                 n += part.shape[0]
@@ -129,6 +157,8 @@ class AutoencoderTrainer(Trainer):
         whatever loss the model trained with; ``None`` for a plain autoencoder."""
         if not self.variational:
             return None
+        if self.classes:
+            return self._class_marginal_elbo(images01)
         gen = torch.Generator(device=self.device).manual_seed(0)
         total = 0.0
         self.train_mode(False)
@@ -141,13 +171,58 @@ class AutoencoderTrainer(Trainer):
             total += float(nll) * part.shape[0]
         return -total / images01.shape[0]
 
+    # ---- classes (a conditional VAE) ---------------------------------------------------
+    @torch.no_grad()
+    def _per_class_elbo(self, x01: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        """ELBO(x, y) for every class y, (N, classes), in nats per image (beta = 1, Bernoulli pixels)."""
+        out = []
+        for k in range(self.classes):
+            y = torch.full((x01.shape[0],), k, dtype=torch.long, device=self.device)
+            with self.autocast_ctx():
+                mu, logvar = self._encode(x01, y)
+                z = mu if gen is None else reparameterise(mu, logvar, gen)
+                logits = self._decode(z, y).float()
+            recon = F.binary_cross_entropy_with_logits(logits, x01.float(), reduction="none").flatten(1).sum(1)
+            kl = -0.5 * (1 + logvar.float() - mu.float().pow(2) - logvar.float().exp()).sum(1)
+            out.append(-(recon + kl))
+        return torch.stack(out, 1)
+
+    def _class_marginal_elbo(self, images01: torch.Tensor) -> float:
+        """A lower bound on log p(x) without the class: with p(y) uniform over
+        K classes, log p(x) = log sum_y p(y) p(x | y) >= logsumexp_y ELBO(x, y) - log K."""
+        gen = torch.Generator(device=self.device).manual_seed(0)
+        total = 0.0
+        self.train_mode(False)
+        for part in images01.split(500):
+            elbo = self._per_class_elbo(part.to(self.device), gen)
+            total += float((torch.logsumexp(elbo, 1) - math.log(self.classes)).sum())
+        return total / images01.shape[0]
+
+    @torch.no_grad()
+    def infer_labels(self, images01: torch.Tensor) -> torch.Tensor:
+        """The class under which the model explains each image best (highest
+        ELBO, codes at their mean), (N,) on the device."""
+        self.train_mode(False)
+        return torch.cat([self._per_class_elbo(part.to(self.device), None).argmax(1)
+                          for part in images01.split(500)])
+
+    def condition_choices(self) -> dict[str, list]:
+        """The ``label`` knob's values (class names) for a conditional VAE, else {}."""
+        return {"label": list(self.class_names)} if self.classes else {}
+
+    def labels_for(self, label, n: int, seed: int) -> torch.Tensor | None:
+        return class_labels(label, n, seed, self.class_names if self.classes else [])
+
     # ---- generation --------------------------------------------------------------
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Codes (any device) -> images (N, C, H, W) in [0, 1] on the CPU."""
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (and classes, for a conditional VAE; any device) -> images
+        (N, C, H, W) in [0, 1] on the CPU."""
         chunks = []
+        ys = [None] * len(z.split(256)) if y is None else y.split(256)
         with eval_mode(*self.nets.values()), torch.inference_mode(), self.autocast_ctx():
-            for part in z.split(256):
-                chunks.append(torch.sigmoid(self.nets["decoder"](part.to(self.device, torch.float32)).float()).cpu())
+            for part, labels in zip(z.split(256), ys):
+                labels = None if labels is None else labels.to(self.device)
+                chunks.append(torch.sigmoid(self._decode(part.to(self.device, torch.float32), labels).float()).cpu())
         return torch.cat(chunks)
 
     def _images_in(self, images01: torch.Tensor) -> torch.Tensor:
@@ -159,50 +234,66 @@ class AutoencoderTrainer(Trainer):
             raise UserError(f"this model works on {c}-channel {s}x{s} images; got shape {tuple(images01.shape[1:])}")
         return images01.clamp(0, 1)
 
-    def encode(self, images01: torch.Tensor) -> torch.Tensor:
+    def encode(self, images01: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Images (N, C, H, W) in [0, 1] -> codes (N, latent_dim) on the CPU
-        (the mean mu of q(z|x) for a VAE)."""
+        (the mean mu of q(z|x) for a VAE; of q(z|x, y) for a conditional one,
+        with ``y`` the classes, or the ones the model infers)."""
         images01 = self._images_in(images01)
+        if self.classes and y is None:
+            y = self.infer_labels(images01)
         chunks = []
+        ys = [None] * len(images01.split(256)) if y is None else y.split(256)
         with eval_mode(*self.nets.values()), torch.inference_mode(), self.autocast_ctx():
-            for part in images01.split(256):
+            for part, labels in zip(images01.split(256), ys):
                 x = part.to(self.device)
                 if self.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                chunks.append(self._encode(x)[0].float().cpu())
+                chunks.append(self._encode(x, None if labels is None else labels.to(self.device))[0].float().cpu())
         return torch.cat(chunks)
 
     def reconstruct(self, images01: torch.Tensor) -> torch.Tensor:
         """Images (N, C, H, W) in [0, 1] -> their reconstructions, same shape
-        and range, on the CPU (decoded from the code's mean, no noise)."""
-        return self.decode(self.encode(images01))
+        and range, on the CPU (decoded from the code's mean, no noise; a
+        conditional VAE uses the class it infers for each image)."""
+        images01 = self._images_in(images01)
+        y = self.infer_labels(images01) if self.classes else None
+        return self.decode(self.encode(images01, y), y)
 
     def noise_to_codes(self, eps: torch.Tensor) -> torch.Tensor:
         """Standard normal noise -> codes to decode (the prior for a VAE)."""
         return eps
 
-    def sample(self, n: int, seed: int, temperature: float = 1.0) -> torch.Tensor:
+    def sample(self, n: int, seed: int, temperature: float = 1.0, label="all") -> torch.Tensor:
         """``n`` new images (N, C, H, W) in [0, 1] on the CPU, from noise seeded
         by ``seed``; ``temperature`` scales the noise (below 1: more typical,
-        less varied images)."""
+        less varied images); ``label`` (a conditional VAE) asks for a class."""
         n = check_count(n)
         temperature = float(temperature)
         if not 0.0 <= temperature <= 2.0:
             raise UserError(f"temperature must be between 0 and 2; got {temperature}")
+        y = self.labels_for(label, n, seed)
         eps = seeded_noise(n, self.cfg.latent_dim, seed) * temperature
-        return self.decode(self.noise_to_codes(eps))
+        return self.decode(self.noise_to_codes(eps), y)
 
-    def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, temperature: float = 1.0) -> torch.Tensor:
+    def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, temperature: float = 1.0,
+                    label="all") -> torch.Tensor:
         """A walk from ``sample(1, seed_a)`` to ``sample(1, seed_b)`` in ``steps``
-        frames, along the spherical path between their noise vectors."""
+        frames, along the spherical path between their noise vectors (a
+        conditional VAE keeps one class: the one asked for, or seed_a's)."""
         steps = check_steps(steps)
         dim = self.cfg.latent_dim
         path = slerp(seeded_noise(1, dim, seed_a)[0], seeded_noise(1, dim, seed_b)[0], steps)
-        return self.decode(self.noise_to_codes(path * float(temperature)))
+        y = self.labels_for(label, 1, seed_a)
+        return self.decode(self.noise_to_codes(path * float(temperature)), None if y is None else y.expand(steps))
 
     def film_strip(self) -> Image.Image:
-        """A frame: the fixed noise batch decoded (8 x 8)."""
-        return grid_image(self.decode(self.noise_to_codes(self.fixed_noise.cpu())), nrow=8)
+        """A frame: the fixed noise batch decoded (8 x 8); a conditional VAE:
+        one row per class, the same 8 codes in every row."""
+        if not self.classes:
+            return grid_image(self.decode(self.noise_to_codes(self.fixed_noise.cpu())), nrow=8)
+        rows = min(self.classes, FILM_STRIP_CLASSES)
+        z = self.fixed_noise[:8].cpu().repeat(rows, 1)
+        return grid_image(self.decode(z, torch.arange(rows).repeat_interleave(8)), nrow=8)
 
     # ---- checkpoints -------------------------------------------------------------
     def load_state(self, state, *, weights_only: bool = False) -> None:
@@ -228,8 +319,12 @@ class ConvVAETrainer(AutoencoderTrainer):
     def build_nets(self):
         cfg = self.cfg
         nc, size, _ = self.image_shape
-        return (conv_encoder(nc, size, cfg.width, 2 * cfg.latent_dim),            # -> (mu, log sigma^2)
-                conv_decoder(nc, size, cfg.width, cfg.latent_dim))
+        k = self.classes
+        encoder = conv_encoder(nc + k, size, cfg.width, 2 * cfg.latent_dim)       # -> (mu, log sigma^2)
+        decoder = conv_decoder(nc, size, cfg.width, cfg.latent_dim + k)
+        if k:
+            encoder, decoder = LabelledEncoder(encoder, k), LabelledDecoder(decoder, k)
+        return encoder, decoder
 
 
 class AETrainer(AutoencoderTrainer):
