@@ -1,0 +1,213 @@
+"""Closing the data loop: fine-tune from a run, rate by a rule, improve and measure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aigc_core import data_loop
+from aigc_core.data.base import ImageData, TableData, TextData
+from aigc_core.data.catalog import list_datasets, save_uploaded
+from aigc_core.errors import UserError
+from aigc_core.improve import finetune_config, improve, load_parent_weights, plan_mix
+from aigc_core.rating_rules import likes, parse_rule, rate_by_rule
+from aigc_core.runs import api
+from aigc_core.runs.store import RunStore
+from aigc_core.sample import load_for_sampling
+from aigc_core.train.loop import build_trainer
+
+from tiny_runs import QUIET, dcgan_run, tiny_lines, tiny_table
+
+TEXT_MODEL = dict(n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=8, warmup_steps=0)
+
+
+def _text_run(dataset: str, steps: int = 15):
+    cfg = api.make_config("char_gpt", dataset, model_set=TEXT_MODEL,
+                          train_set={"steps": steps, "log_every": 5, "sample_every": 10, "checkpoint_every": 10})
+    return api.run_in_foreground(cfg, **QUIET)
+
+
+def _child_trainer(config):
+    """A fine-tune's trainer as its worker builds it, before step 0."""
+    _, _, trainer = build_trainer(config, device=torch.device("cpu"))
+    load_parent_weights(trainer, config)
+    trainer.train_mode(False)
+    return trainer
+
+
+def _save_once(data):
+    if data.name not in {d.name for d in list_datasets()}:
+        save_uploaded(data)
+    return data.name
+
+
+# ---- fine-tune from a run ------------------------------------------------------------------
+
+def test_a_fine_tuned_image_run_names_its_parent_and_starts_from_its_weights():
+    parent = dcgan_run(steps=10)
+    config = finetune_config(parent.id, train_set={"steps": 4, "log_every": 2})
+    assert config["parent_run"] == parent.id and config["model_config"] == parent.config["model_config"]
+    parent_trainer, _, _ = load_for_sampling(parent.id)
+    child_trainer = _child_trainer(config)
+    with torch.no_grad():
+        assert torch.equal(child_trainer.sample(6, 3), parent_trainer.sample(6, 3))
+
+    child = api.run_in_foreground(config, **QUIET)
+    assert child.status == "completed" and child.step == 4
+    assert RunStore().get(child.id).config["parent_run"] == parent.id
+    # the worker loaded them too: its first film-strip frame is the parent's last one
+    first = np.asarray(Image.open(child.folder / "samples" / "step_00000000.png"))
+    last = np.asarray(Image.open(sorted((parent.folder / "samples").glob("step_*.png"))[-1]))
+    assert np.array_equal(first, last)
+
+
+def test_a_fresh_run_of_the_same_model_does_not_start_from_those_weights():
+    parent = dcgan_run(steps=10)
+    plain = dict(parent.config)
+    parent_trainer, _, _ = load_for_sampling(parent.id)
+    _, _, fresh = build_trainer(plain, device=torch.device("cpu"))
+    assert load_parent_weights(fresh, plain) is None
+    fresh.train_mode(False)
+    with torch.no_grad():
+        assert not torch.equal(fresh.sample(4, 3), parent_trainer.sample(4, 3))
+
+
+def test_fine_tuning_on_images_of_another_size_is_refused_with_the_reason():
+    parent = dcgan_run(steps=10)
+    other = _save_once(ImageData("tiny_img32", (torch.rand(40, 1, 32, 32) * 255).to(torch.uint8)))
+    config = finetune_config(parent.id, other, train_set={"steps": 2})
+    _, _, trainer = build_trainer(config, device=torch.device("cpu"))
+    with pytest.raises(UserError, match="do not fit this data"):
+        load_parent_weights(trainer, config)
+
+
+def test_text_pre_trained_then_fine_tuned_keeps_the_parent_vocabulary():
+    parent = _text_run(tiny_lines())
+    # a smaller set: fewer characters than the parent knows, so its own vocabulary would be smaller
+    small = _save_once(TextData("tiny_names_a", "\n".join(["anna", "dana", "nan", "ada"] * 12), mode="lines"))
+    config = finetune_config(parent.id, small, train_set={"steps": 4, "log_every": 2})
+    parent_trainer, _, _ = load_for_sampling(parent.id)
+    child_trainer = _child_trainer(config)
+    assert child_trainer.vocab.tokens == parent_trainer.vocab.tokens
+    assert child_trainer.sample(5, 11) == parent_trainer.sample(5, 11)
+    child = api.run_in_foreground(config, **QUIET)
+    assert child.status == "completed", child.message
+    sampler, _, _ = load_for_sampling(child.id)  # a later load (Gallery, eval) adopts it too
+    assert sampler.vocab.tokens == parent_trainer.vocab.tokens
+
+
+def test_fine_tuning_text_on_characters_the_parent_never_saw_says_which():
+    parent = _text_run(tiny_lines())
+    odd = _save_once(TextData("tiny_names_q", "\n".join(["quinn", "zoe", "anna"] * 12), mode="lines"))
+    config = finetune_config(parent.id, odd, train_set={"steps": 2})
+    _, _, trainer = build_trainer(config, device=torch.device("cpu"))
+    with pytest.raises(UserError, match="never saw: 'q'"):
+        load_parent_weights(trainer, config)
+
+
+def test_a_table_fine_tune_never_tests_on_rows_its_parent_learnt_from():
+    cfg = api.make_config("tab_vae", tiny_table(), train_set={"steps": 6, "log_every": 3, "checkpoint_every": 3})
+    parent = api.run_in_foreground(cfg, **QUIET)
+    parent_trainer, _, _ = load_for_sampling(parent.id)
+    frame = parent_trainer.frame
+    bigger = pd_concat(frame, frame.iloc[:10])
+    name = _save_once(TableData("tiny_table_more", bigger, dict(parent_trainer.types), "buy"))
+    child = _child_trainer(finetune_config(parent.id, name, train_set={"steps": 2}))
+    assert list(child.test_rows) == list(parent_trainer.test_rows)
+    assert set(range(len(frame), len(bigger))) <= set(child.train_rows)
+
+
+def pd_concat(*frames):
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
+
+
+# ---- rules ----------------------------------------------------------------------------------
+
+def test_rules_like_what_they_say():
+    bright = torch.stack([torch.full((1, 4, 4), v) for v in (0.1, 0.9, 0.5, 0.7)])
+    assert likes(parse_rule("brightest=0.5", "image"), bright) == [False, True, False, True]
+    texts = ["anna", "bo", "carla", "dan"]
+    assert likes(parse_rule("contains=an", "text"), texts) == [True, False, False, True]
+    assert likes(parse_rule("longest=0.25", "text"), texts) == [False, False, True, False]
+    import pandas as pd
+
+    table = TableData("t", pd.DataFrame({"buy": [True, False], "n": [1, 2]}), {"buy": "boolean", "n": "numeric"})
+    assert likes(parse_rule("buy=True", "table", table), table.frame) == [True, False]
+
+
+@pytest.mark.parametrize("rule, kind, message", [
+    ("class=7", "image", "has no classes"),
+    ("brightest=2", "image", "between 0 and 1"),
+    ("loudest=1", "text", "unknown rule"),
+    ("colour=red", "table", "no column 'colour'"),
+    ("seven", "image", "KEY=VALUE"),
+])
+def test_a_bad_rule_gets_a_message_that_says_what_rules_exist(rule, kind, message):
+    data = ImageData("x", torch.zeros(2, 1, 4, 4, dtype=torch.uint8)) if kind == "image" else \
+        TableData("t", None, {"buy": "boolean"}) if kind == "table" else None
+    with pytest.raises(UserError, match=message):
+        parse_rule(rule, kind, data)
+
+
+def test_rating_by_a_rule_stores_ratings_that_say_they_came_from_the_rule():
+    run = dcgan_run(steps=10)
+    result = rate_by_rule(run.id, "brightest=0.25", n=20)
+    assert result["liked"] == 5 and result["disliked"] == 15
+    rows = RunStore().ratings(run.id)
+    assert len(rows) == 20 and all(r["payload"]["rule"] == "brightest=0.25" for r in rows)
+    assert len(data_loop.liked(run.id)) == 5
+
+
+# ---- improve --------------------------------------------------------------------------------
+
+def test_the_liked_share_is_what_was_asked_for_when_originals_can_be_thinned():
+    run = dcgan_run(steps=10)
+    rate_by_rule(run.id, "brightest=0.25", n=8)  # 2 liked against 48 originals
+    mix = plan_mix(run.id, 0.5)
+    assert mix.repeat == 24 and mix.keep_original is None and mix.actual_share == pytest.approx(0.5)
+    assert "50%" in mix.describe()
+    with pytest.raises(UserError, match="between 0 and 1"):
+        plan_mix(run.id, 1.0)
+
+
+def test_improve_without_liked_samples_says_what_to_do():
+    run = dcgan_run(steps=10)
+    with pytest.raises(UserError, match="no liked samples yet"):
+        improve(run.id, max_seconds=2)
+
+
+def test_improve_on_a_tiny_image_run_links_a_new_run_and_shows_before_and_after():
+    run = dcgan_run(steps=10)
+    rate_by_rule(run.id, "brightest=0.25", n=16)
+    report = improve(run.id, max_seconds=2, compare_n=16)
+    child = RunStore().get(report.run_id)
+    assert child.config["parent_run"] == run.id and child.status == "completed"
+    assert (child.folder / report.before_file).exists() and (child.folder / report.after_file).exists()
+    # 48 random images are too few for a feature net, so no preference figure, and the reason is given
+    assert report.preference_before is None and "at least 200" in report.preference_note
+    assert json.loads((child.folder / "improve.json").read_text())["parent_run"] == run.id
+
+
+def test_improve_json_on_a_tiny_text_run_reports_the_preference_before_and_after(tmp_path):
+    from test_cli import cli, last_json
+
+    home = tmp_path / "home"
+    names = "\n".join(["anna", "bert", "carl", "dora", "emil", "fina", "gust", "hans", "ida", "jan"] * 3)
+    (tmp_path / "names.txt").write_text(names)
+    cli("import-data", str(tmp_path / "names.txt"), "--name", "names", "--text-mode", "lines", home=home)
+    parent = last_json(cli("train", "--model", "bigram", "--dataset", "names", "--steps", "30", "--json", home=home))
+    rated = last_json(cli("rate", "--run", parent["run_id"], "--rule", "contains=a", "-n", "40", "--json", home=home))
+    assert rated["liked"] >= 4 and rated["disliked"] >= 4
+    report = last_json(cli("improve", "--run", parent["run_id"], "--max-seconds", "2", "-n", "20", "--json",
+                           home=home))
+    for key in ("run_id", "preference_before", "preference_after", "preference_held_out_accuracy"):
+        assert report[key] is not None, key
+    assert report["run_id"] != parent["run_id"] and report["parent_run"] == parent["run_id"]
+    plain = last_json(cli("train", "--from", report["run_id"], "--steps", "3", "--json", home=home))
+    assert plain["status"] == "completed"
