@@ -160,7 +160,7 @@ def classify(images: torch.Tensor, data) -> tuple[torch.Tensor, torch.Tensor]:
     if not net.labelled:
         raise UserError(f"{data.name!r} has no classes, so its images cannot be classified")
     with torch.no_grad(), one_thread():
-        probs = torch.cat([net.class_probs(part.float()) for part in images.split(500)])
+        probs = torch.cat([net.class_probs(part) for part in images.split(500)])
     best, cls = probs.max(1)
     cls = torch.where(cls == net.classes, torch.full_like(cls, -1), cls)
     return cls, best

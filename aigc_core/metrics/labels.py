@@ -155,3 +155,7 @@ METRIC_INFO: dict[str, dict] = {
     "rows_real": _info("Real rows", None, "Real training rows the report used."),
     "rows_synth": _info("Synthetic rows", None, "Synthetic rows the report used."),
 }
+
+from .inception import METRIC_INFO as _INCEPTION_INFO  # noqa: E402 - issue 12's scores
+
+METRIC_INFO.update(_INCEPTION_INFO)

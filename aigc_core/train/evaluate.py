@@ -86,6 +86,8 @@ def _image_metrics(spec, trainer, n: int, feature_scores: bool, echo=None) -> di
         net = feature_net(data, echo=echo)
         samples = _generate_images(trainer, n)
         out.update(image_scores(samples, data, net, n_real=n))
+        from ..metrics.inception import inception_scores  # labelled sets: IS with the data set's own classifier
+        out.update(inception_scores(samples, data, net))
     else:
         out.update(copy_scores(_generate_images(trainer, min(n, 256)), data))
     return out
