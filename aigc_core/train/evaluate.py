@@ -137,6 +137,9 @@ def _family_metrics(run, trainer, n: int | None, feature_scores: bool, echo=None
     from ..registry import get_model
 
     spec = get_model(run.model)
+    if spec.data_kind == "table" and hasattr(trainer, "real_test"):  # the source's augmentation study
+        from ..metrics.augmentation import augmentation_scores
+        return augmentation_scores(trainer)
     measure = KIND_METRICS.get(spec.data_kind)
     if measure is None or not spec.eval_budget:
         return {}
