@@ -236,3 +236,18 @@ def test_one_loop_of_liking_the_sevens_at_least_doubles_the_sevens_among_fresh_g
     assert report.preference_held_out_accuracy >= report.preference_baseline_accuracy
     print(f"sevens {before:.1%} -> {after:.1%}; preference {report.preference_before:.1%} -> "
           f"{report.preference_after:.1%} (held out {report.preference_held_out_accuracy:.0%}); loop {seconds:.0f} s")
+
+
+def test_ratings_from_a_file_rate_the_samples_they_name(tmp_path):
+    from aigc_core.rating_rules import rate_from_file
+
+    run = dcgan_run(steps=10)
+    csv = b"seed,index,rating\n5,0,up\n5,3,0\n6,1,like\n"
+    result = rate_from_file(run.id, csv, "mine.csv")
+    assert result == {"run_id": run.id, "rated": 3, "liked": 2, "disliked": 1, "step": run.step}
+    liked = data_loop.liked(run.id)
+    assert sorted((e["seed"], e["index"]) for e in liked) == [(5, 0), (6, 1)]
+    with pytest.raises(UserError, match="line 2: rating 'maybe'"):
+        rate_from_file(run.id, b"seed,index,rating\n1,1,maybe\n")
+    with pytest.raises(UserError, match="seed,index,rating"):
+        rate_from_file(run.id, b"a,b\n1,2\n")

@@ -54,3 +54,15 @@ def test_eval_keys_carry_the_real_images_score_as_the_yardstick(digits):
     assert set(out) == {"inception_score", "inception_score_std", "inception_score_real"}
     assert all(math.isfinite(v) for v in out.values())
     assert out["inception_score"] == pytest.approx(out["inception_score_real"], rel=0.2)
+
+
+def test_eval_of_a_run_on_a_labelled_set_reports_the_inception_score(digits):
+    from aigc_core.metrics.evaluate import METRIC_INFO, evaluate_run
+
+    from tiny_runs import finished
+
+    run = finished("mlp_gan", "digits", steps=10, width=32, batch_size=16)
+    out = evaluate_run(run.id, n=300)
+    assert {"inception_score", "inception_score_real", "fid"} <= set(out)
+    assert 1.0 <= out["inception_score"] <= 11.0
+    assert "not Inception v3" in METRIC_INFO["inception_score"]["how"]
