@@ -221,6 +221,20 @@ for _metric, _name in (("accuracy", "accuracy"), ("precision", "precision"), ("r
     METRIC_INFO[f"aug_small_mixed_{_metric}"] = _info(
         f"Downstream {_name}, small real set + synthetic", "higher",
         f"The same small real set plus as many synthetic rows as the full training set, its {_name}.")
+    for _amount in AMOUNTS:
+        METRIC_INFO[f"aug_mixed_{amount_key(_amount)}_{_metric}"] = _info(
+            f"Downstream {_name}, real + {_amount:g}x synthetic", "higher",
+            f"The downstream model trained on the real training rows plus {_amount:g} times as many synthetic rows, "
+            f"its {_name} on the real test rows.")
+METRIC_INFO["aug_train_rows"] = _info("Real training rows (study)", None,
+                                      "Real rows the generator and the downstream model trained on.")
+METRIC_INFO["aug_test_rows"] = _info("Real test rows (study)", None,
+                                     "Real rows split off before the generator trained; every model is scored on them.")
+METRIC_INFO["aug_small_rows"] = _info("Small real set (study)", None,
+                                      "Real training rows in the small-real-data setting.")
+METRIC_INFO["aug_test_copy_rate_chance"] = _info(
+    "Test rows also among the training rows", None,
+    "Share of the real test rows that appear verbatim among the real training rows: the copy rate to expect anyway.")
 METRIC_INFO["aug_test_copy_rate"] = _info(
     "Test rows copied by the generator", "lower",
     "Share of the real test rows that appear verbatim among the synthetic rows; compare with "
