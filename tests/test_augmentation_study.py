@@ -56,7 +56,7 @@ def test_the_study_tests_on_rows_the_generator_never_saw():
 
 def test_a_generator_that_saw_the_test_rows_is_caught():
     study = run_study(MemorisingGenerator(_table(), leaky=True))
-    assert study["aug_test_copy_rate"] > 0.5  # 2x = 600 draws from 400 rows find most of the 100 test rows
+    assert study["aug_test_copy_rate"] > 0.3  # 300 draws from all 400 rows find about half the 100 test rows
 
 
 def test_a_run_whose_train_and_test_rows_overlap_is_refused():

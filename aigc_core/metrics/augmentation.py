@@ -24,8 +24,9 @@ Done honestly:
    a model that had only a few real ones.
 
 As a check on step 1, ``aug_test_copy_rate`` is the share of test rows that
-appear verbatim among the synthetic rows; ``aug_test_copy_rate_chance`` is
-the same share among the real training rows (duplicates that exist anyway).
+appear verbatim among as many synthetic rows as there are real training rows;
+``aug_test_copy_rate_chance`` is the same share among the real training rows
+(duplicates that exist anyway, common in tables of small whole numbers).
 A generator that had seen the test rows would copy far more of them.
 """
 
@@ -166,7 +167,8 @@ def augmentation_study(real_train: pd.DataFrame, real_test: pd.DataFrame, synthe
         out[f"aug_small_mixed_{metric}"] = small_mixed[metric]
     out.update(aug_train_rows=float(len(real_train)), aug_test_rows=float(len(real_test)),
                aug_small_rows=float(len(small)),
-               aug_test_copy_rate=_copy_rate(real_test, synth, columns),
+               # as many synthetic rows as real training rows, so the two copy rates search pools of one size
+               aug_test_copy_rate=_copy_rate(real_test, synth.iloc[:len(real_train)], columns),
                aug_test_copy_rate_chance=_copy_rate(real_test, real_train, columns))
     out["details"] = {"task": task or f"Predict {label!r} from the other columns.", "label": label,
                       "positive_class": positive, "averaging": "positive class" if positive else "macro",
