@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .errors import UserError
-from .runs.checkpoint import latest_checkpoint, load_state
+from .runs.checkpoint import latest_checkpoint, load_latest_good, load_state
 from .runs.store import RunStore
 
 #: the default share of the fine-tune data that comes from liked samples
@@ -41,19 +41,30 @@ SIDE_BY_SIDE_N = 16
 
 # ---- fine-tune from a run ----------------------------------------------------------------
 
-def parent_checkpoint(parent, step: int | None = None):
-    """(step, path) of the parent's checkpoint at ``step`` when it is still
-    kept, else its latest; a run with none cannot be fine-tuned from."""
-    folder = parent.folder / "checkpoints"
-    if step is not None:
-        path = folder / f"step_{int(step):08d}.safetensors"
-        if path.exists():
-            return int(step), path
-    found = latest_checkpoint(folder)
+def parent_checkpoint(parent) -> tuple[int, object]:
+    """(step, path) of the parent's latest checkpoint; a run with none cannot be fine-tuned from."""
+    found = latest_checkpoint(parent.folder.checkpoints)
     if not found:
         raise UserError(f"run {parent.name} has no checkpoint yet, so there are no weights to start from; "
                         "let it train a little first")
     return found
+
+
+def parent_state(parent, step: int | None, device, say=None) -> tuple[int, dict]:
+    """(step, state) of the parent's checkpoint at ``step`` while it is kept
+    and readable, else of its newest good one (a parent that trained on keeps
+    only its last few checkpoints)."""
+    path = parent.folder.checkpoint(int(step)) if step is not None else None
+    if path is not None and path.exists():
+        try:
+            return int(step), load_state(path, device=device)[0]
+        except UserError as exc:
+            if say:
+                say(f"the parent's checkpoint {path.name} could not be read ({exc}); using its newest good one")
+    found = load_latest_good(parent.folder.checkpoints, device=device, say=say)
+    if not found:
+        raise UserError(f"run {parent.name} has no readable checkpoint, so there are no weights to start from")
+    return found[0], found[2]
 
 
 def finetune_config(parent_id: str, dataset: str | None = None, *, train_set: dict | None = None,
@@ -103,8 +114,7 @@ def load_parent_weights(trainer, config: dict, store: RunStore | None = None, ec
         raise UserError(f"the run to fine-tune from ({parent_id}) no longer exists, so there are no weights to "
                         "start from")
     parent = store.get(parent_id)
-    step, path = parent_checkpoint(parent, config.get("init_from"))
-    state, _ = load_state(path, device=trainer.device)
+    step, state = parent_state(parent, config.get("init_from"), trainer.device, say)
     with_optimizer = bool(config.get("finetune_optimizer"))
     _check_shapes(trainer, state, parent)
     adopt = getattr(trainer, "load_parent_state", None)

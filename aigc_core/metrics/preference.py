@@ -187,11 +187,15 @@ def _trainer_at(run, step: int):
     from ..runs.checkpoint import load_state
     from ..train.loop import build_trainer
 
-    path = run.folder / "checkpoints" / f"step_{step:08d}.safetensors"
-    if not path.exists():
+    path = run.folder.checkpoint(step)
+    if step < 0 or not path.exists():
+        return None
+    try:
+        state = load_state(path)[0]
+    except UserError:  # a damaged checkpoint: its samples cannot be made again
         return None
     _, _, trainer = build_trainer(run.config, device=torch.device("cpu"))
-    trainer.load_state(load_state(path)[0], weights_only=True)
+    trainer.load_state(state, weights_only=True)
     trainer.train_mode(False)
     return trainer
 
