@@ -240,24 +240,20 @@ class ImproveReport:
 REPORT_FILE = "improve.json"
 
 
-def improve(run_id: str, *, max_seconds: float = DEFAULT_SECONDS, liked_share: float = DEFAULT_LIKED_SHARE,
-            compare_n: int = DEFAULT_COMPARE_N, name: str | None = None, store: RunStore | None = None,
-            echo=None) -> ImproveReport:
-    """Fine-tune ``run_id`` on its liked samples and measure before and after.
+def start_improve(run_id: str, *, max_seconds: float = DEFAULT_SECONDS, liked_share: float = DEFAULT_LIKED_SHARE,
+                  name: str | None = None, detach: bool = True, store: RunStore | None = None, echo=None):
+    """Start the fine-tune of "Improve with my ratings"; returns the child run.
 
-    1. the preference model is fitted on the run's ratings (before anything changes);
-    2. a data set of the liked samples and the original data is saved (:func:`plan_mix`);
-    3. a child run starts from the run's weights and fine-tunes on it for ``max_seconds``;
-    4. ``compare_n`` fresh samples from the same seeds, from the run and from
-       the child: the share the preference model expects the person to like,
-       and for labelled image sets the share of each class.
-
-    The report is also saved as ``improve.json`` in the child's run folder."""
+    Saves a data set of the liked samples mixed with the original data
+    (:func:`plan_mix`) and queues a run that starts from ``run_id``'s
+    weights and fine-tunes on it for ``max_seconds``. With ``detach`` the
+    run trains in a worker (a page then watches the run store and calls
+    :func:`measure_improvement` once it has finished); without, it trains in
+    this process first."""
     from . import data_loop
-    from .runs.api import run_in_foreground
+    from .runs.api import run_in_foreground, submit
 
     say = echo or (lambda _m: None)
-    t0 = time.perf_counter()
     store = store or RunStore()
     parent = store.get(run_id)
     if parent.status not in ("completed", "stopped", "interrupted", "failed"):
@@ -265,36 +261,78 @@ def improve(run_id: str, *, max_seconds: float = DEFAULT_SECONDS, liked_share: f
     max_seconds = float(max_seconds)
     if not 1.0 <= max_seconds <= 3600.0:
         raise UserError(f"fine-tune for between 1 and 3600 seconds; got {max_seconds:g}")
-    compare_n = int(compare_n)
-    if not 8 <= compare_n <= 5000:
-        raise UserError(f"compare between 8 and 5000 fresh samples; got {compare_n}")
     mix = plan_mix(run_id, liked_share, store)
-    preference, note = None, ""
-    try:
-        preference = _fit_preference(run_id, store)
-    except UserError as exc:
-        note = str(exc)
     say(mix.describe())
     info, _ = data_loop.make_dataset_from_liked(run_id, store=store, repeat=mix.repeat,
                                                 keep_original=mix.keep_original)
     config = finetune_config(run_id, info.name, train_set={"max_seconds": max_seconds, "steps": 0}, store=store)
-    config["end_of_run_evaluation"] = False  # the before/after comparison below is this run's measure
-    child = run_in_foreground(config, name=name or f"{parent.name} + ratings", store=store, echo=say)
-    if child.status not in ("completed", "stopped"):
-        raise UserError(f"the fine-tune did not finish ({child.status}: {child.message})")
-    tuned = time.perf_counter()
-    report = ImproveReport(run_id=child.id, parent_run=parent.id, dataset=info.name, mix=mix.describe(),
-                           liked_share=mix.actual_share, repeat=mix.repeat, fine_tune_seconds=child.train_seconds,
-                           seconds=0.0, compared=compare_n, preference_note=note)
-    _compare(report, parent, child, preference, compare_n, store)
-    report.seconds = round(time.perf_counter() - t0, 2)
-    say(f"fine-tuned in {tuned - t0:.0f} s; compared in {time.perf_counter() - tuned:.0f} s")
+    config["end_of_run_evaluation"] = False  # the before/after comparison is this run's measure
+    config["improve"] = {"liked_share": mix.actual_share, "repeat": mix.repeat, "mix": mix.describe()}
+    name = name or f"{parent.name} + ratings"
+    child = submit(config, name=name, store=store) if detach else \
+        run_in_foreground(config, name=name, store=store, echo=say)
+    store.update(child.id, note=mix.describe())
+    return store.get(child.id)
+
+
+def measure_improvement(child_id: str, compare_n: int = DEFAULT_COMPARE_N, store: RunStore | None = None,
+                        echo=None) -> ImproveReport:
+    """Before and after for a finished fine-tune made by :func:`start_improve`:
+    ``compare_n`` fresh samples from the same seeds, from the parent and from
+    the child; the share the preference model (fitted on the parent's
+    ratings) expects the person to like, and for labelled image sets the
+    share of each class. Saved as ``improve.json`` in the child's folder
+    (:func:`improve_report` reads it back)."""
     import json
 
     from .paths import write_atomic
 
+    say = echo or (lambda _m: None)
+    store = store or RunStore()
+    compare_n = int(compare_n)
+    if not 8 <= compare_n <= 5000:
+        raise UserError(f"compare between 8 and 5000 fresh samples; got {compare_n}")
+    child = store.get(child_id)
+    facts = child.config.get("improve")
+    if not facts or not child.config.get("parent_run"):
+        raise UserError(f"run {child.name} was not made by 'Improve with my ratings'")
+    if child.status not in ("completed", "stopped"):
+        raise UserError(f"the fine-tune is {child.status}" + (f" ({child.message})" if child.message else "")
+                        + "; before and after can be compared once it has finished")
+    parent = store.get(child.config["parent_run"])
+    t0 = time.perf_counter()
+    preference, note = None, ""
+    try:
+        preference = _fit_preference(parent.id, store)
+    except UserError as exc:
+        note = str(exc)
+    report = ImproveReport(run_id=child.id, parent_run=parent.id, dataset=child.dataset, mix=facts["mix"],
+                           liked_share=facts["liked_share"], repeat=facts["repeat"],
+                           fine_tune_seconds=child.train_seconds, seconds=0.0, compared=compare_n,
+                           preference_note=note)
+    _compare(report, parent, child, preference, compare_n, store)
+    report.seconds = round(time.perf_counter() - t0, 2)
+    say(f"compared {report.compared} samples before and after in {report.seconds:.0f} s")
     write_atomic(child.folder / REPORT_FILE, json.dumps(report.to_dict(), indent=2).encode())
-    store.update(child.id, note=mix.describe())
+    return report
+
+
+def improve(run_id: str, *, max_seconds: float = DEFAULT_SECONDS, liked_share: float = DEFAULT_LIKED_SHARE,
+            compare_n: int = DEFAULT_COMPARE_N, name: str | None = None, store: RunStore | None = None,
+            echo=None) -> ImproveReport:
+    """One turn of the loop in this process (the command line's ``improve``):
+    :func:`start_improve` without detaching, then :func:`measure_improvement`.
+    ``seconds`` in the report is the whole turn, fine-tune included."""
+    t0 = time.perf_counter()
+    store = store or RunStore()
+    if not 8 <= int(compare_n) <= 5000:
+        raise UserError(f"compare between 8 and 5000 fresh samples; got {compare_n}")
+    child = start_improve(run_id, max_seconds=max_seconds, liked_share=liked_share, name=name, detach=False,
+                          store=store, echo=echo)
+    if child.status not in ("completed", "stopped"):
+        raise UserError(f"the fine-tune did not finish ({child.status}: {child.message})")
+    report = measure_improvement(child.id, compare_n, store, echo)
+    report.seconds = round(time.perf_counter() - t0, 2)
     return report
 
 

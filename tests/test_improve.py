@@ -13,7 +13,8 @@ from aigc_core import data_loop
 from aigc_core.data.base import ImageData, TableData, TextData
 from aigc_core.data.catalog import list_datasets, save_uploaded
 from aigc_core.errors import UserError
-from aigc_core.improve import finetune_config, improve, load_parent_weights, plan_mix
+from aigc_core.improve import (finetune_config, improve, improve_report, load_parent_weights, measure_improvement,
+                               plan_mix, start_improve)
 from aigc_core.rating_rules import likes, parse_rule, rate_by_rule
 from aigc_core.runs import api
 from aigc_core.runs.store import RunStore
@@ -192,6 +193,24 @@ def test_improve_on_a_tiny_image_run_links_a_new_run_and_shows_before_and_after(
     # 48 random images are too few for a feature net, so no preference figure, and the reason is given
     assert report.preference_before is None and "at least 200" in report.preference_note
     assert json.loads((child.folder / "improve.json").read_text())["parent_run"] == run.id
+
+
+def test_a_page_starts_the_fine_tune_in_a_worker_and_measures_it_once_it_is_done():
+    from test_runs import wait_for
+
+    run = dcgan_run(steps=10)
+    rate_by_rule(run.id, "brightest=0.25", n=16)
+    child = start_improve(run.id, max_seconds=2)
+    assert child.config["parent_run"] == run.id and child.status in ("queued", "starting", "running")
+    if RunStore().get(child.id).status not in ("completed", "stopped"):
+        with pytest.raises(UserError, match="once it has finished"):
+            measure_improvement(child.id)
+    assert wait_for(lambda: RunStore().get(child.id).status == "completed", timeout=180)
+    assert improve_report(child.id) is None
+    report = measure_improvement(child.id, compare_n=16)
+    assert improve_report(child.id)["run_id"] == child.id == report.run_id
+    with pytest.raises(UserError, match="not made by"):
+        measure_improvement(run.id)
 
 
 def test_improve_json_on_a_tiny_text_run_reports_the_preference_before_and_after(tmp_path):
