@@ -111,3 +111,16 @@ def test_the_built_in_shop_is_framed_as_the_recommender_s_purchase_model():
     generator.data = data
     study = run_study(generator, amounts=(1.0,))
     assert "recommend" in study["details"]["task"] and study["details"]["positive_class"] == "True"
+
+
+def test_the_gallery_headline_reads_the_stored_numbers_as_one_row_per_setting():
+    from aigc_core.metrics.augmentation import headline
+
+    scores = augmentation_scores(MemorisingGenerator(_table()))
+    table = headline(scores, "ecommerce")
+    assert [r["setting"] for r in table["rows"]] == [
+        "real training rows only", "real + 0.5x synthetic", "real + 1x synthetic", "real + 2x synthetic",
+        "small real set only", "small real set + synthetic"]
+    assert table["rows"][0]["f1"] == scores["aug_real_f1"] and table["rows"][3]["synthetic_rows"] == 600
+    assert "purchase" in table["task"].lower() and "100 real test rows" in table["note"]
+    assert headline({"fid": 3.0}) is None

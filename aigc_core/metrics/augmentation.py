@@ -203,6 +203,31 @@ def augmentation_scores(trainer, seed: int = 0) -> dict[str, float]:
     return {k: float(v) for k, v in study.items() if k != "details"}
 
 
+def headline(metrics: dict, dataset: str | None = None, label: str | None = None) -> dict | None:
+    """The study as a table for a page, from a run's stored numbers (no
+    refitting): ``task`` (what the downstream model is for), ``rows`` (one
+    per setting: setting, real and synthetic rows, accuracy, precision,
+    recall, F1) and ``note`` (the split and the copy check in words); None
+    when the run has no study (no label, no held-out rows, not a table)."""
+    if "aug_real_accuracy" not in metrics:
+        return None
+    train, small = int(metrics.get("aug_train_rows", 0)), int(metrics.get("aug_small_rows", 0))
+    settings = [("real training rows only", "aug_real_", train, 0)]
+    settings += [(f"real + {a:g}x synthetic", f"aug_mixed_{amount_key(a)}_", train, round(a * train)) for a in AMOUNTS]
+    settings += [("small real set only", "aug_small_real_", small, 0),
+                 ("small real set + synthetic", "aug_small_mixed_", small, train)]
+    rows = [{"setting": name, "real_rows": real, "synthetic_rows": synth,
+             **{m: float(metrics[prefix + m]) for m in METRICS}}
+            for name, prefix, real, synth in settings if f"{prefix}accuracy" in metrics]
+    task = TASKS.get(dataset or "") or (f"Predict {label!r} from the other columns." if label else
+                                       "Predict the label column from the other columns.")
+    note = (f"Every model is scored on the same {int(metrics.get('aug_test_rows', 0))} real test rows, split off "
+            "before the generator trained. Test rows found among the synthetic rows: "
+            f"{metrics.get('aug_test_copy_rate', 0.0):.1%} (among the real training rows: "
+            f"{metrics.get('aug_test_copy_rate_chance', 0.0):.1%}).")
+    return {"task": task, "rows": rows, "note": note}
+
+
 def _info(label: str, better: str | None, how: str) -> dict:
     return {"label": label, "better": better, "how": how}
 
