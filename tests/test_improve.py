@@ -230,6 +230,12 @@ def test_improve_json_on_a_tiny_text_run_reports_the_preference_before_and_after
     assert report["run_id"] != parent["run_id"] and report["parent_run"] == parent["run_id"]
     plain = last_json(cli("train", "--from", report["run_id"], "--steps", "3", "--json", home=home))
     assert plain["status"] == "completed"
+    for args, message in ((("rate", "--run", parent["run_id"]), "either --rule"),
+                          (("rate", "--run", parent["run_id"], "--rule", "class=7"), "unknown rule 'class'"),
+                          (("train", "--from", parent["run_id"], "--model", "bigram", "--steps", "3"), "leave out"),
+                          (("improve", "--run", parent["run_id"], "--liked-share", "1.5"), "between 0 and 1")):
+        proc = cli(*args, home=home, check=False)
+        assert proc.returncode == 2 and proc.stderr.startswith("error: ") and message in proc.stderr, proc.stderr
 
 
 # ---- the demo the issue asks for: "like the 7s" on glyphs ------------------------------------
