@@ -110,6 +110,18 @@ def test_fine_tuning_text_on_characters_the_parent_never_saw_says_which():
         load_parent_weights(trainer, config)
 
 
+def test_a_parent_that_kept_only_its_most_frequent_characters_takes_new_ones_as_its_other_character():
+    cfg = api.make_config("char_gpt", tiny_lines(), model_set={**TEXT_MODEL, "max_vocab": 16},
+                          train_set={"steps": 10, "log_every": 5, "checkpoint_every": 10})
+    parent = api.run_in_foreground(cfg, **QUIET)
+    odd = _save_once(TextData("tiny_names_q2", "\n".join(["quinn", "zoe", "anna"] * 12), mode="lines"))
+    config = finetune_config(parent.id, odd, train_set={"steps": 2})
+    child = _child_trainer(config)
+    parent_trainer, _, _ = load_for_sampling(parent.id)
+    assert child.vocab.tokens == parent_trainer.vocab.tokens and {"q", "z"} <= set(child.vocab.folded)
+    assert child.sample(3, 1) == parent_trainer.sample(3, 1)
+
+
 def test_a_table_fine_tune_never_tests_on_rows_its_parent_learnt_from():
     cfg = api.make_config("tab_vae", tiny_table(), train_set={"steps": 6, "log_every": 3, "checkpoint_every": 3})
     parent = api.run_in_foreground(cfg, **QUIET)

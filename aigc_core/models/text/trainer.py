@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from ...data.base import TextData
 from ...data.text import split
-from ...data.vocab import EOS, PAD, SOS, CharVocab, _show_char
+from ...data.vocab import EOS, OTHER, PAD, SOS, CharVocab, _show_char
 from ...errors import UserError
 from ...metrics.text import mark_copies
 from ...train.base import Trainer
@@ -205,8 +205,10 @@ class CharTrainer(Trainer):
     def adopt_vocab(self, tokens: list[str], mode: str) -> None:
         """Use a checkpoint's vocabulary (its ids are what the weights mean),
         also when this run's data set has fewer characters, as a fine-tune on
-        a smaller set does. Refused when the data set has characters the
-        checkpoint never saw, or is of the other mode (running text vs lines)."""
+        a smaller set does. Characters the checkpoint never saw become its
+        "other" character when it has one (it kept only its most frequent
+        characters); without one they are refused, and so is a data set of the
+        other mode (running text vs lines)."""
         vocab = CharVocab(tokens, mode)
         if mode != self.mode:
             had = "running text" if mode == "stream" else "a list of lines"
@@ -214,6 +216,8 @@ class CharTrainer(Trainer):
                             f"{'a list of lines' if self.mode == 'lines' else 'running text'}; "
                             "fine-tune on a data set of the same kind")
         missing = vocab.unknown(self.data.text.replace("\n", "") if mode == "lines" else self.data.text)
+        if missing and OTHER in vocab.index:
+            vocab, missing = CharVocab(tokens, mode, folded=missing), []
         if missing:
             shown = ", ".join(_show_char(ch) for ch in missing[:20])
             raise UserError(f"{self.data.name!r} has {len(missing)} character(s) the checkpoint's model never saw: "
