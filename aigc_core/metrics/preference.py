@@ -184,14 +184,14 @@ def rated_samples(run_id: str, store: RunStore | None = None, human_only: bool =
 
 
 def _trainer_at(run, step: int):
-    from ..runs.checkpoint import load_state
+    from ..runs.checkpoint import load_weights
     from ..train.loop import build_trainer
 
     path = run.folder.checkpoint(step)
     if step < 0 or not path.exists():
         return None
     try:
-        state = load_state(path)[0]
+        state = load_weights(path)[0]
     except UserError:  # a damaged checkpoint: its samples cannot be made again
         return None
     _, _, trainer = build_trainer(run.config, device=torch.device("cpu"))
