@@ -8,13 +8,14 @@ Two pieces:
   the checkpoint step it starts from (``init_from``). The training loop calls
   :func:`load_parent_weights` before step 0 of such a run when it has no
   checkpoint of its own yet. This is also "pre-train, then fine-tune" for text.
-- **Improve with my ratings** (:func:`improve`): build a data set from the
-  run's liked samples mixed with the original data at a chosen share
-  (:func:`loop_data`), fine-tune the run on it for a short budget, and then
-  compare before and after from the same seeds: the share of fresh samples a
-  preference model trained on the ratings expects the person to like
-  (:mod:`aigc_core.metrics.preference`, with its own held-out accuracy), and
-  for labelled image sets the share of each class.
+- **Improve with my ratings**: build a data set from the run's liked samples
+  mixed with the original data at a chosen share (:func:`plan_mix`),
+  fine-tune the run on it for a short budget (:func:`start_improve`), and then
+  compare before and after from the same seeds (:func:`measure_improvement`):
+  the share of fresh samples a preference model trained on the ratings
+  expects the person to like (:mod:`aigc_core.metrics.preference`, with its
+  own held-out accuracy), and for labelled image sets the share of each
+  class. :func:`improve` does both halves in one call (the command line).
 """
 
 from __future__ import annotations
