@@ -74,6 +74,14 @@ def _db(store: RunStore | None):
     return store
 
 
+def _rows(store: RunStore, sql: str, args: tuple) -> list:
+    conn = store.connect()
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
 # ---- interval ------------------------------------------------------------------------------
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -206,7 +214,7 @@ def submit_round(round_id: str, answers, store: RunStore | None = None) -> dict[
     (or maps position -> answer; every item must be answered). Stored once;
     returns what this player got right and how often they were fooled."""
     store = _db(store)
-    rows = store._query("SELECT * FROM judgement_rounds WHERE id = ?", (round_id,))
+    rows = _rows(store, "SELECT * FROM judgement_rounds WHERE id = ?", (round_id,))
     if not rows:
         raise UserError(f"no round {round_id!r}; start a new round")
     row = rows[0]
@@ -247,7 +255,7 @@ def fooling_rate(run_id: str, store: RunStore | None = None) -> dict[str, float]
     ``fooling_players`` and ``fooling_accuracy`` (players' share right on all
     items). Empty when nobody has played."""
     store = _db(store)
-    rows = store._query("SELECT player, truth, answer FROM judgements WHERE run_id = ?", (run_id,))
+    rows = _rows(store, "SELECT player, truth, answer FROM judgements WHERE run_id = ?", (run_id,))
     generated = [r for r in rows if r["truth"] == GENERATED]
     if not generated:
         return {}
