@@ -229,6 +229,9 @@ class ImproveReport:
     preference_note: str = ""
     class_shares_before: dict[str, float] = field(default_factory=dict)
     class_shares_after: dict[str, float] = field(default_factory=dict)
+    rule: str | None = None                 # when a rule made the ratings: the share it likes, before and after
+    rule_share_before: float | None = None
+    rule_share_after: float | None = None
     before_file: str | None = None
     after_file: str | None = None
     before_text: list[str] = field(default_factory=list)
@@ -364,6 +367,14 @@ def _compare(report: ImproveReport, parent, child, preference, n: int, store: Ru
     with torch.no_grad():
         before = before_trainer.sample(n, COMPARE_SEED)
         after = after_trainer.sample(n, COMPARE_SEED)
+    rule = _rating_rule(parent.id, store)
+    if rule is not None:
+        from .rating_rules import parse_rule, reference_data, rule_shares
+
+        judge = reference_data(parent, store) if parent.data_kind == "image" else before_trainer.data
+        report.rule = rule
+        report.rule_share_before, report.rule_share_after = rule_shares(
+            parse_rule(rule, parent.data_kind, judge), before, after, judge)
     if preference is not None:
         report.preference_before = preference.expected_share(before)
         report.preference_after = preference.expected_share(after)
@@ -387,6 +398,12 @@ def _compare(report: ImproveReport, parent, child, preference, n: int, store: Ru
         report.before_file, report.after_file = "improve/before.png", "improve/after.png"
     elif parent.data_kind == "text":
         report.before_text, report.after_text = list(before[:8]), list(after[:8])
+
+
+def _rating_rule(run_id: str, store: RunStore) -> str | None:
+    """The rule that made a run's ratings, when one rule made all of them."""
+    rules = {r["payload"].get("rule") for r in store.ratings(run_id)}
+    return rules.pop() if len(rules) == 1 and None not in rules else None
 
 
 def class_shares(images: torch.Tensor, data) -> dict[str, float]:

@@ -185,6 +185,21 @@ def likes(rule: Rule, samples, data=None) -> list[bool]:
     return [_same(v, wanted) for v in column.tolist()]
 
 
+def rule_shares(rule: Rule, before, after, data=None) -> tuple[float, float]:
+    """The share of ``before`` and of ``after`` samples the rule likes. A
+    relative rule (the brightest or longest quarter) keeps the cut-off it has
+    on ``before``, so "more bright samples after" can show."""
+    if rule.kind in ("brightest", "longest"):
+        def scores(samples):
+            return samples.float().flatten(1).mean(1).tolist() if rule.kind == "brightest" else [len(x) for x in samples]
+        ranked = sorted(scores(before), reverse=True)
+        cut = ranked[max(1, round(rule.value * len(ranked))) - 1]
+        return (sum(v >= cut for v in scores(before)) / max(1, len(ranked)),
+                sum(v >= cut for v in scores(after)) / max(1, len(after)))
+    return (sum(likes(rule, before, data)) / max(1, len(before)),
+            sum(likes(rule, after, data)) / max(1, len(after)))
+
+
 def _same(value, wanted: str) -> bool:
     if isinstance(value, bool):
         return wanted in (("true", "1", "yes") if value else ("false", "0", "no"))

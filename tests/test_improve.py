@@ -154,6 +154,15 @@ def test_rules_like_what_they_say():
     assert likes(parse_rule("buy=True", "table", table), table.frame) == [True, False]
 
 
+def test_a_relative_rule_keeps_its_cut_off_from_before_when_it_measures_after():
+    from aigc_core.rating_rules import rule_shares
+
+    before = torch.stack([torch.full((1, 2, 2), v) for v in (0.1, 0.2, 0.3, 0.4)])
+    after = torch.stack([torch.full((1, 2, 2), v) for v in (0.35, 0.45, 0.5, 0.1)])
+    assert rule_shares(parse_rule("brightest=0.25", "image"), before, after) == (0.25, 0.5)
+    assert rule_shares(parse_rule("contains=a", "text"), ["a", "b"], ["a", "a", "ab", "c"]) == (0.5, 0.75)
+
+
 @pytest.mark.parametrize("rule, kind, message", [
     ("class=7", "image", "has no classes"),
     ("brightest=2", "image", "between 0 and 1"),
@@ -204,6 +213,7 @@ def test_improve_on_a_tiny_image_run_links_a_new_run_and_shows_before_and_after(
     assert (child.folder / report.before_file).exists() and (child.folder / report.after_file).exists()
     # 48 random images are too few for a feature net, so no preference figure, and the reason is given
     assert report.preference_before is None and "at least 200" in report.preference_note
+    assert report.rule == "brightest=0.25" and report.rule_share_before == pytest.approx(0.25, abs=0.07)
     assert json.loads((child.folder / "improve.json").read_text())["parent_run"] == run.id
 
 
@@ -270,6 +280,7 @@ def test_one_loop_of_liking_the_sevens_at_least_doubles_the_sevens_among_fresh_g
     before, after = report.class_shares_before["7"], report.class_shares_after["7"]
     assert after >= 2 * before and after > 0.1, (before, after)
     assert report.preference_after > report.preference_before
+    assert report.rule == "class=7" and report.rule_share_after >= 2 * report.rule_share_before
     assert report.preference_held_out_accuracy >= report.preference_baseline_accuracy
     print(f"sevens {before:.1%} -> {after:.1%}; preference {report.preference_before:.1%} -> "
           f"{report.preference_after:.1%} (held out {report.preference_held_out_accuracy:.0%}); loop {seconds:.0f} s")
