@@ -203,6 +203,13 @@ def plan_mix(run_id: str, liked_share: float = DEFAULT_LIKED_SHARE, store: RunSt
     if repeat < wanted and once.kind in ("image", "text"):
         keep = max(1, round(repeat * units * (1.0 - share) / share))
     plan = loop_plan(run_id, store=store, repeat=repeat, keep_original=keep)
+    for _ in range(3):
+        # liked lines that copy an original line are left out, and fewer originals leave out fewer of
+        # them; settle the count of originals on what the thinned set really adds
+        if keep is None or not plan.added or abs(plan.share - share) < 0.01:
+            break
+        keep = max(1, round(plan.added * (1.0 - share) / share))
+        plan = loop_plan(run_id, store=store, repeat=repeat, keep_original=keep)
     return LoopMix(share, repeat, keep, plan)
 
 
