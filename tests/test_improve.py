@@ -198,6 +198,20 @@ def test_the_liked_share_is_what_was_asked_for_when_originals_can_be_thinned():
         plan_mix(run.id, 1.0)
 
 
+def test_a_big_text_set_is_thinned_so_the_liked_lines_still_weigh_the_share_asked_for():
+    import random
+
+    rng = random.Random(0)
+    lines = ["".join(rng.choice("abcdeklmnorst") for _ in range(rng.randint(3, 7))) for _ in range(6000)]
+    name = _save_once(TextData("many_names", "\n".join(lines), mode="lines"))
+    run = api.run_in_foreground(api.make_config(
+        "bigram", name, train_set={"steps": 10, "log_every": 5, "checkpoint_every": 10}), **QUIET)
+    rate_by_rule(run.id, "contains=a", n=40)
+    mix = plan_mix(run.id, 0.4)
+    assert mix.keep_original is not None and mix.keep_original < 6000
+    assert mix.actual_share == pytest.approx(0.4, abs=0.01)
+
+
 def test_improve_without_liked_samples_says_what_to_do():
     run = dcgan_run(steps=10)
     with pytest.raises(UserError, match="no liked samples yet"):
