@@ -232,6 +232,7 @@ class ImproveReport:
     preference_after: float | None = None
     preference_held_out_accuracy: float | None = None
     preference_baseline_accuracy: float | None = None
+    preference_held_out_auc: float | None = None
     preference_rated: int = 0
     preference_note: str = ""
     class_shares_before: dict[str, float] = field(default_factory=dict)
@@ -387,6 +388,7 @@ def _compare(report: ImproveReport, parent, child, preference, n: int, store: Ru
         report.preference_after = preference.expected_share(after)
         report.preference_held_out_accuracy = preference.held_out_accuracy
         report.preference_baseline_accuracy = preference.baseline_accuracy
+        report.preference_held_out_auc = preference.held_out_auc
         report.preference_rated = preference.rated
         report.preference_note = preference.describe()
     if parent.data_kind == "image":

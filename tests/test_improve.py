@@ -261,7 +261,8 @@ def test_improve_json_on_a_tiny_text_run_reports_the_preference_before_and_after
     assert rated["liked"] >= 4 and rated["disliked"] >= 4
     report = last_json(cli("improve", "--run", parent["run_id"], "--max-seconds", "2", "-n", "20", "--json",
                            home=home))
-    for key in ("run_id", "preference_before", "preference_after", "preference_held_out_accuracy"):
+    for key in ("run_id", "preference_before", "preference_after", "preference_held_out_accuracy",
+                "preference_held_out_auc", "rule_share_before", "rule_share_after"):
         assert report[key] is not None, key
     assert report["run_id"] != parent["run_id"] and report["parent_run"] == parent["run_id"]
     plain = last_json(cli("train", "--from", report["run_id"], "--steps", "3", "--json", home=home))

@@ -17,8 +17,10 @@ where phi(x) is an embedding of the sample:
 
 The share it expects the person to like is the mean of p(like | x) over
 fresh samples. Its accuracy on a quarter of the ratings it never fitted
-(against always guessing the more common answer) is reported beside every
-figure, so nobody reads more into it than the ratings support.
+(against always guessing the more common answer) and its AUC there (how
+often it ranks a liked sample above a not-liked one; 0.5 is chance) are
+reported beside every figure, so nobody reads more into it than the ratings
+support.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class PreferenceModel:
     held_out: int
     held_out_accuracy: float
     baseline_accuracy: float
+    held_out_auc: float | None = None
     skipped: dict[str, int] = field(default_factory=dict)
 
     def probabilities(self, samples) -> np.ndarray:
@@ -66,15 +69,20 @@ class PreferenceModel:
         return float(p.mean()) if len(p) else 0.0
 
     def facts(self) -> dict[str, float]:
-        return {"preference_held_out_accuracy": self.held_out_accuracy,
-                "preference_baseline_accuracy": self.baseline_accuracy,
-                "preference_rated": float(self.rated), "preference_liked": float(self.liked),
-                "preference_held_out": float(self.held_out)}
+        out = {"preference_held_out_accuracy": self.held_out_accuracy,
+               "preference_baseline_accuracy": self.baseline_accuracy,
+               "preference_rated": float(self.rated), "preference_liked": float(self.liked),
+               "preference_held_out": float(self.held_out)}
+        if self.held_out_auc is not None:
+            out["preference_held_out_auc"] = self.held_out_auc
+        return out
 
     def describe(self) -> str:
         return (f"preference model fitted on {self.rated} ratings ({self.liked} liked); it predicts "
                 f"{self.held_out_accuracy:.0%} of {self.held_out} held-out ratings right (always guessing the more "
-                f"common answer: {self.baseline_accuracy:.0%})")
+                f"common answer: {self.baseline_accuracy:.0%})"
+                + (f"; it ranks a held-out liked sample above a not-liked one {self.held_out_auc:.0%} of the time "
+                   "(AUC; 50% is chance)" if self.held_out_auc is not None else ""))
 
 
 # ---- embeddings --------------------------------------------------------------------------
@@ -237,9 +245,15 @@ def fit_preference(run_id: str, store: RunStore | None = None, reference=None,
     held = make().fit(x[fit_idx], y[fit_idx])
     accuracy = float((held.predict(x[test_idx]) == y[test_idx]).mean())
     baseline = float((y[test_idx] == int(y[fit_idx].mean() >= 0.5)).mean())
+    auc = None
+    if 0 < y[test_idx].sum() < len(test_idx):
+        from sklearn.metrics import roc_auc_score
+
+        auc = float(roc_auc_score(y[test_idx], held.predict_proba(x[test_idx])[:, 1]))
     model = make().fit(x, y)
     return PreferenceModel(kind=run.data_kind, embed=embed, model=model, rated=len(y), liked=liked,
                            held_out=len(test_idx), held_out_accuracy=accuracy, baseline_accuracy=baseline,
+                           held_out_auc=auc,
                            skipped=skipped)
 
 
