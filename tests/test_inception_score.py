@@ -57,7 +57,8 @@ def test_eval_keys_carry_the_real_images_score_as_the_yardstick(digits):
 
 
 def test_eval_of_a_run_on_a_labelled_set_reports_the_inception_score(digits):
-    from aigc_core.metrics.evaluate import METRIC_INFO, evaluate_run
+    from aigc_core.metrics.labels import METRIC_INFO
+    from aigc_core.train.evaluate import evaluate_run
 
     from tiny_runs import finished
 

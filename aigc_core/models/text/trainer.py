@@ -231,6 +231,8 @@ class CharTrainer(Trainer):
                 self.model = self.model_cls(self.cfg, len(self.vocab)).to(self.device)
             self.nets = {"model": self.model}
             self.optims = {"model": self._optimizer()}
+            self.schedule = StepFunctionLR(self.optims["model"], self.lr_at)
+            self.schedule.go_to(self.step_count)
         self._prepare_data()
 
     def load_extra_state(self, extra: dict) -> None:
