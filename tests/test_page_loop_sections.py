@@ -118,3 +118,43 @@ def test_the_fine_tune_button_starts_a_linked_run():
     assert not problems(at), problems(at)
     child = [r for r in RunStore().list() if r.config.get("parent_run") == run.id][0]
     assert any(child.id in s.value for s in at.success)
+
+
+# ---- the sections in their pages --------------------------------------------------------------
+
+def test_the_gallery_offers_improve_in_its_data_loop_tab_and_a_real_or_generated_round_in_its_own():
+    from tests.tiny_runs import open_page
+
+    run = dcgan_run(steps=10, name="loop gallery")
+    rate_by_rule(run.id, "brightest=0.25", n=16)
+    at = open_page("pages/gallery.py", run.id)
+    assert not problems(at), problems(at)
+    assert any(e.label == "Fine-tune from this run" for e in at.expander)
+    at.session_state["g_tab"] = "Data loop"
+    at.run()
+    assert not problems(at), problems(at)
+    assert at.button(key="imp_go").label == "Improve with my ratings"
+    at.session_state["g_tab"] = "Real or generated?"
+    at.run()
+    at.button(key="rog_new").click().run()
+    assert not problems(at), problems(at)
+    assert len(at.radio) == 20
+
+
+def test_compare_shows_what_people_thought_of_each_run():
+    from tests.tiny_runs import open_page
+
+    a, b = dcgan_run(steps=10, name="cmp a"), dcgan_run(steps=10, name="cmp b")
+    at = open_page("pages/compare.py", a.id)
+    at.multiselect(key="c_runs").set_value([a.id, b.id]).run()
+    assert not problems(at), problems(at)
+    assert any(h.value == "What people thought" for h in at.subheader)
+
+
+def test_a_table_run_s_gallery_headline_shows_the_augmentation_study():
+    from tests.tiny_runs import open_page
+
+    run = finished("tab_vae", tiny_table(), steps=30)
+    at = open_page("pages/gallery.py", run.id)
+    assert not problems(at), problems(at)
+    assert any(h.value == "Do the synthetic rows help a model?" for h in at.subheader)
