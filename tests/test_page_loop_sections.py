@@ -158,3 +158,15 @@ def test_a_table_run_s_gallery_headline_shows_the_augmentation_study():
     at = open_page("pages/gallery.py", run.id)
     assert not problems(at), problems(at)
     assert any(h.value == "Do the synthetic rows help a model?" for h in at.subheader)
+
+
+def test_a_finished_run_on_the_train_page_can_be_fine_tuned_into_a_linked_run():
+    from tests.tiny_runs import open_page
+
+    run = dcgan_run(steps=10, name="train page parent")
+    at = open_page("pages/train.py", run.id)
+    assert not problems(at), problems(at)
+    at.number_input(key="tr_ft_seconds").set_value(5)
+    at.button(key="tr_ft_start").click().run()
+    assert not problems(at), problems(at)
+    assert [r for r in RunStore().list() if r.config.get("parent_run") == run.id]
