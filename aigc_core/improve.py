@@ -99,16 +99,18 @@ def finetune_config(parent_id: str, dataset: str | None = None, *, train_set: di
 def load_parent_weights(trainer, config: dict, store: RunStore | None = None, echo=None) -> int | None:
     """Load the parent run's weights into a fresh trainer (before its step 0).
 
-    Does nothing (returns None) when the config names no ``parent_run``;
-    otherwise returns the parent's step that was loaded. Network shapes must
+    Does nothing (returns None) unless the config names a ``parent_run`` and
+    an ``init_from`` step (a run that only names its parent, as the doctor's
+    fixed runs do, trains from fresh weights); otherwise returns the parent's
+    step that was loaded. Network shapes must
     match (they do when the model config is the parent's and the data has
     the same image size, character set or table columns); a mismatch is a
     :class:`UserError` that says what differs. The optimiser state comes too
     when ``finetune_optimizer`` is set and its shapes match; the random
     stream stays the child's own."""
     parent_id = config.get("parent_run")
-    if not parent_id:
-        return None
+    if not parent_id or config.get("init_from") is None:
+        return None  # e.g. the doctor's "new run with the fix applied" names a parent but starts afresh
     say = echo or (lambda _m: None)
     store = store or RunStore()
     if not store.exists(parent_id):

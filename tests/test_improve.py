@@ -72,6 +72,8 @@ def test_a_fresh_run_of_the_same_model_does_not_start_from_those_weights():
     parent_trainer, _, _ = load_for_sampling(parent.id)
     _, _, fresh = build_trainer(plain, device=torch.device("cpu"))
     assert load_parent_weights(fresh, plain) is None
+    # naming a parent without a checkpoint to start from (the doctor's fixed runs) also starts afresh
+    assert load_parent_weights(fresh, {**plain, "parent_run": parent.id}) is None
     fresh.train_mode(False)
     with torch.no_grad():
         assert not torch.equal(fresh.sample(4, 3), parent_trainer.sample(4, 3))
