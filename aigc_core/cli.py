@@ -95,8 +95,17 @@ def cmd_train(args) -> int:
         train_set["max_seconds"] = 0.0
     if args.max_seconds is not None and args.steps is None:
         train_set["steps"] = 0
-    config = make_config(args.model, args.dataset, preset=args.preset, model_set=parse_sets(args.set),
-                         train_set=train_set)
+    if args.from_run:
+        from .improve import finetune_config
+
+        if args.model or args.preset:
+            raise UserError("a fine-tune (--from) keeps the parent's model and settings; leave out --model and --preset")
+        config = finetune_config(args.from_run, args.dataset, train_set=train_set, model_set=parse_sets(args.set))
+    else:
+        if not args.model or not args.dataset:
+            raise UserError("train needs --model and --dataset (or --from RUN_ID to fine-tune a run)")
+        config = make_config(args.model, args.dataset, preset=args.preset, model_set=parse_sets(args.set),
+                             train_set=train_set)
     if args.detach:
         run = submit(config, name=args.name)
         if not args.json:
@@ -233,6 +242,48 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_rate(args) -> int:
+    from .rating_rules import rate_by_rule
+
+    if bool(args.rule) == bool(args.file):
+        raise UserError("rate needs either --rule RULE (e.g. class=7) or --file RATINGS.csv")
+    if args.rule:
+        result = rate_by_rule(args.run, args.rule, n=args.n, seed=args.seed)
+    else:
+        from .rating_rules import rate_from_file
+
+        path = Path(args.file)
+        if not path.is_file():
+            raise UserError(f"no such file: {path}")
+        result = rate_from_file(args.run, path.read_bytes(), path.name)
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"rated {result['rated']} samples of {result['run_id']}: {result['liked']} liked, "
+              f"{result['disliked']} not" + (f" ({result['meaning']})" if result.get("meaning") else ""))
+    return 0
+
+
+def cmd_improve(args) -> int:
+    from .improve import improve
+
+    echo = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    report = improve(args.run, max_seconds=args.max_seconds, liked_share=args.liked_share, compare_n=args.n,
+                     echo=echo)
+    if args.json:
+        _print_json(report.to_dict())
+        return 0
+
+    def pct(x):
+        return "-" if x is None else f"{x:.1%}"
+    print(f"new run {report.run_id} (fine-tuned {report.fine_tune_seconds:.0f} s on {report.dataset})")
+    print(f"expected to be liked: {pct(report.preference_before)} before, {pct(report.preference_after)} after")
+    print(f"  ({report.preference_note})")
+    for name, share in report.class_shares_before.items():
+        print(f"  class {name:10s} {share:6.1%} -> {report.class_shares_after.get(name, 0.0):6.1%}")
+    return 0
+
+
 def cmd_bakeoff(args) -> int:
     from .bakeoff import run_bakeoff
 
@@ -333,8 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_import_data)
 
     s = sub.add_parser("train", help="train a model (in the foreground unless --detach)")
-    s.add_argument("--model", required=True)
-    s.add_argument("--dataset", required=True)
+    s.add_argument("--model")
+    s.add_argument("--dataset", help="the data set (with --from: defaults to the parent's)")
+    s.add_argument("--from", dest="from_run", metavar="RUN_ID",
+                   help="fine-tune: start from this run's latest weights, keeping its model and settings")
     s.add_argument("--preset", help="Quick, Standard, ...")
     s.add_argument("--steps", type=int)
     s.add_argument("--max-seconds", type=float)
@@ -380,6 +433,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=5000, help="generated and real samples to compare")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("rate", help="rate a run's samples by a rule (class=7, brightest=0.25, contains=ab, "
+                                    "column=value) or from a file")
+    s.add_argument("--run", required=True)
+    s.add_argument("--rule", help="e.g. class=7, brightest=0.25, longest=0.25, contains=TEXT, purchase=True")
+    s.add_argument("--file", help="a CSV with columns seed,index,rating (1 or up = liked, 0 or down = not)")
+    s.add_argument("-n", type=int, default=200, help="samples to make and rate by the rule")
+    s.add_argument("--seed", type=int, default=4242, help="seed of the samples rated by the rule")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_rate)
+
+    s = sub.add_parser("improve", help="fine-tune a run on its liked samples and measure before and after")
+    s.add_argument("--run", required=True)
+    s.add_argument("--max-seconds", type=float, default=60.0, help="fine-tune budget")
+    s.add_argument("--liked-share", type=float, default=0.5, help="share of the fine-tune data from liked samples")
+    s.add_argument("-n", type=int, default=400, help="fresh samples compared before and after")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_improve)
 
     s = sub.add_parser("bakeoff", help="train several models on the same data and budget, then compare")
     s.add_argument("--dataset", required=True)

@@ -242,8 +242,35 @@ def suggest_name(dataset: str, taken: set[str] | None = None) -> str:
 MAX_REPEAT = 100
 
 
-def _build(run_id: str, store: RunStore, name: str | None, repeat: int = 1):
-    """(plan, data or None): the new data set's contents, without saving it."""
+def keep_some(original, count: int):
+    """``count`` images or lines of a data set picked at random (seeded, in their
+    order), or its first ``count`` characters; so a few liked samples can weigh
+    half of a fine-tune set without copying each of them a thousand times.
+    Tables keep every row: a fine-tuned table run keeps its parent's held-out
+    rows, which must all still be there."""
+    from .data.base import ImageData, TextData
+
+    count = int(count)
+    if count < 1:
+        raise UserError(f"keep at least one original sample; got {count}")
+    gen = torch.Generator().manual_seed(0)
+    if isinstance(original, ImageData) and count < len(original):
+        idx = torch.randperm(len(original), generator=gen)[:count].sort().values
+        labels = original.labels[idx] if original.labels is not None else None
+        return ImageData(original.name, original.images[idx], labels, original.class_names, original.description)
+    if isinstance(original, TextData) and original.mode == "lines":
+        items = [line for line in original.text.split("\n") if line]
+        if count < len(items):
+            idx = torch.randperm(len(items), generator=gen)[:count].sort().values.tolist()
+            return TextData(original.name, "\n".join(items[i] for i in idx), "lines", original.description)
+    elif isinstance(original, TextData) and count < len(original.text):
+        return TextData(original.name, original.text[:count], "stream", original.description)
+    return original
+
+
+def _build(run_id: str, store: RunStore, name: str | None, repeat: int = 1, keep_original: int | None = None):
+    """(plan, data or None): the new data set's contents, without saving it
+    (``keep_original``: at most this many original images or lines, see :func:`keep_some`)."""
     run = store.get(run_id)
     repeat = int(repeat)
     if not 1 <= repeat <= MAX_REPEAT:
@@ -259,6 +286,8 @@ def _build(run_id: str, store: RunStore, name: str | None, repeat: int = 1):
     except UserError:
         raise UserError(f"the run's data set {run.dataset!r} no longer exists, so there is nothing to add the "
                         "liked samples to; upload it again under the same name first") from None
+    if keep_original is not None:
+        original = keep_some(original, keep_original)
     new_name = name or suggest_name(run.dataset)
     plan.suggested_name = new_name
     description = f"{run.dataset} plus samples liked in the Gallery from run {run.name}"
@@ -352,12 +381,14 @@ def _join_rows(run, plan: LoopPlan, liked, original, new_name: str, description:
 _JOIN = {"image": _join_images, "text": _join_texts, "table": _join_rows}
 
 
-def loop_plan(run_id: str, name: str | None = None, store: RunStore | None = None, repeat: int = 1) -> LoopPlan:
+def loop_plan(run_id: str, name: str | None = None, store: RunStore | None = None, repeat: int = 1,
+              keep_original: int | None = None) -> LoopPlan:
     """What a data set made from this run's liked samples would contain."""
-    return _build(run_id, _store(store), name, repeat)[0]
+    return _build(run_id, _store(store), name, repeat, keep_original)[0]
 
 
-def make_dataset_from_liked(run_id: str, name: str | None = None, store: RunStore | None = None, repeat: int = 1):
+def make_dataset_from_liked(run_id: str, name: str | None = None, store: RunStore | None = None, repeat: int = 1,
+                            keep_original: int | None = None):
     """Save the original data plus the liked samples (each ``repeat`` times, so a
     handful of them weighs something against thousands of originals) as a new
     data set; returns (its :class:`~aigc_core.data.catalog.DatasetInfo`, the
@@ -365,7 +396,7 @@ def make_dataset_from_liked(run_id: str, name: str | None = None, store: RunStor
     store = _store(store)
     if name is not None:
         name = check_name(name)
-    plan, data = _build(run_id, store, name, repeat)
+    plan, data = _build(run_id, store, name, repeat, keep_original)
     if data is None:
         if plan.notes and plan.kind not in RATEABLE_KINDS:
             raise UserError(plan.notes[0])

@@ -217,6 +217,10 @@ def compare_runs() -> None:
         explain(keys, info)
 
     bits_per_character(picked_runs, labels)
+    with guard("What people thought"):
+        from pages.loop_sections import human_scores_table
+
+        human_scores_table(picked_runs)
     st.subheader("Curves")
     curves(picked_runs, labels)
     st.subheader("Samples side by side")

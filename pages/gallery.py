@@ -397,6 +397,9 @@ def show_table_report(run, trainer, frame) -> None:
         cols = st.columns(len(shown))
         for col, (label, value) in zip(cols, shown):
             col.metric(label, value)
+    from pages.loop_sections import augmentation_headline
+
+    augmentation_headline(run)
     if st.button("Report on these rows (fidelity, usefulness, privacy)", icon=":material/fact_check:", key="tb_report"):
         with st.spinner("Comparing the rows with the real table ..."):
             report = tabular_report(trainer.real_train, trainer.real_test if len(trainer.real_test) else None, frame,
@@ -550,7 +553,7 @@ def show_run(run, trainer, step: int) -> None:
     kind = data_kind(run.data_kind)
     names = ["Samples"] + [SECTIONS[c][0] for c in SECTIONS if spec.can(c)]
     if kind.rateable:
-        names.append("Data loop")
+        names += ["Data loop", "Real or generated?"]
     tabs = dict(zip(names, st.tabs(names, key="g_tab", bind="query-params")))
     with tabs["Samples"]:
         if tabs["Samples"].open:
@@ -572,9 +575,18 @@ def show_run(run, trainer, step: int) -> None:
                     with guard(title):
                         section(run, trainer, step, seed, knobs)
     if "Data loop" in tabs:
+        from pages.loop_sections import improve_with_ratings, real_or_generated
+
         with tabs["Data loop"]:
             if tabs["Data loop"].open:
                 data_loop_section(run)
+                st.divider()
+                with guard("Improve with my ratings"):
+                    improve_with_ratings(run)
+        with tabs["Real or generated?"]:
+            if tabs["Real or generated?"].open:
+                with guard("Real or generated?"):
+                    real_or_generated(run, player=st.session_state.get("player_name") or "local")
 
 
 def share_runs(run=None) -> None:
@@ -639,6 +651,9 @@ with guard("The gallery"):
         st.stop()
     if run.status == "failed":
         st.caption("Its last good checkpoint can still make samples:")
+    from pages.loop_sections import finetune_from_run
+
+    finetune_from_run(run)
     trainer, step = sampling_trainer(run_id)
     show_run(run, trainer, step)
     share_runs(run)

@@ -416,6 +416,10 @@ def next_steps(run) -> None:
     if run.status in ("completed", "stopped", "interrupted"):
         st.page_link("pages/gallery.py", label="Make samples with this run in the Gallery",
                      icon=":material/photo_library:", query_params={"run": run.id})
+        from pages.loop_sections import finetune_from_run
+
+        with guard("Fine-tune from this run"):
+            finetune_from_run(run, key="tr_ft")
 
 
 def final_metrics(run) -> None:

@@ -57,7 +57,8 @@ def test_gan_walk_between_two_seeds_draws_a_strip(gan):
 def test_vae_shows_held_out_images_above_their_reconstructions():
     run = vae_run()
     at = open_page(GALLERY, run.id)
-    assert [t.label for t in at.tabs] == ["Samples", "Walk between two seeds", "Reconstructions", "Data loop"]
+    assert [t.label for t in at.tabs] == ["Samples", "Walk between two seeds", "Reconstructions", "Data loop",
+                                         "Real or generated?"]
     assert at.slider(key="g_temperature") is not None  # a VAE's knob is the temperature of its code
     at.session_state["g_tab"] = "Reconstructions"
     at.run()

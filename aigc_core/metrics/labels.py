@@ -155,3 +155,9 @@ METRIC_INFO: dict[str, dict] = {
     "rows_real": _info("Real rows", None, "Real training rows the report used."),
     "rows_synth": _info("Synthetic rows", None, "Synthetic rows the report used."),
 }
+
+from .augmentation import METRIC_INFO as _AUGMENTATION_INFO  # noqa: E402 - issue 12's scores
+from .human import HUMAN_METRIC_INFO  # noqa: E402
+from .inception import METRIC_INFO as _INCEPTION_INFO  # noqa: E402
+
+METRIC_INFO.update({**_INCEPTION_INFO, **_AUGMENTATION_INFO, **HUMAN_METRIC_INFO})

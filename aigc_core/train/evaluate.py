@@ -86,6 +86,8 @@ def _image_metrics(spec, trainer, n: int, feature_scores: bool, echo=None) -> di
         net = feature_net(data, echo=echo)
         samples = _generate_images(trainer, n)
         out.update(image_scores(samples, data, net, n_real=n))
+        from ..metrics.inception import inception_scores  # labelled sets: IS with the data set's own classifier
+        out.update(inception_scores(samples, data, net))
     else:
         out.update(copy_scores(_generate_images(trainer, min(n, 256)), data))
     return out
@@ -135,6 +137,9 @@ def _family_metrics(run, trainer, n: int | None, feature_scores: bool, echo=None
     from ..registry import get_model
 
     spec = get_model(run.model)
+    if spec.data_kind == "table" and hasattr(trainer, "real_test"):  # the source's augmentation study
+        from ..metrics.augmentation import augmentation_scores
+        return augmentation_scores(trainer)
     measure = KIND_METRICS.get(spec.data_kind)
     if measure is None or not spec.eval_budget:
         return {}

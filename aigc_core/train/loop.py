@@ -160,6 +160,9 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
         trainer.load_state(state)
         train_seconds = float(run.train_seconds or 0.0)
         say(f"resumed from step {step}")
+    else:  # a fine-tune starts from its parent's weights (aigc_core.improve)
+        from ..improve import load_parent_weights
+        load_parent_weights(trainer, run.config, store, say)
     for line in skipped:
         say(line)
     note = None  # the run's message when a damaged checkpoint was skipped, so the page says so
@@ -232,6 +235,9 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
             compiled_ok = True
             if found:
                 trainer.load_state(load_state(found[1], device=device)[0])
+            else:
+                from ..improve import load_parent_weights
+                load_parent_weights(trainer, run.config, store)
             out = trainer.step()
         compiled_ok = True
         step += 1
@@ -299,6 +305,8 @@ def _quality_metrics(run, trainer, store, say, claim: str | None) -> dict[str, f
     finished training into a failed run."""
     from .evaluate import end_of_run_metrics
 
+    if run.config.get("end_of_run_evaluation") is False:  # e.g. a short fine-tune that improve measures itself
+        return {}
     try:
         return end_of_run_metrics(run, trainer)
     except Exception as exc:  # noqa: BLE001

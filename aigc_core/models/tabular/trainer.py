@@ -298,6 +298,25 @@ class TabularTrainer(Trainer):
         self.load_extra_state(state.get("extra") or {})
         super().load_state(state, weights_only=weights_only)
 
+    def load_parent_state(self, state: dict, *, with_optimizer: bool = False) -> None:
+        """Start a fine-tune from another run's checkpoint: its weights and its
+        encoding (the network's outputs mean the parent's columns). The
+        parent's held-out rows stay held out, so a row it learnt from never
+        becomes a test row; rows after the parent's table (liked rows are
+        appended at the end) join the training rows. A table shorter than the
+        parent's is a different table: it keeps its own split."""
+        extra = dict(state.get("extra") or {})
+        if "train_rows" in extra:
+            parent_rows = len(extra["train_rows"]) + len(extra["test_rows"])
+            if len(self.frame) < parent_rows:
+                extra.update(train_rows=torch.tensor(self.train_rows, dtype=torch.long),
+                             test_rows=torch.tensor(self.test_rows, dtype=torch.long))
+            else:
+                appended = torch.arange(parent_rows, len(self.frame), dtype=torch.long)
+                extra["train_rows"] = torch.cat([extra["train_rows"].cpu().long(), appended])
+        state = {**{k: v for k, v in state.items() if k != "rng"}, "extra": extra}
+        self.load_state(state, weights_only=not with_optimizer)
+
     def load_extra_state(self, extra: dict) -> None:
         if "encoder" not in extra:
             return

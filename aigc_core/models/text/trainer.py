@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from ...data.base import TextData
 from ...data.text import split
-from ...data.vocab import EOS, PAD, SOS, CharVocab, _show_char
+from ...data.vocab import EOS, OTHER, PAD, SOS, CharVocab, _show_char
 from ...errors import UserError
 from ...metrics.text import mark_copies
 from ...train.base import Trainer
@@ -195,14 +195,49 @@ class CharTrainer(Trainer):
     def extra_state(self) -> dict:
         return {"vocab": list(self.vocab.tokens), "mode": self.mode, "step_count": self.step_count}
 
+    def load_state(self, state: dict, *, weights_only: bool = False) -> None:
+        # the vocabulary first: the network's input and output sizes follow it
+        extra = state.get("extra") or {}
+        if extra.get("vocab") and list(extra["vocab"]) != self.vocab.tokens:
+            self.adopt_vocab(list(extra["vocab"]), extra.get("mode", self.mode))
+        super().load_state(state, weights_only=weights_only)
+
+    def adopt_vocab(self, tokens: list[str], mode: str) -> None:
+        """Use a checkpoint's vocabulary (its ids are what the weights mean),
+        also when this run's data set has fewer characters, as a fine-tune on
+        a smaller set does. Characters the checkpoint never saw become its
+        "other" character when it has one (it kept only its most frequent
+        characters); without one they are refused, and so is a data set of the
+        other mode (running text vs lines)."""
+        vocab = CharVocab(tokens, mode)
+        if mode != self.mode:
+            had = "running text" if mode == "stream" else "a list of lines"
+            raise UserError(f"the checkpoint learnt {had}, but {self.data.name!r} is "
+                            f"{'a list of lines' if self.mode == 'lines' else 'running text'}; "
+                            "fine-tune on a data set of the same kind")
+        missing = vocab.unknown(self.data.text.replace("\n", "") if mode == "lines" else self.data.text)
+        if missing and OTHER in vocab.index:
+            vocab, missing = CharVocab(tokens, mode, folded=missing), []
+        if missing:
+            shown = ", ".join(_show_char(ch) for ch in missing[:20])
+            raise UserError(f"{self.data.name!r} has {len(missing)} character(s) the checkpoint's model never saw: "
+                            f"{shown}{' ...' if len(missing) > 20 else ''}. Remove or replace them in the data set "
+                            "(its network has one input and one output per known character)")
+        resized = len(vocab) != len(self.vocab)
+        self.vocab = vocab
+        if resized:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                self.model = self.model_cls(self.cfg, len(self.vocab)).to(self.device)
+            self.nets = {"model": self.model}
+            self.optims = {"model": self._optimizer()}
+            self.schedule = StepFunctionLR(self.optims["model"], self.lr_at)
+            self.schedule.go_to(self.step_count)
+        self._prepare_data()
+
     def load_extra_state(self, extra: dict) -> None:
-        if extra.get("vocab"):
-            if len(extra["vocab"]) != len(self.vocab):
-                raise UserError("this checkpoint was trained on a different character set than the data set has now")
-            if list(extra["vocab"]) != self.vocab.tokens:
-                # the checkpoint's own vocabulary decides what its ids mean
-                self.vocab = CharVocab(list(extra["vocab"]), extra.get("mode", self.mode))
-                self._prepare_data()
+        if extra.get("vocab") and list(extra["vocab"]) != self.vocab.tokens:
+            self.adopt_vocab(list(extra["vocab"]), extra.get("mode", self.mode))
         self.step_count = int(extra.get("step_count", self.step_count))
         self.schedule.go_to(self.step_count)
 
