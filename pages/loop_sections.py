@@ -121,7 +121,7 @@ def _before_and_after(child, key: str) -> None:
 
 def real_or_generated(run, player: str = "local", key: str = "rog") -> None:
     """A round of 20: half real, half generated; mark each, then see the score."""
-    from aigc_core.metrics.human import GENERATED, REAL, fooling_rate, make_round, submit_round
+    from aigc_core.human_eval import GENERATED, REAL, fooling_rate, make_round, submit_round
 
     st.subheader("Real or generated?")
     st.caption("Ten of these come from the data, ten from the model, in random order. Mark each one; the share of "
@@ -186,7 +186,7 @@ def augmentation_headline(run) -> None:
 
 def human_scores_table(runs) -> None:
     """Thumbs up and fooling rate per run, each with its count and interval."""
-    from aigc_core.metrics.human import human_scores
+    from aigc_core.human_eval import human_scores
 
     rows = []
     for run in runs:

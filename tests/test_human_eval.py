@@ -9,7 +9,7 @@ import torch
 
 from aigc_core import data_loop
 from aigc_core.errors import UserError
-from aigc_core.metrics.human import (GENERATED, REAL, fooling_rate, human_scores, make_round, round_score,
+from aigc_core.human_eval import (GENERATED, REAL, fooling_rate, human_scores, make_round, round_score,
                                      submit_round, thumbs_up, wilson_interval)
 from aigc_core.rating_rules import rate_by_rule
 

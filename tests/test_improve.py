@@ -13,11 +13,11 @@ from aigc_core import data_loop
 from aigc_core.data.base import ImageData, TableData, TextData
 from aigc_core.data.catalog import list_datasets, save_uploaded
 from aigc_core.errors import UserError
-from aigc_core.improve import (finetune_config, improve, improve_report, load_parent_weights, measure_improvement,
-                               plan_mix, start_improve)
+from aigc_core.improve import finetune_config, improve, improve_report, measure_improvement, plan_mix, start_improve
 from aigc_core.rating_rules import likes, parse_rule, rate_by_rule
 from aigc_core.runs import api
 from aigc_core.runs.store import RunStore
+from aigc_core.train.parent import load_parent_weights
 from aigc_core.sample import load_for_sampling
 from aigc_core.train.loop import build_trainer
 

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from aigc_core.improve import improve
-from aigc_core.metrics.human import make_round, submit_round
+from aigc_core.human_eval import make_round, submit_round
 from aigc_core.rating_rules import rate_by_rule
 from aigc_core.runs.store import RunStore
 from tests.tiny_runs import dcgan_run, finished, tiny_table

@@ -157,7 +157,19 @@ METRIC_INFO: dict[str, dict] = {
 }
 
 from .augmentation import METRIC_INFO as _AUGMENTATION_INFO  # noqa: E402 - issue 12's scores
-from .human import HUMAN_METRIC_INFO  # noqa: E402
+#: the people's numbers (aigc_core.human_eval), kept here so the labels import nothing
+HUMAN_METRIC_INFO = {
+    "human_like_share": {"label": "Thumbs up (people)", "better": "higher",
+                         "how": "Share of the samples people rated that got a thumbs up (rule ratings left out); "
+                                "human_ratings says how many."},
+    "human_ratings": {"label": "Ratings by people", "better": None, "how": "How many samples people rated."},
+    "fooling_rate": {"label": "Fooling rate (real or generated?)", "better": "higher",
+                     "how": "Of the generated samples shown in 'Real or generated?' rounds, the share people took "
+                            "for real, pooled over everybody who played; about 0.5 means people could not tell. "
+                            "fooling_rate_low/high: its 95% Wilson interval."},
+    "fooling_judged": {"label": "Generated samples judged", "better": None,
+                       "how": "How many generated samples the fooling rate is based on."},
+}
 from .inception import METRIC_INFO as _INCEPTION_INFO  # noqa: E402
 
 METRIC_INFO.update({**_INCEPTION_INFO, **_AUGMENTATION_INFO, **HUMAN_METRIC_INFO})

@@ -161,7 +161,7 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
         train_seconds = float(run.train_seconds or 0.0)
         say(f"resumed from step {step}")
     else:  # a fine-tune starts from its parent's weights (aigc_core.improve)
-        from ..improve import load_parent_weights
+        from .parent import load_parent_weights
         load_parent_weights(trainer, run.config, store, say)
     for line in skipped:
         say(line)
@@ -236,7 +236,7 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
             if found:
                 trainer.load_state(load_state(found[1], device=device)[0])
             else:
-                from ..improve import load_parent_weights
+                from .parent import load_parent_weights
                 load_parent_weights(trainer, run.config, store)
             out = trainer.step()
         compiled_ok = True

@@ -8,7 +8,7 @@ stand-in learns their taste from the ratings they gave:
 
 where phi(x) is an embedding of the sample:
 
-- images: the data set's own feature net (:mod:`.features`), 64 numbers
+- images: the data set's own feature net (:mod:`aigc_core.metrics.features`), 64 numbers
   standardised on real images (the same space FID is measured in);
 - text: counts of the character 1- to 3-grams, hashed into 4,096 slots and
   scaled to unit length;
@@ -31,8 +31,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..errors import UserError
-from ..runs.store import RunStore
+from .errors import UserError
+from .runs.store import RunStore
 
 #: the fewest liked and not-liked ratings the model is fitted on
 MIN_EACH = 4
@@ -88,7 +88,7 @@ class PreferenceModel:
 # ---- embeddings --------------------------------------------------------------------------
 
 def image_embedder(data) -> Callable:
-    from .features import feature_net, features_of, one_thread
+    from .metrics.features import feature_net, features_of, one_thread
 
     net = feature_net(data)
 
@@ -109,7 +109,7 @@ def text_embedder() -> Callable:
 def table_embedder(data) -> Callable:
     import pandas as pd
 
-    from .tabular import _feature_encoder, _features
+    from .metrics.tabular import _feature_encoder, _features
 
     types = {c: t for c, t in data.column_types.items() if t in ("numeric", "categorical", "boolean")}
     columns = list(types)
@@ -192,8 +192,8 @@ def rated_samples(run_id: str, store: RunStore | None = None, human_only: bool =
 
 
 def _trainer_at(run, step: int):
-    from ..runs.checkpoint import load_weights
-    from ..train.loop import build_trainer
+    from .runs.checkpoint import load_weights
+    from .registry import build_trainer
 
     path = run.folder.checkpoint(step)
     if step < 0 or not path.exists():
@@ -222,7 +222,7 @@ def fit_preference(run_id: str, store: RunStore | None = None, reference=None,
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
-    from ..rating_rules import reference_data
+    from .rating_rules import reference_data
 
     store = store or RunStore()
     run = store.get(run_id)
@@ -258,6 +258,6 @@ def fit_preference(run_id: str, store: RunStore | None = None, reference=None,
 
 
 def _own_data(run):
-    from ..data.catalog import load_dataset
+    from .data.catalog import load_dataset
 
     return load_dataset(run.dataset)

@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
-from ..runs.store import RunStore
+from .errors import UserError
+from .runs.store import RunStore
 
 ROUND_SIZE = 20
 MAX_ROUND = 100
@@ -142,7 +142,7 @@ def make_round(run_id: str, player: str = "local", n: int = ROUND_SIZE, seed: in
     """A new round for ``player``: ``n`` items (even), half real, half made
     by the run's latest checkpoint, in random order. The truth is kept in the
     run store, so answers are scored there."""
-    from ..sample import load_for_sampling
+    from .sample import load_for_sampling
 
     store = _db(store)
     n = int(n)
@@ -179,7 +179,7 @@ def _real_and_generated(run, trainer, half: int, seed: int, gen: torch.Generator
     data = trainer.data
     with torch.no_grad():
         if run.data_kind == "image":
-            from ..rating_rules import reference_data
+            from .rating_rules import reference_data
 
             reference = reference_data(run, store)
             pick = torch.randperm(len(reference), generator=gen)[:half]
@@ -198,7 +198,7 @@ def _real_and_generated(run, trainer, half: int, seed: int, gen: torch.Generator
                 fake = [s[:TEXT_CHARS] for s in trainer.sample(half, seed, length=TEXT_CHARS)]
             return real, fake, "text"
         if run.data_kind == "table":
-            from ..data_loop import row_dict
+            from .data_loop import row_dict
 
             frame = data.frame
             pick = torch.randperm(len(frame), generator=gen)[:half].tolist()
@@ -273,15 +273,3 @@ def human_scores(run_id: str, store: RunStore | None = None) -> dict[str, float]
     return {**thumbs_up(run_id, store), **fooling_rate(run_id, store)}
 
 
-HUMAN_METRIC_INFO = {
-    "human_like_share": {"label": "Thumbs up (people)", "better": "higher",
-                         "how": "Share of the samples people rated that got a thumbs up (rule ratings left out); "
-                                "human_ratings says how many."},
-    "human_ratings": {"label": "Ratings by people", "better": None, "how": "How many samples people rated."},
-    "fooling_rate": {"label": "Fooling rate (real or generated?)", "better": "higher",
-                     "how": "Of the generated samples shown in 'Real or generated?' rounds, the share people took "
-                            "for real, pooled over everybody who played; about 0.5 means people could not tell. "
-                            "fooling_rate_low/high: its 95% Wilson interval."},
-    "fooling_judged": {"label": "Generated samples judged", "better": None,
-                       "how": "How many generated samples the fooling rate is based on."},
-}
