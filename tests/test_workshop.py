@@ -325,3 +325,70 @@ def test_import_data_records_the_owner_and_datasets_shows_only_theirs(room, caps
     code, _, err = run_cli(capsys, "train", "--model", "char_gpt", "--dataset", "poem", "--preset", "Quick",
                            "--detach", "--user", "bob")
     assert code == 2 and err.strip() == "error: this data set belongs to alice"
+
+
+# ---- the teacher's room: people, preset, wall, leaderboard ---------------------------------------
+
+def test_the_room_lists_who_is_here_and_what_each_is_training(room):
+    from aigc_core.room import board
+
+    store = RunStore()
+    board.seen(ALICE, "Train")
+    run = queued_run(ALICE, store)
+    queued_run(BOB, store)  # bob never opened a page but has a run: he is listed, not "here"
+    people = {p.name: p for p in board.people(store)}
+    assert people["alice"].here and [r.id for r in people["alice"].active] == [run.id]
+    assert not people["bob"].here and people["bob"].runs == 1
+    load = board.room_load(store)
+    assert (load.slots, load.queued, load.training) == (1, 2, 0)
+
+
+def test_only_the_teacher_sets_the_room_preset_and_a_preset_that_cannot_train_is_refused(room):
+    from aigc_core.room import board
+
+    with pytest.raises(UserError, match="only the teacher"):
+        board.set_room_preset(ALICE, dataset="tiny_points")
+    with pytest.raises(UserError, match="no preset 'Huge'"):
+        board.set_room_preset(TEACHER, model="tiny_line", preset="Huge")
+    board.set_room_preset(TEACHER, dataset="tiny_points", model="tiny_line", preset="Quick", settings={"lr": 0.1})
+    assert board.room_preset() == {"dataset": "tiny_points", "model": "tiny_line", "preset": "Quick",
+                                   "settings": {"lr": 0.1}}
+    board.clear_room_preset(TEACHER)
+    assert board.room_preset() == {}
+
+
+def test_the_wall_shows_published_samples_newest_first_and_the_teacher_hides_any(room):
+    from PIL import Image
+
+    from aigc_core.imaging import png_bytes
+    from aigc_core.room import board
+
+    store = RunStore()
+    run = queued_run(ALICE, store)
+    first = board.post_to_wall(run.id, text="a first sample", actor=ALICE, store=store)
+    second = board.post_to_wall(run.id, image_png=png_bytes(Image.new("L", (8, 8))), caption="my grid",
+                                actor=ALICE, store=store)
+    assert [p.id for p in board.wall(actor=BOB)] == [second.id, first.id]
+    assert second.user == "alice" and second.path.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(UserError, match="this run belongs to alice"):  # bob cannot post alice's private run
+        board.post_to_wall(run.id, text="mine", actor=BOB, store=store)
+    with pytest.raises(UserError, match="belongs to alice"):
+        board.hide_post(first.id, actor=BOB)
+    board.hide_post(first.id, actor=TEACHER)
+    assert [p.id for p in board.wall(actor=BOB)] == [second.id]
+    assert len(board.wall(actor=TEACHER, include_hidden=True)) == 2
+
+
+def test_the_room_leaderboard_ranks_published_finished_runs_on_one_data_set(room):
+    from aigc_core.room import board
+
+    store = RunStore()
+    runs = [queued_run(who, store) for who in (ALICE, BOB, TEACHER)]
+    for run, error, published in zip(runs, (0.3, 0.1, 0.2), (True, True, False)):
+        store.update(run.id, status="completed", final_metrics={"weight_error": error, "loss": error})
+        store.publish(run.id, published, actor=TEACHER)
+    table = board.room_leaderboard("tiny_points", actor=ALICE, store=store)
+    assert {r.id for r in table["runs"]} == {runs[0].id, runs[1].id}  # the teacher's run is not published
+    loss = next(c for c in table["columns"] if c["key"] == "loss")
+    assert loss["best"] == [runs[1].id]
+    assert board.published_datasets(actor=BOB, store=store) == ["tiny_points"]
