@@ -10,7 +10,7 @@ import streamlit as st
 
 st.set_page_config(page_title="AIGC Studio", page_icon=":material/auto_awesome:", layout="wide")
 
-from pages.common import sidebar  # noqa: E402 - after set_page_config
+from pages.common import current_actor, room_gate, sidebar  # noqa: E402 - after set_page_config
 
 HERE = Path(__file__).resolve().parent
 PAGES = [  # (file, title, icon)
@@ -20,8 +20,14 @@ PAGES = [  # (file, title, icon)
     ("pages/gallery.py", "Gallery", ":material/photo_library:"),
     ("pages/compare.py", "Compare", ":material/compare:"),
 ]
+#: the teacher's page, shown only to the teacher in workshop mode
+ROOM_PAGE = ("pages/room.py", "Room", ":material/groups:")
 
+actor = current_actor()
+pages = PAGES + ([ROOM_PAGE] if actor is not None and actor.is_teacher else [])
 page = st.navigation([st.Page(path, title=title, icon=icon, default=(title == "Home"))
-                      for path, title, icon in PAGES if (HERE / path).exists()])
+                      for path, title, icon in pages if (HERE / path).exists()])
+if actor is None:
+    room_gate()  # workshop mode, not joined yet: the join form, and no page
 sidebar()
 page.run()

@@ -7,7 +7,9 @@ visitor presses a button.
 
 import streamlit as st
 
-from pages.common import get_store, guard, sampling_trainer, set_current_dataset, set_current_run
+from pages.common import acting, get_store, guard, sampling_trainer, set_current_dataset, set_current_run
+
+actor = acting("Home")
 
 st.title("AIGC Studio")
 st.markdown(

@@ -1,0 +1,124 @@
+"""Workshop mode in the app (AppTest): joining with the room code, a token
+that survives a refresh, the teacher's Room page, and refusals shown as
+messages."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from aigc_core.room import board, identity
+from aigc_core.room.identity import Actor
+from aigc_core.runs import api
+from aigc_core.runs.store import RunStore
+from tests.tiny_runs import APP
+
+ALICE, TEACHER = Actor("alice"), Actor("Teacher", "teacher")
+
+
+@pytest.fixture
+def room(monkeypatch, fresh_home):
+    monkeypatch.setenv("AIGC_WORKSHOP_CODE", "owl-42")
+    monkeypatch.setenv("AIGC_TEACHER_CODE", "hawk-7")
+    monkeypatch.setenv("AIGC_MAX_JOBS", "1")
+    return fresh_home
+
+
+def app(token: str | None = None, timeout: float = 120) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    if token:
+        at.query_params["t"] = token
+    # AppTest runs app.py only the first time; later runs run the page itself (which gates the same
+    # way): a second run puts the join form where the clicks that follow will find it
+    at.run()
+    at.run()
+    return at
+
+
+def join(at: AppTest, code: str, name: str) -> AppTest:
+    at.sidebar.text_input[0].input(code)
+    at.sidebar.text_input[1].input(name)
+    at.sidebar.button[0].click().run()
+    return at
+
+
+def shown(at) -> str:
+    return " ".join([t.value for t in at.text] + [m.value for m in at.markdown] + [i.value for i in at.info]
+                    + [e.value for e in at.error] + [c.value for c in at.caption])
+
+
+def queued(actor: Actor) -> str:
+    config = api.make_config("tiny_line", "tiny_points", train_set={"steps": 40})
+    return api.submit(config, store=RunStore(), start=False, actor=actor).id
+
+
+def test_without_workshop_mode_nobody_is_asked_to_join(fresh_home, monkeypatch):
+    monkeypatch.delenv("AIGC_WORKSHOP_CODE", raising=False)
+    at = app()
+    assert not at.exception and at.title[0].value == "AIGC Studio"
+    assert "Join the workshop" not in [h.value for h in at.sidebar.subheader]
+
+
+def test_a_participant_joins_with_the_room_code_and_a_name_and_a_refresh_keeps_them(room):
+    at = app()
+    assert "Type the room code and your name" in shown(at)
+    join(at, "owl-43", "alice")
+    assert "not this room's code" in shown(at)
+    join(at, "owl-42", "alice")
+    assert not at.exception and "You are alice" in shown(at)
+    token = at.query_params["t"]
+    token = token[0] if isinstance(token, list) else token
+    assert identity.actor_from_token(token) == ALICE
+    again = app(token)  # a refresh or a second tab with the same address
+    assert "You are alice" in shown(again)
+
+
+def test_a_forged_token_is_asked_to_join(room):
+    at = app("eyJuIjoiYWxpY2UifQ.AAAA")
+    assert "Type the room code and your name" in shown(at)
+
+
+def test_the_teacher_sees_people_runs_and_stops_a_participants_run(room):
+    board.seen(ALICE, "Train")
+    run_id = queued(ALICE)
+    _, token = identity.join("hawk-7", "")
+    at = app(token)
+    at.switch_page("pages/room.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Room"
+    people = at.dataframe[0].value
+    assert "alice" in list(people["name"])
+    at.selectbox(key="room_run").set_value(run_id).run()
+    at.button(key="room_stop").click().run()
+    assert RunStore().get(run_id).status == "stopped"
+
+
+def test_the_room_page_refuses_a_participant(room):
+    _, token = identity.join("owl-42", "alice")
+    at = app(token)
+    at.switch_page("pages/room.py").run()
+    assert "The Room page is the teacher's." in shown(at)
+
+
+def test_the_teacher_hides_a_post_on_the_wall(room):
+    run_id = queued(ALICE)
+    post = board.post_to_wall(run_id, text="a sample worth sharing", actor=ALICE)
+    _, token = identity.join("hawk-7", "")
+    at = app(token)
+    at.switch_page("pages/room.py").run()
+    assert "a sample worth sharing" in [c.value for c in at.code]
+    at.button(key=f"wall_{post.id}").click().run()
+    assert board.wall(actor=ALICE) == []
+
+
+def test_the_teacher_saves_a_room_preset(room):
+    _, token = identity.join("hawk-7", "")
+    at = app(token)
+    at.switch_page("pages/room.py").run()
+    form_boxes = [s for s in at.selectbox if s.label in ("Data set", "Model")]
+    form_boxes[0].set_value("tiny_points")
+    form_boxes[1].set_value("tiny_line")
+    next(t for t in at.text_input if t.label == "Preset").input("Quick")
+    next(b for b in at.button if b.label == "Save the room preset").click().run()
+    assert not at.exception
+    assert board.room_preset() == {"dataset": "tiny_points", "model": "tiny_line", "preset": "Quick"}
