@@ -182,7 +182,8 @@ def cmd_sample(args) -> int:
     from .sample import load_for_sampling
 
     knobs = parse_sets(args.set)
-    trainer, run, step = load_for_sampling(args.run, actor=_actor(args))
+    actor = _actor(args)
+    trainer, run, step = load_for_sampling(args.run, actor=actor)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     typed = _coerce_knobs(trainer, knobs)
@@ -201,6 +202,13 @@ def cmd_sample(args) -> int:
         import numpy as np
 
         np.savetxt(out, result.numpy(), delimiter=",", header="x,y", comments="")
+    if args.post:
+        from .room.board import post_to_wall
+
+        if out.suffix.lower() == ".png":
+            post_to_wall(run.id, image_png=out.read_bytes(), caption=args.caption or "", actor=actor)
+        else:
+            post_to_wall(run.id, text=out.read_text(encoding="utf-8")[:4000], caption=args.caption or "", actor=actor)
     if args.json:
         _print_json({"run_id": run.id, "step": step, "n": args.n, "seed": args.seed, "out": str(out)})
     else:
@@ -399,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--set", action="append", metavar="KNOB=VALUE")
     s.add_argument("--out", required=True)
+    s.add_argument("--post", action="store_true", help="also post the samples to the room's shared wall")
+    s.add_argument("--caption", help="a caption for the wall")
     s.add_argument("--json", action="store_true")
     _who(s)
     s.set_defaults(fn=cmd_sample)

@@ -392,3 +392,17 @@ def test_the_room_leaderboard_ranks_published_finished_runs_on_one_data_set(room
     loss = next(c for c in table["columns"] if c["key"] == "loss")
     assert loss["best"] == [runs[1].id]
     assert board.published_datasets(actor=BOB, store=store) == ["tiny_points"]
+
+
+def test_sample_refuses_someone_elses_private_run_and_posts_to_the_wall_for_its_owner(room, capsys, tmp_path):
+    from aigc_core.room import board
+
+    run = api.run_in_foreground(tiny_config(10), store=RunStore(), echo=lambda _m: None, actor=ALICE)
+    out = tmp_path / "points.csv"
+    code, _, err = run_cli(capsys, "sample", "--run", run.id, "-n", "4", "--out", str(out), "--user", "bob")
+    assert code == 2 and err.strip() == "error: this run belongs to alice" and not out.exists()
+    code, _, err = run_cli(capsys, "sample", "--run", run.id, "-n", "4", "--out", str(out), "--user", "alice",
+                           "--post", "--caption", "my line")
+    assert code == 0, err
+    [post] = board.wall(actor=BOB)
+    assert (post.user, post.caption, post.kind) == ("alice", "my line", "text") and post.text.startswith("x,y")
