@@ -10,6 +10,7 @@ import streamlit as st
 
 st.set_page_config(page_title="AIGC Studio", page_icon=":material/auto_awesome:", layout="wide")
 
+from aigc_core.room.identity import workshop_mode  # noqa: E402
 from pages.common import current_actor, room_gate, sidebar  # noqa: E402 - after set_page_config
 
 HERE = Path(__file__).resolve().parent
@@ -20,11 +21,14 @@ PAGES = [  # (file, title, icon)
     ("pages/gallery.py", "Gallery", ":material/photo_library:"),
     ("pages/compare.py", "Compare", ":material/compare:"),
 ]
-#: the teacher's page, shown only to the teacher in workshop mode
+#: in workshop mode: the room's wall for everyone, the Room page for the teacher
+WALL_PAGE = ("pages/wall.py", "Wall", ":material/wall_art:")
 ROOM_PAGE = ("pages/room.py", "Room", ":material/groups:")
 
 actor = current_actor()
-pages = PAGES + ([ROOM_PAGE] if actor is not None and actor.is_teacher else [])
+pages = PAGES + [WALL_PAGE] if workshop_mode() else PAGES
+if actor is not None and actor.is_teacher:
+    pages = pages + [ROOM_PAGE]
 page = st.navigation([st.Page(path, title=title, icon=icon, default=(title == "Home"))
                       for path, title, icon in pages if (HERE / path).exists()])
 if actor is None:

@@ -273,3 +273,28 @@ def room_gate(page_title: str | None = None):
         st.stop()
     board.seen(actor, page_title)
     return actor
+
+
+def room_leaderboard(actor, key: str) -> None:
+    """The bake-off table over the room's published, finished runs on one data set."""
+    from aigc_core.room import board
+
+    store = get_store()
+    choices = board.published_datasets(actor=actor, store=store)
+    if not choices:
+        st.caption("No published, finished runs yet. Publish a finished run from the Gallery to put it here.")
+        return
+    dataset = st.selectbox("Data set", choices, key=key)
+    table = board.room_leaderboard(dataset, actor=actor, store=store)
+    by_id = {r.id: r for r in table["runs"]}
+    rows = []
+    for rank, rid in enumerate(table["order"], 1):
+        r = by_id[rid]
+        row = {"#": rank, "by": r.user or "starter", "run": r.name, "model": r.model}
+        for col in table["columns"]:
+            value = r.final_metrics.get(col["key"])
+            row[col["label"]] = "" if value is None else f"{value:.4g}" + (" ★" if rid in col["best"] else "")
+        rows.append(row)
+    st.dataframe(rows, hide_index=True, use_container_width=True)
+    if table["ranked_by"]:
+        st.caption(f"Ranked by {table['ranked_by']}; ★ marks the best value of each number.")

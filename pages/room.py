@@ -11,7 +11,7 @@ import streamlit as st
 
 from aigc_core.room import board
 from aigc_core.room.limits import bytes_words
-from pages.common import acting, get_store, guard, status_label
+from pages.common import acting, get_store, guard, room_leaderboard, status_label
 
 actor = acting("Room")
 st.title("Room")
@@ -145,22 +145,4 @@ for i, post in enumerate(posts):
 
 # ---- the room leaderboard -----------------------------------------------------------
 st.subheader("Room leaderboard")
-choices = board.published_datasets(actor=actor, store=store)
-if not choices:
-    st.caption("No published, finished runs yet. A participant publishes a run from the Gallery.")
-else:
-    dataset = st.selectbox("Data set", choices, key="room_board_dataset")
-    table = board.room_leaderboard(dataset, actor=actor, store=store)
-    by_id = {r.id: r for r in table["runs"]}
-    rows = []
-    for rank, rid in enumerate(table["order"], 1):
-        r = by_id[rid]
-        row = {"#": rank, "by": r.user or "starter", "run": r.name, "model": r.model}
-        for col in table["columns"]:
-            value = r.final_metrics.get(col["key"])
-            mark = " ★" if rid in col["best"] else ""
-            row[col["label"]] = "" if value is None else f"{value:.4g}{mark}"
-        rows.append(row)
-    st.dataframe(rows, hide_index=True, use_container_width=True)
-    if table["ranked_by"]:
-        st.caption(f"Ranked by {table['ranked_by']}; ★ marks the best value of each number.")
+room_leaderboard(actor, key="room_board_dataset")

@@ -5,7 +5,8 @@ a Quick run (the tiny test model's Quick preset, so the check is about the
 server and the queue rather than about training speed), follows it on the
 Train page until it is done, and samples from it. Pages are driven with
 Streamlit's AppTest, one session per participant, all in this process (the
-server's role), on loopback only: nothing listens on a port. Training runs in
+server's role; it is warmed up by one visit first, as a server is by its
+first visitor), on loopback only: nothing listens on a port. Training runs in
 worker processes through the real queue (one slot on a CPU-only machine), so
 the runs wait their turn fairly.
 
@@ -39,8 +40,31 @@ from tests.tiny_runs import APP
 REPO = Path(__file__).resolve().parent.parent
 #: the pages a participant opens (the teacher's Room page refuses them, so it is not one of theirs)
 PAGES = [f"pages/{p.name}" for p in sorted((REPO / "pages").glob("*.py")) if p.stem not in ("common", "room")]
-BUDGET_S = 300.0  # the whole room must be done within this
+BUDGET_S = 300.0
+RETRIES: list[str] = []  # the whole room must be done within this
 P95_LIMIT_S = 2.0
+
+
+@pytest.fixture
+def one_script_cache(monkeypatch):
+    """A server keeps one compiled copy of each page for all its sessions; AppTest
+    gives every session its own, and compiling the same page in many threads at
+    once trips CPython 3.11's parser ("AST constructor recursion depth
+    mismatch"). Share one cache, as the server does."""
+    from streamlit.runtime.scriptrunner import script_cache
+
+    compiled: dict[str, object] = {}
+    lock = threading.Lock()
+    original = script_cache.ScriptCache.get_bytecode
+
+    def get_bytecode(self, script_path: str):
+        with lock:
+            script_path = os.path.abspath(script_path)
+            if script_path not in compiled:
+                compiled[script_path] = original(self, script_path)
+            return compiled[script_path]
+
+    monkeypatch.setattr(script_cache.ScriptCache, "get_bytecode", get_bytecode)
 
 
 def _rss_mb() -> float:
@@ -60,7 +84,16 @@ class Participant(threading.Thread):
 
     def page(self, at: AppTest, path: str | None = None) -> None:
         start = time.perf_counter()
-        (at.switch_page(path) if path else at).run()
+        try:
+            (at.switch_page(path) if path else at).run()
+        except KeyError as exc:
+            # AppTest's own bookkeeping, not the app: under heavy thread contention it can read the
+            # "script run finished" flag before the script runner wrote it. Counted, and the view is retried.
+            if "SCRIPT_RUN_WITHOUT_ERRORS" not in str(exc):
+                raise
+            RETRIES.append(self.person)
+            start = time.perf_counter()
+            (at.switch_page(path) if path else at).run()
         self.times.append(time.perf_counter() - start)
         if at.exception:
             self.problems.append(f"{self.person} on {path}: {at.exception[0].value}")
@@ -96,10 +129,18 @@ class Participant(threading.Thread):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("people", [1, 5, 20])
-def test_a_room_of_participants_all_finish_their_runs_with_quick_pages(people, fresh_home, monkeypatch):
+def test_a_room_of_participants_all_finish_their_runs_with_quick_pages(people, fresh_home, monkeypatch,
+                                                                        one_script_cache):
     monkeypatch.setenv("AIGC_WORKSHOP_CODE", "load-room")
     monkeypatch.setenv("AIGC_TEACHER_CODE", "load-teacher")
     monkeypatch.setenv("AIGC_MAX_ACTIVE_RUNS", "2")
+    # the server's first visitor pays for its imports (torch, the models): warm up once, not counted
+    _, token = identity.join("load-teacher", "")
+    warm = AppTest.from_file(APP, default_timeout=120)
+    warm.query_params["t"] = token
+    warm.run()
+    for path in PAGES:
+        warm.switch_page(path).run()
     start = time.time()
     deadline = start + BUDGET_S
     rss_before = _rss_mb()
@@ -124,7 +165,9 @@ def test_a_room_of_participants_all_finish_their_runs_with_quick_pages(people, f
         "max_s": round(ordered[-1], 3) if ordered else None,
         "memory_per_session_mb": round((rss_after - rss_before) / people, 1),
         "runs_completed": sum(r.status == "completed" for r in runs.values()),
+        "apptest_retries": len(RETRIES),
     }
+    RETRIES.clear()
     print(f"\nload: {json.dumps(figures)}")
     if os.environ.get("AIGC_LOAD_REPORT"):
         path = Path(os.environ["AIGC_LOAD_REPORT"])

@@ -122,3 +122,19 @@ def test_the_teacher_saves_a_room_preset(room):
     next(b for b in at.button if b.label == "Save the room preset").click().run()
     assert not at.exception
     assert board.room_preset() == {"dataset": "tiny_points", "model": "tiny_line", "preset": "Quick"}
+
+
+def test_participants_see_the_wall_and_take_down_their_own_post(room):
+    run_id = queued(ALICE)
+    post = board.post_to_wall(run_id, text="alice's first words", caption="look", actor=ALICE)
+    _, token = identity.join("owl-42", "bob")
+    at = app(token)
+    at.switch_page("pages/wall.py").run()
+    assert not at.exception
+    assert "alice's first words" in [c.value for c in at.code] and "look" in shown(at)
+    assert not [b for b in at.button if b.key == f"down_{post.id}"]  # not bob's to take down
+    _, token = identity.join("owl-42", "alice")
+    at = app(token)
+    at.switch_page("pages/wall.py").run()
+    at.button(key=f"down_{post.id}").click().run()
+    assert board.wall(actor=Actor("bob")) == []

@@ -406,3 +406,19 @@ def test_sample_refuses_someone_elses_private_run_and_posts_to_the_wall_for_its_
     assert code == 0, err
     [post] = board.wall(actor=BOB)
     assert (post.user, post.caption, post.kind) == ("alice", "my line", "text") and post.text.startswith("x,y")
+
+
+def test_repair_brings_back_who_made_a_run_and_whether_it_was_published(room):
+    from aigc_core.runs.repair import repair
+
+    store = RunStore()
+    run = api.run_in_foreground(tiny_config(10), store=store, echo=lambda _m: None, actor=ALICE)
+    store.publish(run.id, actor=ALICE)
+    store.rate(run.id, "row|0|0|0|-", 1, {"kind": "row"}, actor=BOB)
+    (room / "runs.db").unlink()
+    for suffix in ("-wal", "-shm"):
+        (room / f"runs.db{suffix}").unlink(missing_ok=True)
+    repair()
+    back = RunStore().get(run.id)
+    assert (back.user, back.published) == ("alice", True)
+    assert [(r["item"], r["user"]) for r in RunStore().ratings(run.id)] == [("row|0|0|0|-", "bob")]
