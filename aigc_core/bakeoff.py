@@ -37,43 +37,6 @@ SAMPLE_COUNT = 16
 SAMPLE_SEED = 0
 POLL_S = 1.0
 
-# Numbers every run logs while it trains. The quality metrics (FID, bits per
-# character, ...) and their explanations come from aigc_core.metrics.evaluate.
-TRAINING_METRICS = {
-    "loss": {"label": "Training loss", "better": "lower", "how": "The model's own loss on its last training batches."},
-    "loss_d": {"label": "Discriminator loss", "better": None,
-               "how": "A GAN's losses are a game between two players; neither number alone says which run is better."},
-    "loss_g": {"label": "Generator loss", "better": None,
-               "how": "A GAN's losses are a game between two players; neither number alone says which run is better."},
-    "samples_per_s": {"label": "Training speed (examples/s)", "better": "higher",
-                      "how": "Training examples (images, characters, rows) processed per second on this machine."},
-    "step_time_ms": {"label": "Time per step (ms)", "better": "lower", "how": "Wall time of one optimisation step."},
-    "d_real": {"label": "D(x) on real data", "better": None,
-               "how": "The discriminator's average verdict on real samples in the last training batches (a "
-                      "probability for the non-saturating loss, a raw score for WGAN-GP and hinge)."},
-    "d_fake": {"label": "D(G(z)) on generated data", "better": None,
-               "how": "The discriminator's average verdict on generated samples in the last training batches."},
-    "grad_norm": {"label": "Gradient norm", "better": None, "how": "Size of the last weight update's gradient."},
-    "grad_norm_d": {"label": "Discriminator gradient norm", "better": None,
-                    "how": "Size of the discriminator's last gradient; a sudden spike often comes before a collapse."},
-    "grad_norm_g": {"label": "Generator gradient norm", "better": None,
-                    "how": "Size of the generator's last gradient; a sudden spike often comes before a collapse."},
-    "gp": {"label": "Gradient penalty", "better": None,
-           "how": "WGAN-GP's penalty: how far the critic's gradient norm is from 1 between real and generated samples."},
-    "gradient_penalty": {"label": "Gradient penalty", "better": None,
-                         "how": "WGAN-GP's penalty: how far the critic's gradient norm is from 1 between real and "
-                                "generated rows."},
-    "wasserstein": {"label": "Wasserstein estimate", "better": None,
-                    "how": "The critic's mean score on real rows minus on generated rows in the last batches; it "
-                           "shrinks as the generated rows get harder to tell apart, but only within one run."},
-    "condition_ce": {"label": "Condition cross-entropy", "better": "lower",
-                     "how": "How far generated rows are from carrying the condition value they were asked for."},
-    "recon": {"label": "Reconstruction loss", "better": "lower",
-              "how": "How badly the decoder rebuilt its training inputs in the last batches."},
-    "kl": {"label": "KL divergence", "better": None,
-           "how": "How far the codes of the last training batches are from the prior N(0, I), in nats."},
-    "lr": {"label": "Learning rate", "better": None, "how": "The optimiser's step size at the end of training."},
-}
 # What the budget bought each model: shown in the leaderboard, never "better".
 BUDGET_COLUMNS = {
     "steps_trained": {"label": "Steps trained", "better": None,
@@ -84,11 +47,21 @@ BUDGET_COLUMNS = {
 #: the metric a leaderboard is ranked by: the first of these that every run has
 HEADLINE = ("fid", "val_bpc", "kid", "elbo", "val_elbo", "fidelity", "val_loss")
 
-def metric_info() -> dict:
-    """Metric key -> {"label", "better" ("lower" | "higher" | None), "how"}."""
-    from .metrics.evaluate import METRIC_INFO  # quality and held-out numbers, explained where they are computed
+def metric_info(model: str | None = None) -> dict:
+    """Metric key -> {"label", "better" ("lower" | "higher" | None), "how"}:
+    :func:`aigc_core.registry.metric_info` (the loop's, the quality numbers',
+    and what every model declares about its logged numbers)."""
+    from .registry import metric_info as declared
 
-    return {**TRAINING_METRICS, **METRIC_INFO}
+    return declared(model)
+
+
+def _logged_while_training(key: str) -> bool:
+    """A number some model logs as it trains (its own words on its spec), or the loop's speed."""
+    from .metrics.labels import LOOP_METRICS
+    from .registry import all_models
+
+    return key in LOOP_METRICS or any(key in spec.metrics and not key.startswith("val_") for spec in all_models())
 
 
 def bakeoffs_dir() -> Path:
@@ -272,11 +245,11 @@ def metric_order(key: str, info: dict) -> tuple:
     bake-off's budget columns last. The Compare page sorts its numbers table with this too."""
     if key in BUDGET_COLUMNS:
         tier = 4
-    elif key in info and key not in TRAINING_METRICS:
+    elif key in info and not _logged_while_training(key):
         tier = 0
     elif key.startswith("val_"):
         tier = 1
-    elif key in TRAINING_METRICS:
+    elif _logged_while_training(key):
         tier = 2
     else:
         tier = 3
@@ -387,29 +360,54 @@ def _samples(run, dataset: str, seed: int, store) -> dict:
         trainer, _, step = load_for_sampling(run.id, store=store)
     except UserError as exc:
         return {"kind": "none", "error": str(exc)}
+    return sample_preview(run, trainer, step, seed, dataset)
+
+
+#: how each kind of data is previewed: (count, sampling knobs, preview of the samples)
+def _image_preview(trainer, samples, dataset) -> dict:
+    from .imaging import grid_image, upscale
+
+    return {"png": _b64_png(upscale(grid_image(samples, nrow=4), 240))}
+
+
+def _points_preview(trainer, samples, dataset) -> dict:
+    from .data.catalog import load_dataset
+
+    real = load_dataset(dataset).points
+    return {"svg": svg_scatter(real[:512].tolist(), samples.tolist())}
+
+
+def _text_preview(trainer, samples, dataset) -> dict:
+    return {"lines": getattr(trainer, "mode", "") == "lines", "texts": [str(t) for t in samples]}
+
+
+def _table_preview(trainer, samples, dataset) -> dict:
+    return {"columns": [str(c) for c in samples.columns],
+            "rows": [[str(v) for v in row] for row in samples.itertuples(index=False)]}
+
+
+PREVIEWS = {"image": _image_preview, "points": _points_preview, "text": _text_preview, "table": _table_preview}
+
+
+def _preview_knobs(trainer, kind: str) -> tuple[int, dict]:
+    if kind == "text":  # a little below temperature 1, whole items or a paragraph
+        lines = getattr(trainer, "mode", "") == "lines"
+        return (8 if lines else 2), {"length": 40 if lines else 200, "temperature": 0.8}
+    return {"image": SAMPLE_COUNT, "points": 512, "table": 8}.get(kind, SAMPLE_COUNT), {}
+
+
+def sample_preview(run, trainer, step: int, seed: int, dataset: str | None = None) -> dict:
+    """A small, JSON-able preview of a run's samples for reports and side-by-side
+    views: ``{"kind": <data kind>, "step": ..., ...}`` (or kind ``none`` and an error)."""
+    preview = PREVIEWS.get(run.data_kind)
+    if preview is None:
+        return {"kind": "none", "error": f"no samples for {run.data_kind} data"}
     try:
-        if run.data_kind == "image":
-            from .imaging import grid_image, upscale
-
-            grid = grid_image(trainer.sample(SAMPLE_COUNT, seed), nrow=4)
-            return {"kind": "image", "step": step, "png": _b64_png(upscale(grid, 240))}
-        if run.data_kind == "points":
-            from .data.catalog import load_dataset
-
-            real = load_dataset(dataset).points
-            fake = trainer.sample(512, seed)
-            return {"kind": "points", "step": step, "svg": svg_scatter(real[:512].tolist(), fake.tolist())}
-        if run.data_kind == "text":
-            lines = getattr(trainer, "mode", "") == "lines"
-            texts = trainer.sample(8 if lines else 2, seed, length=40 if lines else 200, temperature=0.8)
-            return {"kind": "text", "step": step, "lines": lines, "texts": [str(t) for t in texts]}
-        if run.data_kind == "table":
-            frame = trainer.sample(8, seed)
-            return {"kind": "table", "step": step, "columns": [str(c) for c in frame.columns],
-                    "rows": [[str(v) for v in row] for row in frame.itertuples(index=False)]}
+        n, knobs = _preview_knobs(trainer, run.data_kind)
+        samples = trainer.sample(n, seed, **knobs)
+        return {"kind": run.data_kind, "step": step, **preview(trainer, samples, dataset or run.dataset)}
     except Exception as exc:  # noqa: BLE001 - one model's broken sampler must not sink the report
         return {"kind": "none", "error": f"sampling failed: {type(exc).__name__}: {exc}"}
-    return {"kind": "none", "error": f"no samples for {run.data_kind} data"}
 
 
 def _copy_pairs(run, dataset: str, seed: int, store, count: int = 8) -> list[dict]:

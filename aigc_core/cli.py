@@ -179,29 +179,18 @@ def cmd_control(args) -> int:
 
 def cmd_sample(args) -> int:
     from .config import parse_sets
+    from .data.kinds import data_kind
+    from .registry import get_model
     from .sample import load_for_sampling
 
-    knobs = parse_sets(args.set)
     actor = _actor(args)
     trainer, run, step = load_for_sampling(args.run, actor=actor)
+    # --set values are checked and typed by the model's own knobs dataclass
+    knobs = get_model(run.model).parse_knobs(parse_sets(args.set))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    typed = _coerce_knobs(trainer, knobs)
-    result = trainer.sample(args.n, args.seed, **typed)
-    if run.data_kind == "image":
-        from .imaging import grid_image
-
-        grid_image(result).save(out)
-    elif run.data_kind == "text":
-        out.write_text("\n".join(result) if run.config.get("dataset") and isinstance(result, list) else str(result), encoding="utf-8")
-    elif run.data_kind == "table":
-        from .data.table import csv_bytes
-
-        out.write_bytes(csv_bytes(result))
-    else:  # points
-        import numpy as np
-
-        np.savetxt(out, result.numpy(), delimiter=",", header="x,y", comments="")
+    result = trainer.sample(args.n, args.seed, **knobs)
+    data_kind(run.data_kind).save(result, out)
     if args.post:
         from .room.board import post_to_wall
 
@@ -214,26 +203,6 @@ def cmd_sample(args) -> int:
     else:
         print(f"wrote {args.n} samples from {run.id} (step {step}) to {out}")
     return 0
-
-
-def _coerce_knobs(trainer, knobs: dict) -> dict:
-    """Turn --set strings into numbers/bools where they look like them."""
-    typed = {}
-    for k, v in knobs.items():
-        low = v.strip().lower()
-        if low in ("true", "false"):
-            typed[k] = low == "true"
-            continue
-        try:
-            typed[k] = int(v) if low.lstrip("-").isdigit() else float(v)
-        except ValueError:
-            typed[k] = v
-        if k == "prompt":
-            typed[k] = v  # prompts stay strings, even "123"
-    if "condition" in typed and isinstance(typed["condition"], str) and "=" in typed["condition"]:
-        col, val = typed["condition"].split("=", 1)
-        typed["condition"] = {col: val}
-    return typed
 
 
 def cmd_export(args) -> int:
@@ -304,7 +273,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .metrics.evaluate import evaluate_run
+    from .train.evaluate import evaluate_run
 
     result = evaluate_run(args.run, n=args.n, echo=print)
     if args.json:
@@ -405,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run", required=True)
     s.add_argument("-n", type=int, default=64)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--set", action="append", metavar="KNOB=VALUE")
+    s.add_argument("--set", action="append", metavar="KNOB=VALUE",
+                   help="a sampling knob the model declares (e.g. truncation=0.7, temperature=0.8, condition=col=value)")
     s.add_argument("--out", required=True)
     s.add_argument("--post", action="store_true", help="also post the samples to the room's shared wall")
     s.add_argument("--caption", help="a caption for the wall")

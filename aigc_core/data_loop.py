@@ -34,13 +34,14 @@ import torch
 from PIL import Image
 
 from .data.catalog import check_name, list_datasets, load_dataset, save_uploaded
+from .data.kinds import KINDS
 from .errors import UserError
 from .room.identity import LOCAL, Actor
 from .runs.store import RunStore
 
 LIKED_FOLDER = "liked"
 UP, DOWN = 1, 0
-RATEABLE_KINDS = ("image", "text", "table")
+RATEABLE_KINDS = tuple(kind.name for kind in KINDS.values() if kind.rateable)
 
 
 def _store(store: RunStore | None) -> RunStore:
@@ -267,56 +268,64 @@ def _build(run_id: str, store: RunStore, name: str | None, repeat: int = 1, acto
     new_name = name or suggest_name(run.dataset)
     plan.suggested_name = new_name
     description = f"{run.dataset} plus samples liked in the Gallery from run {run.name}"
+    return _JOIN[run.data_kind](run, plan, liked, original, new_name, description, repeat)
 
-    if run.data_kind == "image":
-        from .data.base import ImageData
 
-        plan.unit = "images"
-        plan.original_count = len(original)
-        images = _liked_images(run, liked, tuple(original.images.shape[1:]), plan.skipped)
-        plan.used, plan.added = len(images), len(images) * repeat
-        if original.labels is not None:
-            plan.notes.append("Generated images have no class, so the new set has no labels")
-        if not images:
-            return plan, None
-        liked_images = torch.stack(images).repeat(repeat, 1, 1, 1)                 # (used * repeat, C, H, W)
-        return plan, ImageData(new_name, torch.cat([original.images, liked_images]), description=description)
+# ---- how liked samples join the original data, for each kind that can be rated -------------
 
-    if run.data_kind == "text":
-        from .data.base import TextData
+def _join_images(run, plan: LoopPlan, liked, original, new_name: str, description: str, repeat: int):
+    from .data.base import ImageData
 
-        texts = _liked_texts(liked)
-        if original.mode == "lines":
-            plan.unit = "lines"
-            items = [line for line in original.text.split("\n") if line]
-            plan.original_count = len(items)
-            known, new = set(items), []
-            for item in _line_items(texts):
-                if item in known:
-                    plan.skipped["already in the data set"] = plan.skipped.get("already in the data set", 0) + 1
-                    continue
-                known.add(item)
-                new.append(item)
-            plan.used, plan.added = len(new), len(new) * repeat
-            plan.notes.append("Liked lines go before the original lines, so they are trained on "
-                              "(the last 10% of lines is held out for validation)")
-            data = TextData(new_name, "\n".join(new * repeat + items), mode="lines",
-                            description=description) if new else None
-            return plan, data
-        plan.unit = "characters"
-        plan.original_count = len(original.text)
-        passages = [t.strip() for t in texts if t.strip()]
-        plan.used = len(passages)
-        plan.notes.append("Liked passages go before the original text, so they are trained on "
-                          "(the last 10% of the text is held out for validation)")
-        if not passages:
-            return plan, None
-        text = "\n\n".join(passages * repeat + [original.text])
-        plan.added = len(text) - len(original.text)
-        return plan, TextData(new_name, text, mode="stream", description=description)
+    plan.unit = "images"
+    plan.original_count = len(original)
+    images = _liked_images(run, liked, tuple(original.images.shape[1:]), plan.skipped)
+    plan.used, plan.added = len(images), len(images) * repeat
+    if original.labels is not None:
+        plan.notes.append("Generated images have no class, so the new set has no labels")
+    if not images:
+        return plan, None
+    liked_images = torch.stack(images).repeat(repeat, 1, 1, 1)                 # (used * repeat, C, H, W)
+    return plan, ImageData(new_name, torch.cat([original.images, liked_images]), description=description)
+
+
+def _join_texts(run, plan: LoopPlan, liked, original, new_name: str, description: str, repeat: int):
+    from .data.base import TextData
+
+    texts = _liked_texts(liked)
+    if original.mode == "lines":
+        plan.unit = "lines"
+        items = [line for line in original.text.split("\n") if line]
+        plan.original_count = len(items)
+        known, new = set(items), []
+        for item in _line_items(texts):
+            if item in known:
+                plan.skipped["already in the data set"] = plan.skipped.get("already in the data set", 0) + 1
+                continue
+            known.add(item)
+            new.append(item)
+        plan.used, plan.added = len(new), len(new) * repeat
+        plan.notes.append("Liked lines go before the original lines, so they are trained on "
+                          "(the last 10% of lines is held out for validation)")
+        data = TextData(new_name, "\n".join(new * repeat + items), mode="lines",
+                        description=description) if new else None
+        return plan, data
+    plan.unit = "characters"
+    plan.original_count = len(original.text)
+    passages = [t.strip() for t in texts if t.strip()]
+    plan.used = len(passages)
+    plan.notes.append("Liked passages go before the original text, so they are trained on "
+                      "(the last 10% of the text is held out for validation)")
+    if not passages:
+        return plan, None
+    text = "\n\n".join(passages * repeat + [original.text])
+    plan.added = len(text) - len(original.text)
+    return plan, TextData(new_name, text, mode="stream", description=description)
+
+
+def _join_rows(run, plan: LoopPlan, liked, original, new_name: str, description: str, repeat: int):
+    import pandas as pd
 
     from .data.base import TableData
-    import pandas as pd
 
     plan.unit = "rows"
     frame = original.frame
@@ -344,6 +353,9 @@ def _build(run_id: str, store: RunStore, name: str | None, repeat: int = 1, acto
     data = TableData(new_name, pd.concat([frame] + [extra] * repeat, ignore_index=True), dict(original.column_types),
                      original.label_column, description=description)
     return plan, data
+
+
+_JOIN = {"image": _join_images, "text": _join_texts, "table": _join_rows}
 
 
 def loop_plan(run_id: str, name: str | None = None, store: RunStore | None = None, repeat: int = 1,

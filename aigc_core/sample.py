@@ -19,7 +19,7 @@ from .room.identity import LOCAL, Actor
 from .room.limits import check_weights
 from .runs.checkpoint import latest_checkpoint, load_weights
 from .runs.store import RunStore
-from .train.loop import build_trainer
+from .registry import build_trainer
 
 
 def load_for_sampling(run_id: str, device: str = "cpu", store: RunStore | None = None, *, actor: Actor = LOCAL):

@@ -61,6 +61,26 @@ class Starter:
     steps: int
 
 
+@dataclass(frozen=True)
+class QuickStart:
+    """A built-in data set and the model whose Quick preset gives a first sample
+    from it in about half a minute (the Home page's first steps)."""
+
+    dataset: str
+    model: str
+    description: str
+
+
+# Built-in sets only, named here rather than listed from the catalog: the Home
+# page shows them without importing every data module.
+QUICK_STARTS = (
+    QuickStart("glyphs", "dcgan", "Handwriting-like digits (28 x 28), offline"),
+    QuickStart("shapes", "dcgan", "Coloured circles, squares and triangles (32 x 32)"),
+    QuickStart("ring8", "toy_gan", "A ring of 8 Gaussian blobs in 2-D"),
+    QuickStart("unicode_names", "char_gpt", "Names of Unicode characters, one per line"),
+)
+
+
 # Small widths keep every file near a megabyte or less; each trains in a few
 # minutes on one CPU thread.
 STARTERS = (

@@ -147,13 +147,44 @@ def sampling_trainer(run_id: str):
 
 # ---- the film strip (fixed-noise samples saved as a run trains) ----------------
 
-FRAME_CAPTIONS = {
-    "gan": "The generator's output for the same fixed noise at every frame: watch shapes appear.",
-    "vae": "The decoder's output for the same fixed codes z ~ N(0, I) at every frame.",
-    "ae": "Top row: fixed real images; bottom row: their reconstructions.",
-    "tabular": "Histograms of real (blue) against synthetic (orange) values of up to three columns.",
-    "points": "Grey: real points; orange: points the generator makes from the same fixed noise.",
-}
+def data_kind(name: str):
+    """The declaration of a kind of data (:mod:`aigc_core.data.kinds`)."""
+    from aigc_core.data.kinds import data_kind as declared
+
+    return declared(name)
+
+
+def knob_widget(field: dict, key: str):
+    """One widget for one sampling knob, from its metadata (label, help, range,
+    step); the value keeps while another page is open."""
+    label, help_text, default = field["label"], field.get("help") or None, field["default"]
+    lo, hi, step = field.get("min"), field.get("max"), field.get("step")
+    keep = dict(key=key, help=help_text, persist_state="session")
+    if field.get("choices"):
+        options = list(field["choices"])
+        return st.selectbox(label, options, index=options.index(default) if default in options else 0, **keep)
+    if isinstance(default, bool):
+        return st.checkbox(label, value=default, **keep)
+    if isinstance(default, int):
+        if lo is not None and hi is not None and hi - lo <= 1000:
+            return int(st.slider(label, int(lo), int(hi), int(default), int(step or 1), **keep))
+        return int(st.number_input(label, None if lo is None else int(lo), None if hi is None else int(hi),
+                                   int(default), int(step or 1), **keep))
+    if isinstance(default, float):
+        if lo is not None and hi is not None:
+            return float(st.slider(label, float(lo), float(hi), float(default), float(step or (hi - lo) / 100), **keep))
+        return float(st.number_input(label, value=float(default), **keep))
+    return st.text_input(label, str(default), **keep)
+
+
+def film_caption(run) -> str:
+    """What one frame of this run's film strip shows, in its model's words."""
+    from aigc_core.registry import get_model
+
+    try:
+        return get_model(run.model).film_caption
+    except UserError:  # a run of a model that is no longer installed
+        return ""
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -190,11 +221,10 @@ def film_strip(run, key: str = "film_strip") -> None:
         step = steps[0]
     path = frames[step]
     if path.suffix == ".txt":
-        st.caption(f"Step {step}: what the model writes from the same fixed start")
+        st.caption(f"Step {step}: {film_caption(run) or 'what the model writes from the same fixed start'}")
         st.code(path.read_text(encoding="utf-8", errors="replace"), language=None, wrap_lines=True)
     else:
-        caption = FRAME_CAPTIONS.get("points" if run.data_kind == "points" else run.family, "")
-        st.image(frame_png(str(path), path.stat().st_mtime), caption=f"Step {step}. {caption}")
+        st.image(frame_png(str(path), path.stat().st_mtime), caption=f"Step {step}. {film_caption(run)}")
 
 
 # ---- who is acting (workshop mode) -----------------------------------------------

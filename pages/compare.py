@@ -131,22 +131,12 @@ def curves(runs, labels) -> None:
 
 
 def samples_of(run, seed: int) -> None:
-    """A few samples from the run's latest checkpoint, the same seed for every run."""
-    from aigc_core.imaging import grid_image, upscale
+    """A few samples from the run's latest checkpoint, the same seed for every run,
+    as the engine previews its kind of data (the bake-off shows the same)."""
+    from aigc_core.bakeoff import sample_preview
 
     trainer, step = sampling_trainer(run.id)
-    if run.data_kind == "image":
-        st.image(upscale(grid_image(trainer.sample(16, seed), nrow=4), 240), caption=f"step {step}")
-    elif run.data_kind == "points":
-        frames = sorted((run.folder / "samples").glob("step_*.png"))
-        if frames:
-            st.image(str(frames[-1]), caption=f"grey: real, orange: generated (step {frames[-1].stem[5:].lstrip('0') or 0})")
-    elif run.data_kind == "text":
-        lines = getattr(trainer, "mode", "") == "lines"
-        texts = trainer.sample(6 if lines else 2, seed, length=40 if lines else 160, temperature=0.8)
-        st.code(("\n" if lines else "\n\n").join(texts), language=None, wrap_lines=True)
-    elif run.data_kind == "table":
-        st.dataframe(trainer.sample(8, seed), hide_index=True)
+    show_preview(sample_preview(run, trainer, step, seed))
 
 
 def side_by_side(runs, labels) -> None:
@@ -164,7 +154,11 @@ def side_by_side(runs, labels) -> None:
 
 
 def bits_per_character(runs, labels) -> None:
-    text_runs = [r for r in runs if r.data_kind == "text"]
+    from aigc_core.registry import get_model
+
+    # runs that have it, or whose model measures it at the end (a chart of theirs is drawn against it)
+    text_runs = [r for r in runs if "val_bpc" in final_numbers(r)
+                 or any(c.reference == "val_bpc" for c in get_model(r.model).charts)]
     if not text_runs:
         return
     st.subheader("Bits per character")
@@ -353,29 +347,33 @@ def bakeoff_curves(report: dict) -> None:
         st.caption(f"{', '.join(missing)} did not log {key}.")
 
 
-def bakeoff_samples(report: dict) -> None:
+def show_preview(s: dict) -> None:
+    """One model's sample preview (:func:`aigc_core.bakeoff.sample_preview`)."""
     import base64
 
+    caption = f"step {s['step']}" if "step" in s else None
+    if s["kind"] == "image":
+        st.image(base64.b64decode(s["png"]), caption=caption)
+    elif s["kind"] == "points":
+        st.image(s["svg"], caption="grey: real, orange: generated" + (f" ({caption})" if caption else ""))
+    elif s["kind"] == "text":
+        st.code(("\n" if s["lines"] else "\n\n").join(s["texts"]), language=None, wrap_lines=True)
+    elif s["kind"] == "table":
+        import pandas as pd
+
+        st.dataframe(pd.DataFrame(s["rows"], columns=s["columns"]), hide_index=True)
+    else:
+        st.error(s.get("error", "no samples"))
+
+
+def bakeoff_samples(report: dict) -> None:
     per_row = 3
     runs = report["runs"]
     for start in range(0, len(runs), per_row):
         for col, e in zip(st.columns(per_row), runs[start:start + per_row]):
             with col:
                 st.markdown(f"**{e['label']}**")
-                s = report["samples"].get(e["run_id"], {"kind": "none", "error": "not sampled"})
-                caption = f"step {s['step']}" if "step" in s else None
-                if s["kind"] == "image":
-                    st.image(base64.b64decode(s["png"]), caption=caption)
-                elif s["kind"] == "points":
-                    st.image(s["svg"], caption="grey: real, orange: generated" + (f" ({caption})" if caption else ""))
-                elif s["kind"] == "text":
-                    st.code(("\n" if s["lines"] else "\n\n").join(s["texts"]), language=None, wrap_lines=True)
-                elif s["kind"] == "table":
-                    import pandas as pd
-
-                    st.dataframe(pd.DataFrame(s["rows"], columns=s["columns"]), hide_index=True)
-                else:
-                    st.error(s.get("error", "no samples"))
+                show_preview(report["samples"].get(e["run_id"], {"kind": "none", "error": "not sampled"}))
 
 
 def bakeoff_copies(report: dict) -> None:

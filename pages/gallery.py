@@ -119,15 +119,6 @@ def data_loop_section(run) -> None:
 
 # ---- images ---------------------------------------------------------------------------
 
-def image_knobs(run) -> dict:
-    if run.family == "gan":
-        return {"truncation": st.slider("Truncation", 0.0, 2.0, 1.0, 0.05, **keep("g_trunc"),
-                                        help="Scales the noise z. Below 1: more typical, cleaner, less varied "
-                                             "samples; 0 gives the generator's single 'average' image.")}
-    return {"temperature": st.slider("Temperature", 0.0, 2.0, 1.0, 0.05, **keep("g_temp"),
-                                     help="Scales the random code. Below 1: more typical, less varied images.")}
-
-
 def show_image_samples(run, trainer, step: int, seed: int, knobs: dict) -> None:
     from aigc_core.imaging import grid_image, png_bytes, upscale
 
@@ -209,48 +200,16 @@ def show_reconstructions(run, trainer) -> None:
     st.caption(f"Mean squared pixel error of these {k}: {error:.4f} (pixels in 0..1)")
 
 
-def show_images(run, trainer, step: int) -> None:
-    c1, c2 = st.columns(2)
-    seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, **keep("g_seed")))
-    with c2:
-        knobs = image_knobs(run)
-    names = ["Samples", "Walk between two seeds"]
-    if run.family in ("vae", "ae"):
-        names.append("Reconstructions")
-    names.append("Data loop")
-    tabs = dict(zip(names, st.tabs(names, key="g_tab", bind="query-params")))
-    with tabs["Samples"]:
-        if tabs["Samples"].open:
-            show_image_samples(run, trainer, step, seed, knobs)
-    with tabs["Walk between two seeds"]:
-        if tabs["Walk between two seeds"].open:
-            show_interpolation(run, trainer, knobs)
-    if "Reconstructions" in tabs:
-        with tabs["Reconstructions"]:
-            if tabs["Reconstructions"].open:
-                show_reconstructions(run, trainer)
-    with tabs["Data loop"]:
-        if tabs["Data loop"].open:
-            data_loop_section(run)
-
-
 # ---- 2-D points ---------------------------------------------------------------------
 
-def show_points(run, trainer, step: int) -> None:
+def show_points(run, trainer, step: int, seed: int, knobs: dict) -> None:
     import pandas as pd
     import plotly.graph_objects as go
     import torch
 
     from aigc_core.data.catalog import load_dataset
 
-    c1, c2, c3 = st.columns(3)
-    n = c1.slider("Number of points", 100, 5000, 1000, 100, **keep("p_n"))
-    seed = int(c2.number_input("Seed", 0, 2**31 - 1, 0, **keep("p_seed")))
-    knobs = {}
-    if run.family == "gan":
-        knobs["truncation"] = c3.slider("Truncation", 0.0, 2.0, 1.0, 0.05, **keep("p_trunc"),
-                                        help="Scales the noise z; below 1 the points gather where the generator "
-                                             "is most sure.")
+    n = st.slider("Number of points", 100, 5000, 1000, 100, **keep("p_n"))
     fake = trainer.sample(n, seed, **knobs).float().numpy()
     real = load_dataset(run.dataset).points.float()
     real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:2000]].numpy()  # a fixed subset
@@ -267,32 +226,9 @@ def show_points(run, trainer, step: int) -> None:
                "Orange piled on only a few clusters is mode collapse.")
     st.download_button("Download the generated points (CSV)", pd.DataFrame(fake, columns=["x", "y"]).to_csv(index=False),
                        file_name=f"{run.id}_seed{seed}.csv", mime="text/csv", icon=":material/download:")
-    st.caption("Point sets have no data loop: a single point is not something to rate.")
 
 
 # ---- text -----------------------------------------------------------------------------
-
-def text_knobs(trainer) -> tuple[str, int, dict]:
-    lines = getattr(trainer, "mode", "stream") == "lines"
-    prompt = st.text_input("Prompt", "", **keep("t_prompt"),
-                           help="The text the model continues" + (" (the start of an item)" if lines else "") + ".")
-    c1, c2, c3, c4 = st.columns(4)
-    length = c1.slider("Length (characters)", 10, 200 if lines else 2000, 40 if lines else 300, 10, **keep("t_length"),
-                       help="How many new characters to write" + (" at most; an item ends when the model ends it."
-                                                                   if lines else "."))
-    temperature = c2.slider("Temperature", 0.0, 2.0, 0.8, 0.05, **keep("t_temp"),
-                            help="Divides the scores before the softmax. Below 1: safer, more repetitive; above 1: "
-                                 "wilder; 0: always the likeliest character.")
-    top_k = c3.number_input("Top-k (0 = off)", 0, 500, 0, **keep("t_topk"),
-                            help="Only the k likeliest characters can be drawn.")
-    top_p = c4.slider("Top-p", 0.05, 1.0, 1.0, 0.05, **keep("t_topp"),
-                      help="Only the likeliest characters whose probabilities add up to p can be drawn (1 = off).")
-    c5, c6 = st.columns(2)
-    seed = int(c5.number_input("Seed", 0, 2**31 - 1, 0, **keep("t_seed")))
-    greedy = c6.checkbox("Greedy (always the likeliest character)", **keep("t_greedy"))
-    return prompt, seed, dict(length=int(length), temperature=float(temperature), top_k=int(top_k),
-                              top_p=float(top_p), greedy=bool(greedy))
-
 
 NAMED_TOKENS = {" ": "(space)", "\n": "(new line)", "\t": "(tab)", "<end>": "(end of item)", "<start>": "(start)",
                 "<pad>": "(padding)"}
@@ -344,17 +280,19 @@ def attention_heatmap(trainer, prompt: str) -> None:
                "value vectors V of the characters looked at.")
 
 
-def show_write(run, trainer, step: int, prompt: str, seed: int, knobs: dict) -> None:
+def show_write(run, trainer, step: int, seed: int, knobs: dict) -> None:
     from aigc_core import data_loop
 
+    prompt = knobs.get("prompt", "")
+    rest = {k: v for k, v in knobs.items() if k != "prompt"}
     st.caption("Writes one text character by character as the model draws each one.")
-    key = ("t_written", run.id, step, prompt, seed, tuple(sorted(knobs.items())))
+    key = ("t_written", run.id, step, seed, tuple(sorted(knobs.items())))
     pressed = st.button("Write", type="primary", icon=":material/edit:", key="t_write")
     box = st.empty()
     if pressed:
         text = prompt
         shown = 0
-        for ch in trainer.stream(prompt, seed=seed, **knobs):
+        for ch in trainer.stream(prompt, seed=seed, **rest):
             text += ch
             if len(text) - shown >= 8:  # redraw every few characters: smooth, and cheap for long texts
                 box.code(text + "▌", language=None, wrap_lines=True)
@@ -371,32 +309,27 @@ def show_write(run, trainer, step: int, prompt: str, seed: int, knobs: dict) -> 
             else:
                 st.caption("A new item: it is not in the training data.")
         saved = data_loop.ratings_by_item(run.id, store=get_store())
-        rating_widget(run.id, data_loop.text_item(step, seed, 0, knobs), saved,
+        rating_widget(run.id, data_loop.text_item(step, seed, 0, rest), saved,
                       lambda value: data_loop.rate_text(run.id, text, value, step=step, seed=seed, index=0,
-                                                        knobs=knobs, store=get_store()))
+                                                        knobs=rest, store=get_store()))
     else:
         box.caption("Press Write to let the model continue the prompt.")
-
-    left, right = st.columns(2)
-    with left:
-        with guard("The next-character chart"):
-            probability_bars(trainer, prompt, knobs["temperature"])
-    with right:
-        if run.model == "char_gpt":
-            st.markdown("**Where the model looks: attention over the prompt**")
-            with guard("The attention map"):
-                attention_heatmap(trainer, prompt)
-        else:
-            st.caption(f"{run.model} has no attention to look inside; the char_gpt model shows an attention "
-                       "map here.")
+    with guard("The next-character chart"):
+        probability_bars(trainer, prompt, rest.get("temperature", 1.0))
 
 
-def show_text_samples(run, trainer, step: int, prompt: str, seed: int, knobs: dict) -> None:
+def show_attention(run, trainer, step: int, seed: int, knobs: dict) -> None:
+    st.markdown("**Where the model looks: attention over the prompt**")
+    attention_heatmap(trainer, knobs.get("prompt", ""))
+
+
+def show_text_samples(run, trainer, step: int, seed: int, knobs: dict) -> None:
     from aigc_core import data_loop
 
     lines = getattr(trainer, "mode", "") == "lines"
     n = st.slider("Number of samples", 1, 50, 12 if lines else 4, **keep("t_n"))
-    texts = trainer.sample(n, seed, prompt=prompt, **knobs)
+    texts = trainer.sample(n, seed, **knobs)
+    knobs = {k: v for k, v in knobs.items() if k != "prompt"}  # a rated text carries its prompt itself
     copies = trainer.mark_copies(texts) if lines else [False] * len(texts)
     if lines:
         st.caption(f"{sum(copies)} of {n} items are in the training data word for word (marked 'copy'); "
@@ -419,21 +352,6 @@ def show_text_samples(run, trainer, step: int, prompt: str, seed: int, knobs: di
                        file_name=f"{run.id}_seed{seed}.txt", mime="text/plain", icon=":material/download:")
 
 
-def show_text(run, trainer, step: int) -> None:
-    prompt, seed, knobs = text_knobs(trainer)
-    names = ["Write", "Many samples", "Data loop"]
-    tabs = dict(zip(names, st.tabs(names, key="t_tab", bind="query-params")))
-    with tabs["Write"]:
-        if tabs["Write"].open:
-            show_write(run, trainer, step, prompt, seed, knobs)
-    with tabs["Many samples"]:
-        if tabs["Many samples"].open:
-            show_text_samples(run, trainer, step, prompt, seed, knobs)
-    with tabs["Data loop"]:
-        if tabs["Data loop"].open:
-            data_loop_section(run)
-
-
 # ---- tables ---------------------------------------------------------------------------
 
 REPORT_KEYS = [("fidelity", "Fidelity", "{:.1%}"), ("column_shapes", "Column shapes", "{:.1%}"),
@@ -447,16 +365,15 @@ REPORT_HELP = ("Fidelity: how alike real and synthetic columns (shapes) and pair
                "the training data.")
 
 
-def table_condition(trainer) -> dict:
-    choices = [c for c, t in trainer.types.items() if t != "numeric"]
+def condition_picker(trainer) -> dict:
+    """Fix one column's value (the ``condition`` capability): {column: value} or {}."""
+    choices = trainer.condition_choices()
     c1, c2 = st.columns(2)
-    column = c1.selectbox("Fix a column's value (optional)", ["(none)"] + choices, **keep("tb_col"),
+    column = c1.selectbox("Fix a column's value (optional)", ["(none)"] + list(choices), **keep("tb_col"),
                           help="For example 'purchase = 1': every generated row then has that value.")
     if column == "(none)":
         return {}
-    info = next(c for c in trainer.encoder.columns if c["name"] == column)
-    values = [True, False] if info["type"] == "boolean" else list(info["categories"])
-    value = c2.selectbox(f"{column} =", values, key=f"tb_val:{column}")
+    value = c2.selectbox(f"{column} =", choices[column], key=f"tb_val:{column}")
     return {column: value}
 
 
@@ -492,46 +409,124 @@ def show_table_report(run, trainer, frame) -> None:
                            file_name=f"{run.id}_report.html", mime="text/html", icon=":material/download:")
 
 
-def show_table(run, trainer, step: int) -> None:
+def show_table(run, trainer, step: int, seed: int, knobs: dict) -> None:
     from aigc_core import data_loop
 
-    c1, c2 = st.columns(2)
-    n = int(c1.number_input("Rows", 1, 100_000, 200, **keep("tb_n")))
-    seed = int(c2.number_input("Seed", 0, 2**31 - 1, 0, **keep("tb_seed")))
-    condition = table_condition(trainer)
-    names = ["Rows", "Data loop"]
-    tabs = dict(zip(names, st.tabs(names, key="tb_tab", bind="query-params")))
-    with tabs["Rows"]:
-        if tabs["Rows"].open:
-            frame = trainer.sample(n, seed, condition=condition or None)
-            saved = data_loop.ratings_by_item(run.id, store=get_store())
-            shown = frame.head(500).copy()
-            marks = {1: "👍", 0: "👎"}
-            shown.insert(0, "your rating", [marks.get(saved.get(data_loop.row_item(step, seed, i, condition)), "")
-                                            for i in range(len(shown))])
-            st.caption("Select rows (tick the boxes on the left), then keep or reject them. Kept rows can join the "
-                       "real table in the **Data loop** tab." + (" The first 500 rows are shown; the download has all."
-                                                                if len(frame) > 500 else ""))
-            picked = st.dataframe(shown, key="tb_rows", on_select="rerun", selection_mode="multi-row")
-            rows = list(picked.selection.rows) if picked else []
-            b1, b2, b3 = st.columns(3)
-            for col, label, value, icon in ((b1, "Keep the selected rows", 1, ":material/thumb_up:"),
-                                            (b2, "Reject the selected rows", 0, ":material/thumb_down:")):
-                if col.button(label, icon=icon, disabled=not rows, key=f"tb_rate{value}"):
-                    for i in rows:
-                        data_loop.rate_row(run.id, data_loop.row_dict(frame, i), value, step=step, seed=seed,
-                                           index=i, condition=condition, store=get_store())
-                    st.toast(f"{len(rows)} row(s) {'kept' if value else 'rejected'}")
-                    st.rerun()
-            from aigc_core.data.table import csv_bytes
+    n = int(st.number_input("Rows", 1, 100_000, 200, **keep("tb_n")))
+    condition = knobs.get("condition") or {}
+    frame = trainer.sample(n, seed, **knobs)
+    saved = data_loop.ratings_by_item(run.id, store=get_store())
+    shown = frame.head(500).copy()
+    marks = {1: "👍", 0: "👎"}
+    shown.insert(0, "your rating", [marks.get(saved.get(data_loop.row_item(step, seed, i, condition)), "")
+                                    for i in range(len(shown))])
+    st.caption("Select rows (tick the boxes on the left), then keep or reject them. Kept rows can join the "
+               "real table in the **Data loop** tab." + (" The first 500 rows are shown; the download has all."
+                                                        if len(frame) > 500 else ""))
+    picked = st.dataframe(shown, key="tb_rows", on_select="rerun", selection_mode="multi-row")
+    rows = list(picked.selection.rows) if picked else []
+    b1, b2, b3 = st.columns(3)
+    for col, label, value, icon in ((b1, "Keep the selected rows", 1, ":material/thumb_up:"),
+                                    (b2, "Reject the selected rows", 0, ":material/thumb_down:")):
+        if col.button(label, icon=icon, disabled=not rows, key=f"tb_rate{value}"):
+            for i in rows:
+                data_loop.rate_row(run.id, data_loop.row_dict(frame, i), value, step=step, seed=seed,
+                                   index=i, condition=condition, store=get_store())
+            st.toast(f"{len(rows)} row(s) {'kept' if value else 'rejected'}")
+            st.rerun()
+    from aigc_core.data.table import csv_bytes
 
-            b3.download_button("Download the rows (CSV)", csv_bytes(frame), file_name=f"{run.id}_seed{seed}.csv",
-                               mime="text/csv", icon=":material/download:")
-            with guard("The report"):
-                show_table_report(run, trainer, frame)
-    with tabs["Data loop"]:
-        if tabs["Data loop"].open:
-            data_loop_section(run)
+    b3.download_button("Download the rows (CSV)", csv_bytes(frame), file_name=f"{run.id}_seed{seed}.csv",
+                       mime="text/csv", icon=":material/download:")
+    with guard("The report"):
+        show_table_report(run, trainer, frame)
+
+
+# ---- what a model declares it can do: one section each --------------------------------------
+
+def show_denoising(run, trainer, step: int, seed: int, knobs: dict) -> None:
+    """The denoising scrubber: the same sample from pure noise to image, one
+    frame per stretch of the sampling steps."""
+    from aigc_core.imaging import grid_image, upscale
+
+    steps = int(knobs.get("steps", 50))
+    frames_wanted = st.slider("Frames along the way", 2, min(64, max(2, steps + 1)), min(16, steps + 1),
+                              **keep("g_denoise_frames"))
+    key = (run.id, step, seed, steps, frames_wanted)
+    held = st.session_state.get("g_denoise")
+    if not held or held[0] != key:
+        with st.spinner("Running the sampler and keeping its frames ..."):
+            held = (key, trainer.denoise_path(seed, steps, frames_wanted))
+        st.session_state["g_denoise"] = held
+    frames = held[1]                                                 # (n_frames, C, H, W) in [0, 1]
+    at = st.slider("Sampling step", 0, frames.shape[0] - 1, frames.shape[0] - 1, key="g_denoise_at",
+                   help="0 is the pure noise the sampler starts from; the last frame is the finished sample.")
+    st.image(upscale(grid_image(frames[at:at + 1], padding=0), 320),
+             caption=f"frame {at + 1} of {frames.shape[0]} ({steps} sampling steps, seed {seed})")
+    st.caption("Each frame is the same sample further along the reverse (denoising) process: noise is removed a "
+               "little at each step, and shapes appear long before the details.")
+
+
+SAMPLE_VIEWS = {"image": show_image_samples, "points": show_points, "text": show_text_samples, "table": show_table}
+#: capability -> (tab title, section)
+SECTIONS = {
+    "interpolate": ("Walk between two seeds", lambda run, trainer, step, seed, knobs: show_interpolation(run, trainer, knobs)),
+    "reconstruct": ("Reconstructions", lambda run, trainer, step, seed, knobs: show_reconstructions(run, trainer)),
+    "write": ("Write", show_write),
+    "attention": ("Attention", show_attention),
+    "denoise": ("Denoising", show_denoising),
+}
+
+
+def sampling_controls(spec, trainer) -> tuple[int, dict]:
+    """The seed and a widget per sampling knob the model declares."""
+    from pages.common import knob_widget
+
+    fields = [f for f in spec.knob_fields() if not (f["name"] == "condition" and spec.can("condition"))]
+    per_row = 4
+    cells = [None] + fields
+    seed, knobs = 0, {}
+    for start in range(0, len(cells), per_row):
+        for col, f in zip(st.columns(per_row), cells[start:start + per_row]):
+            with col:
+                if f is None:
+                    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, **keep("g_seed")))
+                else:
+                    knobs[f["name"]] = knob_widget(f, f"g_{f['name']}")
+    if spec.can("condition"):
+        condition = condition_picker(trainer)
+        if condition:
+            knobs["condition"] = condition
+    return seed, knobs
+
+
+def show_run(run, trainer, step: int) -> None:
+    """Samples of the run's kind of data, then a tab per capability its model declares."""
+    from aigc_core.registry import get_model
+    from pages.common import data_kind
+
+    spec = get_model(run.model)
+    seed, knobs = sampling_controls(spec, trainer)
+    kind = data_kind(run.data_kind)
+    names = ["Samples"] + [SECTIONS[c][0] for c in SECTIONS if spec.can(c)]
+    if kind.rateable:
+        names.append("Data loop")
+    tabs = dict(zip(names, st.tabs(names, key="g_tab", bind="query-params")))
+    with tabs["Samples"]:
+        if tabs["Samples"].open:
+            SAMPLE_VIEWS[run.data_kind](run, trainer, step, seed, knobs)
+            if not kind.rateable:
+                st.caption(f"There is no data loop for {kind.noun}: a single one is not something to rate.")
+    for capability, (title, section) in SECTIONS.items():
+        if title in tabs:
+            with tabs[title]:
+                if tabs[title].open:
+                    with guard(title):
+                        section(run, trainer, step, seed, knobs)
+    if "Data loop" in tabs:
+        with tabs["Data loop"]:
+            if tabs["Data loop"].open:
+                data_loop_section(run)
 
 
 # ---- the page ---------------------------------------------------------------------------
@@ -571,13 +566,4 @@ with guard("The gallery"):
     if run.status == "failed":
         st.caption("Its last good checkpoint can still make samples:")
     trainer, step = sampling_trainer(run_id)
-    if run.data_kind == "image":
-        show_images(run, trainer, step)
-    elif run.data_kind == "points":
-        show_points(run, trainer, step)
-    elif run.data_kind == "text":
-        show_text(run, trainer, step)
-    elif run.data_kind == "table":
-        show_table(run, trainer, step)
-    else:
-        st.warning(f"The gallery cannot show {run.data_kind} samples yet.")
+    show_run(run, trainer, step)

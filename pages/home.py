@@ -18,15 +18,9 @@ st.markdown(
     "Then generate new samples in the **Gallery** and compare models side by side."
 )
 
-# Built-in sets only, named here rather than listed from the catalog: listing
-# imports every data module (torchvision, pandas, ...), which would slow the
-# first opening of the page for nothing.
-QUICK = {"glyphs": ("dcgan", "Handwriting-like digits (28 x 28), offline"),
-         "shapes": ("dcgan", "Coloured circles, squares and triangles (32 x 32)"),
-         "ring8": ("toy_gan", "A ring of 8 Gaussian blobs in 2-D"),
-         "unicode_names": ("char_gpt", "Names of Unicode characters, one per line")}
-STARTER_SAMPLES = 16  # a 4 x 4 grid
-STARTER_TEXTS = 8
+from aigc_core.starters import QUICK_STARTS, STARTERS  # plain data; no torch, no data modules
+
+QUICK = {q.dataset: q for q in QUICK_STARTS}
 
 
 @st.fragment(run_every=1.0)
@@ -53,7 +47,6 @@ def open_in_gallery(run) -> None:
 def starter_samples(run_ids: list[str]) -> None:
     """A grid of new samples from one installed starter, and the way on to the Gallery."""
     from aigc_core.imaging import grid_image, upscale
-    from aigc_core.starters import STARTERS
 
     store = get_store()
     runs = {i: store.get(i) for i in run_ids if store.exists(i)}
@@ -66,16 +59,18 @@ def starter_samples(run_ids: list[str]) -> None:
     if blurb:
         st.caption(blurb)
     seed = st.session_state.setdefault("starter_seed", 0)
-    text = runs[run_id].data_kind == "text"
+    from pages.common import data_kind
+
+    count = data_kind(runs[run_id].data_kind).preview_count
     with st.spinner("Loading the model (the first time also prepares the data set it was trained on) ..."):
         trainer, step = sampling_trainer(run_id)
-        samples = trainer.sample(STARTER_TEXTS if text else STARTER_SAMPLES, seed)
+        samples = trainer.sample(count, seed)
     about = f"new samples from {runs[run_id].name} (seed {seed}, trained {step} steps)"
-    if text:
+    if isinstance(samples, list):  # texts
         st.code("\n".join(samples), language=None)
-        st.caption(f"{STARTER_TEXTS} {about}")
+        st.caption(f"{count} {about}")
     else:
-        st.image(upscale(grid_image(samples, nrow=4), 320), caption=f"{STARTER_SAMPLES} {about}")
+        st.image(upscale(grid_image(samples, nrow=4), 320), caption=f"{count} {about}")
     c1, c2 = st.columns(2)
     if c1.button("New samples", icon=":material/casino:", key="starter_new"):
         st.session_state["starter_seed"] = seed + 1
@@ -89,8 +84,8 @@ train_col, starter_col = st.columns(2, gap="large")
 
 with train_col:
     st.subheader("Your first sample in two minutes")
-    dataset = st.radio("1. Pick a data set", list(QUICK), format_func=lambda k: f"{k}: {QUICK[k][1]}")
-    model = QUICK[dataset][0]
+    dataset = st.radio("1. Pick a data set", list(QUICK), format_func=lambda k: f"{k}: {QUICK[k].description}")
+    model = QUICK[dataset].model
     st.write(f"2. Press the button: a **{model}** trains for about 30 seconds on this machine.")
     if st.button("Quick train", type="primary", icon=":material/bolt:"):
         with guard("Starting the run"):
@@ -111,8 +106,8 @@ with train_col:
 
 with starter_col:
     st.subheader("Samples in seconds: a starter model")
-    st.write("Small models the studio trained ahead of time (a DCGAN and a VAE on glyphs, a DCGAN on shapes, "
-             "a character GPT on names of Unicode characters). "
+    st.write("Small models the studio trained ahead of time ("
+             + ", ".join(s.title.removeprefix("Starter: ") for s in STARTERS) + "). "
              "The button adds them to your runs, so the Gallery and Compare can use them too, and draws new "
              "samples right here.")
     if st.button("Try a starter model", icon=":material/rocket_launch:", key="starter_install"):

@@ -12,238 +12,19 @@ import math
 
 import streamlit as st
 
-from pages.common import current_dataset, current_run, film_strip, get_store, guard, run_label, \
+from pages.common import current_dataset, current_run, data_kind, film_strip, get_store, guard, run_label, \
     set_current_dataset, set_current_run
 
 #: statuses during which the live section refreshes itself
 LIVE = ("queued", "starting", "running", "paused")
-UNITS = {"image": "images/s", "text": "characters/s", "table": "rows/s", "points": "points/s"}
-# How each logged number is called on the charts.
-CURVE_LABELS = {
-    "loss": "loss", "loss_d": "D loss", "loss_g": "G loss",
-    "d_real": "D(x) on real data", "d_fake": "D(G(z)) on generated data",
-    "grad_norm_d": "D gradient norm", "grad_norm_g": "G gradient norm", "grad_norm": "gradient norm",
-    "gp": "gradient penalty", "gradient_penalty": "gradient penalty", "wasserstein": "Wasserstein estimate",
-    "condition_ce": "condition cross-entropy", "recon": "reconstruction", "kl": "KL divergence",
-    "lr": "learning rate", "samples_per_s": "examples per second", "step_time_ms": "milliseconds per step",
-    "bpc": "bits per character",
-}
-# The charts each family gets besides the losses: (title, keys, what it shows).
-FAMILY_CHARTS = {
-    "gan": [("D(x) and D(G(z))", ["d_real", "d_fake"],
-             "The discriminator's average verdict on real and on generated samples (probabilities for the "
-             "non-saturating loss, raw scores for WGAN-GP and hinge)."),
-            ("Gradient norms", ["grad_norm_d", "grad_norm_g", "gp"],
-             "How hard each player is being pushed; a sudden spike often comes just before a collapse.")],
-    "vae": [("Reconstruction", ["recon"], "How badly the decoder rebuilds its input (nats per image for bce)."),
-            ("KL divergence", ["kl"], "How far the codes are from the prior N(0, I) (nats per image).")],
-    "ae": [("Gradient norm", ["grad_norm"], "How hard the optimiser is pushing the weights.")],
-    "text": [("Bits per character (training)", ["bpc"],
-              "The training loss (cross-entropy) in bits: yes/no questions needed per next character; the loss "
-              "in nats is this times ln 2. The dashed line is the held-out value measured at the end."),
-             ("Learning rate", ["lr"], "Warm-up, then a cosine decay to a tenth.")],
-    "tabular": [("Wasserstein estimate", ["wasserstein"],
-                 "E[D(real)] - E[D(synthetic)]: the critic's estimate of how far apart real and synthetic rows "
-                 "are (tab_gan)."),
-                ("Penalty and condition", ["gradient_penalty", "condition_ce"],
-                 "The gradient penalty keeps the critic smooth; the condition cross-entropy says whether rows "
-                 "carry the value they were asked for (tab_gan)."),
-                ("Reconstruction and KL", ["recon", "kl"], "The two parts of the tabular VAE's loss (tab_vae).")],
-}
-
 st.title("Train")
 st.caption("Pick a data set, a model that can learn it and a preset, then press Start. Training runs in the "
            "background: you can leave this page, refresh it or open it in a second tab and come back to the run.")
 
 
-# ---------------------------------------------------------------------------
-# Explanations: what each family trains and how to read its curves
-# ---------------------------------------------------------------------------
-
-def explain_gan(loss: str, points: bool) -> None:
-    what = "a point in the plane" if points else "an image"
-    st.markdown(f"**What is trained.** Two networks play a game. The generator G turns a random noise vector "
-                f"z ~ N(0, I) into {what}; the discriminator D looks at real and generated samples and scores "
-                "how real each one looks. They take turns: D learns to tell them apart, then G learns to fool "
-                "the D of that moment. Neither loss has to go down: it is a contest, and the film strip is the "
-                "judge of progress.")
-    st.markdown("The original game:")
-    st.latex(r"\min_G \max_D \; V(D,G) = \mathbb{E}_x[\log D(x)] + \mathbb{E}_z[\log(1 - D(G(z)))]")
-    if loss == "wgan_gp":
-        st.markdown("**Loss in use: WGAN-GP.** D is a *critic* with an unbounded score; its loss estimates the "
-                    "(negative) Wasserstein distance between real and generated data, plus a gradient penalty "
-                    "that keeps the critic's slope near 1 on points x̂ between real and generated samples:")
-        st.latex(r"L_D = \mathbb{E}_z[D(G(z))] - \mathbb{E}_x[D(x)] + \lambda\,"
-                 r"\mathbb{E}_{\hat x}\big[(\lVert\nabla_{\hat x} D(\hat x)\rVert_2 - 1)^2\big]")
-        st.latex(r"L_G = -\mathbb{E}_z[D(G(z))]")
-        st.markdown("**How to read the curves.**\n"
-                    "- D(x) and D(G(z)) are raw scores, not probabilities; their gap E[D(x)] - E[D(G(z))] is the "
-                    "distance estimate. A D loss that is negative and creeps towards 0 means the two "
-                    "distributions are getting closer: that is progress.\n"
-                    "- D loss falling further and further below 0 while G loss climbs: the critic is winning by "
-                    "a growing margin; try a lower critic learning rate or more generator capacity.\n"
-                    "- The gradient penalty should stay small (well below 1); if it grows, raise λ or lower "
-                    "the learning rates.\n"
-                    "- WGAN-GP is usually run with several critic steps per generator step (D steps = 5).")
-    elif loss == "hinge":
-        st.markdown("**Loss in use: hinge.** D gives raw scores and is asked to push real samples "
-                    "above +1 and generated ones below -1; G pushes its scores up:")
-        st.latex(r"L_D = \mathbb{E}_x[\max(0,\,1 - D(x))] + \mathbb{E}_z[\max(0,\,1 + D(G(z)))]")
-        st.latex(r"L_G = -\mathbb{E}_z[D(G(z))]")
-        st.markdown("**How to read the curves.**\n"
-                    "- D(x) and D(G(z)) are raw scores. D(x) near +1 and D(G(z)) near -1 means D separates them "
-                    "with a full margin.\n"
-                    "- D loss near 0 while G loss climbs: the discriminator is winning and G gets little useful "
-                    "signal; try a lower D learning rate or fewer D steps per G step.\n"
-                    "- D loss near 2 (both scores near 0): D cannot tell real from generated; if the film strip "
-                    "still looks poor, D is too weak: raise its learning rate or width.\n"
-                    "- Losses that swing wildly: lower both learning rates.")
-    else:
-        st.markdown("**Loss in use: non-saturating.** D outputs a probability D(x) = sigmoid(score) "
-                    "and minimises the binary cross-entropy; G maximises log D(G(z)) instead of minimising "
-                    "log(1 - D(G(z))), which has the same goal but gives G strong gradients early on, when D "
-                    "easily rejects its samples:")
-        st.latex(r"L_D = -\mathbb{E}_x[\log D(x)] - \mathbb{E}_z[\log(1 - D(G(z)))]")
-        st.latex(r"L_G = -\mathbb{E}_z[\log D(G(z))]")
-        st.markdown("**How to read the curves.**\n"
-                    "- At the ideal balance D cannot tell the two apart: D(x) = D(G(z)) = 0.5, D loss = 2 ln 2 "
-                    "≈ 1.39 and G loss = ln 2 ≈ 0.69. Real runs wander around that, with D(x) a little above "
-                    "D(G(z)).\n"
-                    "- D loss near 0 while G loss climbs (D(x) near 1, D(G(z)) near 0): the discriminator is "
-                    "winning and G gets no useful signal; try a lower D learning rate, fewer D steps per G step, "
-                    "or the hinge or WGAN-GP loss.\n"
-                    "- G loss very low with D(G(z)) near 1: G has found something that fools D; check the film "
-                    "strip for collapse.\n"
-                    "- Losses that oscillate with a growing swing: lower both learning rates (Adam beta1 = 0.5 "
-                    "already damps it).")
-    if points:
-        st.markdown("**On points** the film strip shows the real data in grey and generated points in orange. "
-                    "Good training spreads the orange over every grey blob. Orange piling onto one or two blobs "
-                    "is *mode collapse*: G found a few outputs that fool D and stopped exploring; the hinge loss "
-                    "(used by the presets), a wider network or a lower learning rate helps.")
-    else:
-        st.markdown("**Mode collapse** shows in the film strip: many noise vectors give (almost) the same image. "
-                    "Try a lower learning rate, a bigger batch, or the WGAN-GP loss. NaN losses stop the run; "
-                    "lower the learning rates and start again.")
-
-
-def explain_vae(family: str, recon_loss: str) -> None:
-    recon = (r"-\sum_i \big[x_i \log p_i + (1 - x_i)\log(1 - p_i)\big]" if recon_loss == "bce"
-             else r"\sum_i (p_i - x_i)^2")
-    if family == "ae":
-        st.markdown("**What is trained.** An encoder squeezes each image into a short code z; a decoder rebuilds "
-                    "the image from the code. The only goal is a faithful rebuild, with pixel values p = "
-                    "sigmoid(decoder output):")
-        st.latex(r"L = " + recon)
-        st.markdown("Nothing makes the codes follow a known distribution, so random codes decode to noise. To "
-                    "make new images the studio fits a Gaussian to the codes of the training images (their mean "
-                    "and covariance) and decodes draws from it:")
-        st.latex(r"z \sim \mathcal{N}\big(\bar z,\ \Sigma_z\big), \qquad \hat x = \mathrm{sigmoid}(\mathrm{decoder}(z))")
-        st.markdown("**How to read the curves.** The loss (the reconstruction error summed over pixels, per image) "
-                    "falls fast and then slowly. The film strip shows real images above their reconstructions: "
-                    "blurry reconstructions mean the code is too small or training too short. A held-out loss "
-                    "much higher than the training loss at the end means the model memorised its training images.")
-        return
-    st.markdown("**What is trained.** A variational autoencoder. The encoder turns an image x into a distribution "
-                "over codes, q(z|x) = N(μ(x), σ²(x)); a code is drawn with the reparameterisation trick so the "
-                "draw can be differentiated, and the decoder rebuilds the image from it:")
-    st.latex(r"z = \mu(x) + \sigma(x) \odot \varepsilon, \qquad \varepsilon \sim \mathcal{N}(0, I)")
-    st.markdown("The loss is the reconstruction error plus β times the KL divergence that pulls every q(z|x) "
-                "towards the prior N(0, I), so that decoding random z ~ N(0, I) gives new images:")
-    st.latex(r"L = \underbrace{" + recon + r"}_{\text{reconstruction}} + \beta\,\underbrace{\left(-\tfrac12 "
-             r"\sum_j \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)\right)}_{\mathrm{KL}(q(z|x)\,\|\,"
-             r"\mathcal{N}(0, I))}")
-    st.markdown("With β = 1 and the bce loss, -L is the ELBO, a lower bound on the log-likelihood of the image "
-                "(the held-out ELBO is reported at the end; higher is better).\n\n"
-                "**How to read the curves.**\n"
-                "- Reconstruction (summed over pixels, per image) falls quickly, then slowly.\n"
-                "- KL usually *rises* at first, as the codes start to carry information about the image, then "
-                "levels off. That is healthy.\n"
-                "- KL stuck near 0: *posterior collapse*, the decoder ignores the code and every sample looks "
-                "alike; lower β.\n"
-                "- Samples are blurrier than a GAN's: that is the price of the pixel-wise loss. Lower β gives "
-                "sharper reconstructions but random samples get worse; higher β gives smoother, blurrier ones.")
-
-
-def explain_text(model: str) -> None:
-    st.markdown("**What is trained.** A model that predicts the next character from the ones before it. It "
-                "writes by sampling a character, appending it and predicting again. The loss is the "
-                "cross-entropy of the true next character:")
-    st.latex(r"L = -\frac{1}{N}\sum_t \log p(x_{t+1} \mid x_1 \dots x_t) \quad\text{(nats per character)}")
-    st.latex(r"\text{bits per character} = \frac{L}{\ln 2}, \qquad \text{perplexity} = e^{L}")
-    if model == "bigram":
-        st.markdown("**Bigram** looks only at the current character: its whole model is a table of "
-                    "next-character scores. It is the baseline that shows what a longer context buys.")
-    elif model == "char_lstm":
-        st.markdown("**Character LSTM** reads the text one character at a time and carries a memory (the LSTM "
-                    "state) of everything so far.")
-    else:
-        st.markdown("**Character GPT** lets every position look back at all earlier ones (up to the context "
-                    "length) with causal self-attention; each head compares queries Q with keys K and mixes "
-                    "the values V:")
-        st.latex(r"\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^{\top}}{\sqrt{d_k}}\right)V")
-        st.markdown("A mask hides later characters, so the model can never peek at what it must predict.")
-    st.markdown("**How to read the curves.**\n"
-                "- A model that knows nothing guesses uniformly: log₂(alphabet size) bits per character (about "
-                "6.6 bits for 100 characters). Every bit below that is something learned.\n"
-                "- The bigram levels off early, since one character of context only goes so far; the LSTM and GPT "
-                "keep going lower.\n"
-                "- At the end the held-out bits per character (the last 10% of the text) are measured. Much "
-                "higher than the training value means the model memorised its training text: use dropout, a "
-                "smaller model or more text.\n"
-                "- Loss jumps up or becomes NaN: lower the learning rate or set a gradient clip.\n"
-                "- The film strip is a continuation of one fixed prompt at each frame: read it learn to spell, "
-                "then to form words.")
-
-
-def explain_tabular(model: str) -> None:
-    st.markdown("**What is trained.** Each row is first turned into numbers: every numeric column is mapped to "
-                "a standard normal (quantile encoding) or to a mixture mode and an offset (gmm), every category "
-                "becomes a one-hot block. Both models are *conditional*: they also get the one-hot value c of a "
-                "chosen column (by default the label), drawn so that rare classes are seen often enough.")
-    if model == "tab_vae":
-        st.markdown("**Tabular VAE.** The encoder maps (row, c) to q(z|x, c) = N(μ, σ²), the decoder rebuilds "
-                    "the row; numbers are scored as Gaussians with a learned σ, categories by cross-entropy:")
-        st.latex(r"\mathrm{recon} = \sum_{\text{numbers}} \left(\frac{(x - \hat x)^2}{2\sigma^2} + \log\sigma\right)"
-                 r" + \sum_{\text{categories}} \mathrm{CE}(\text{logits}, x)")
-        st.latex(r"L = w \cdot \mathrm{recon} + \mathrm{KL}\big(q(z|x,c)\,\|\,\mathcal{N}(0, I)\big), \quad "
-                 r"\mathrm{KL} = -\tfrac12\sum_j\big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)")
-        st.markdown("**How to read the curves.** Reconstruction falls; KL rises at first and levels off. A KL "
-                    "near 0 means the codes carry nothing and rows come out alike: raise the reconstruction "
-                    "weight w. If synthetic rows are near-copies of training rows (the privacy report at the end "
-                    "says), lower w. The film strip overlays real and "
-                    "synthetic histograms: orange should settle onto blue.")
-        return
-    st.markdown("**Tabular GAN** (after CTGAN): a generator makes rows from noise and c; a critic scores *packs* "
-                "of rows (packing lets it spot a generator that repeats itself), with the Wasserstein loss and a "
-                "gradient penalty, and the generator is also told to produce the value it was asked for:")
-    st.latex(r"L_D = \mathbb{E}[D(G(z,c),c)] - \mathbb{E}[D(x,c)] + \lambda\,\mathbb{E}_{\hat x}"
-             r"\big[(\lVert\nabla D(\hat x, c)\rVert_2 - 1)^2\big]")
-    st.latex(r"L_G = -\mathbb{E}[D(G(z,c),c)] + \mathrm{CE}\big(G(z,c)_{\text{condition column}},\,c\big)")
-    st.markdown("**How to read the curves.**\n"
-                "- The Wasserstein estimate E[D(real)] - E[D(synthetic)] should shrink towards 0 (noisily) as "
-                "synthetic rows get closer to real ones.\n"
-                "- An estimate that keeps growing while G loss climbs: the critic is winning; lower its learning "
-                "rate or raise the generator's.\n"
-                "- The condition cross-entropy should fall near 0: generated rows carry the value asked for.\n"
-                "- The gradient penalty should stay small.\n"
-                "- The film strip overlays real (blue) and synthetic (orange) histograms: orange should settle "
-                "onto blue. The fidelity, usefulness and privacy report at the end says how close they are.")
-
-
 def explain(spec, model_config: dict) -> None:
     """The explanation panel of one model: what it trains, its losses, how to read its curves."""
-    if spec.family == "gan":
-        explain_gan(model_config.get("loss", "nonsaturating"), spec.data_kind == "points")
-    elif spec.family in ("vae", "ae"):
-        explain_vae(spec.family, model_config.get("recon_loss", "bce"))
-    elif spec.family == "text":
-        explain_text(spec.name)
-    elif spec.family == "tabular":
-        explain_tabular(spec.name)
-    else:
-        st.markdown(f"**What is trained.** {spec.description}\n\n**How to read the curves.** The loss should "
-                    "fall; a loss that turns NaN stops the run: lower the learning rate.")
+    st.markdown(spec.explanation(model_config))
 
 
 # ---------------------------------------------------------------------------
@@ -433,16 +214,15 @@ def metrics_of(run):
     return frame
 
 
-def series_of(frame, key: str):
-    if key == "bpc":
-        s = frame[frame["key"] == "loss"]
-        return s["step"], s["value"] / math.log(2)
-    s = frame[frame["key"] == key]
-    return s["step"], s["value"]
+def series_of(frame, key: str, derived: dict):
+    """The logged values of ``key``, or of the number it is derived from, scaled."""
+    source, factor = derived.get(key, (key, 1.0))
+    s = frame[frame["key"] == source]
+    return s["step"], s["value"] * factor
 
 
 def curve_chart(frame, keys: list[str], title: str, smoothing: float, log_y: bool, chart_key: str,
-                hline: float | None = None) -> bool:
+                hline: float | None = None, labels: dict | None = None, derived: dict | None = None) -> bool:
     """A plotly chart of some logged numbers, with EMA smoothing; False when none was logged."""
     import plotly.graph_objects as go
 
@@ -451,13 +231,13 @@ def curve_chart(frame, keys: list[str], title: str, smoothing: float, log_y: boo
     drawn = False
     nonpositive = False
     for i, key in enumerate(keys):
-        steps, values = series_of(frame, key)
+        steps, values = series_of(frame, key, derived or {})
         if steps.empty:
             continue
         drawn = True
         nonpositive |= bool((values <= 0).any())
         color = colors[i % len(colors)]
-        name = CURVE_LABELS.get(key, key)
+        name = (labels or {}).get(key, key)
         every = max(1, len(steps) // 1500)  # keep the browser light on long runs
         if smoothing > 0:
             fig.add_scatter(x=steps[::every], y=values[::every], mode="lines", name=f"{name} (raw)",
@@ -478,28 +258,36 @@ def curve_chart(frame, keys: list[str], title: str, smoothing: float, log_y: boo
     return True
 
 
-def panels_for(run, keys: set[str]) -> list[tuple[str, list[str], str]]:
-    """The charts this run gets: its losses first, then its family's own numbers."""
-    losses = [k for k in ("loss_d", "loss_g", "loss") if k in keys]
-    panels = [("Losses", losses, "What the optimiser minimises.")] if losses and run.family != "text" else []
-    for title, wanted, why in FAMILY_CHARTS.get(run.family, []):
-        present = [k for k in wanted if k in keys or (k == "bpc" and "loss" in keys)]
+def panels_for(spec, keys: set[str]) -> list:
+    """The charts this run gets: those its model declares, with the numbers it has logged."""
+    panels = []
+    for chart in spec.charts:
+        present = tuple(k for k in chart.keys if k in keys or spec.derived.get(k, ("",))[0] in keys)
         if present:
-            panels.append((title, present, why))
+            panels.append(chart._replace(keys=present))
     return panels
 
 
-def panel(run, frame, spec: tuple, smoothing: float, log_y: bool) -> None:
-    title, keys, why = spec
-    hline = run.final_metrics.get("val_bpc") if "bpc" in keys else None
-    curve_chart(frame, keys, title, smoothing, log_y, f"tr_chart_{title}", hline)
-    st.caption(why)
+def labels_of(spec) -> dict:
+    from aigc_core.registry import metric_info
+
+    return {k: v["label"] for k, v in metric_info(spec.name).items()}
+
+
+def panel(run, spec, frame, chart, smoothing: float, log_y: bool) -> None:
+    hline = run.final_metrics.get(chart.reference) if chart.reference else None
+    curve_chart(frame, list(chart.keys), chart.title, smoothing, log_y, f"tr_chart_{chart.title}", hline,
+                labels_of(spec), spec.derived)
+    st.caption(chart.why)
 
 
 def charts_and_film_strip(run, frame) -> None:
-    """The main chart beside the film strip, then the family's charts two to a row."""
+    """The main chart beside the film strip, then the model's other charts two to a row."""
+    from aigc_core.registry import get_model
+
+    spec = get_model(run.model)
     keys = set(frame["key"]) if not frame.empty else set()
-    panels = panels_for(run, keys)
+    panels = panels_for(spec, keys)
     left, right = st.columns([3, 2])
     with left:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
@@ -509,23 +297,23 @@ def charts_and_film_strip(run, frame) -> None:
         log_y = c2.toggle("Log scale", key="tr_log", help="A logarithmic vertical axis: useful when a loss falls by "
                                                         "orders of magnitude.")
         if panels:
-            panel(run, frame, panels[0], smoothing, log_y)
+            panel(run, spec, frame, panels[0], smoothing, log_y)
         else:
             st.caption("No numbers logged yet: the first ones appear after the first logging interval.")
     with right:
         film_strip(run, key="tr_frame")
     for start in range(1, len(panels), 2):
-        for col, spec in zip(st.columns(2), panels[start:start + 2]):
+        for col, chart in zip(st.columns(2), panels[start:start + 2]):
             with col:
-                panel(run, frame, spec, smoothing, log_y)
-    shown = {k for _, ks, _ in panels for k in ks}
-    if "bpc" in shown:
-        shown.add("loss")  # drawn in bits
+                panel(run, spec, frame, chart, smoothing, log_y)
+    shown = {k for chart in panels for k in chart.keys}
+    shown |= {spec.derived[k][0] for k in shown if k in spec.derived}  # drawn through what is derived from them
     others = sorted(k for k in keys if k not in shown)
     if others:
+        labels = labels_of(spec)
         with st.expander("Other logged numbers"):
-            key = st.selectbox("Number", others, key="tr_other", format_func=lambda k: CURVE_LABELS.get(k, k))
-            curve_chart(frame, [key], CURVE_LABELS.get(key, key), smoothing, log_y, "tr_chart_other")
+            key = st.selectbox("Number", others, key="tr_other", format_func=lambda k: labels.get(k, k))
+            curve_chart(frame, [key], labels.get(key, key), smoothing, log_y, "tr_chart_other", labels=labels)
 
 
 def fmt_seconds(s: float) -> str:
@@ -579,7 +367,7 @@ def status_row(run) -> None:
               help="Seconds spent training so far; pauses do not count.")
     total = f" of {run.total_steps:,}" if run.total_steps else ""
     c3.metric("Step", f"{run.step:,}{total}")
-    c4.metric(f"Speed ({UNITS.get(run.data_kind, 'examples/s')})", f"{run.samples_per_s:,.0f}" if run.samples_per_s else "–",
+    c4.metric(f"Speed ({data_kind(run.data_kind).noun}/s)", f"{run.samples_per_s:,.0f}" if run.samples_per_s else "–",
               help="Training examples (images, characters, rows or points) per second over the last logging interval.")
     if run.status == "queued":
         ahead = queue_position(store, run.id)
@@ -601,9 +389,11 @@ def next_steps(run) -> None:
     msg = run.message or ""
     if run.status == "failed":
         if "NaN" in msg or "infinite" in msg:
+            from aigc_core.registry import get_model
+
+            hint = get_model(run.model).trainer_cls.nan_hint
             advice = ("The numbers blew up. Choose **Custom** above, lower the learning rate(s) (halve them, or "
-                      "more), and start again" + ("; the hinge or wgan_gp loss is also steadier." if run.family == "gan"
-                                                  else "; a gradient clip also helps." if run.family == "text" else "."))
+                      f"more), and start again (the model's own advice: {hint}).")
         elif "training crashed" in msg:
             advice = ("Something unexpected went wrong. Try again with the Quick preset; if it happens again, "
                       "report this message to the workshop lead.")
@@ -634,7 +424,7 @@ def final_metrics(run) -> None:
     numbers = run.final_metrics
     if not numbers:
         return
-    info = metric_info()
+    info = metric_info(run.model)
 
     def order(k: str) -> tuple:
         tier = 0 if k in info and not k.startswith("loss") and k not in ("samples_per_s", "step_time_ms") else \
@@ -648,7 +438,7 @@ def final_metrics(run) -> None:
         for col, k in zip(st.columns(per_row), keys[start:start + per_row]):
             entry = info.get(k) or {}
             better = {"lower": " Lower is better.", "higher": " Higher is better."}.get(entry.get("better"), "")
-            label = entry.get("label") or CURVE_LABELS.get(k, k)
+            label = entry.get("label") or k
             how = entry.get("how") or "Logged by the model while it trained (the last logged value)."
             col.metric(label, f"{numbers[k]:.4g}", help=f"`{k}`: {how}{better}")
 

@@ -14,10 +14,12 @@ import torch
 from torch import nn
 
 from aigc_core.config import param
-from aigc_core.data.base import PointData
+from aigc_core.data.base import ImageData, PointData
 from aigc_core.data.catalog import builtin
+from aigc_core.imaging import grid_image
 from aigc_core.registry import ModelSpec, register
 from aigc_core.train.base import Trainer
+from aigc_core.train.utils import seeded_noise
 
 
 @builtin("tiny_points", kind="points", description="64 points on a line (tests only)")
@@ -31,6 +33,11 @@ class TinyConfig:
     lr: float = param(0.05, "Learning rate", min=0.0, max=1e6)
     step_sleep: float = param(0.0, "Sleep per step (s)", "slows steps down so tests can act mid-run", min=0.0, max=5.0)
     explode_at: int = param(0, "Make the loss NaN at this step (0 = never)", min=0, max=10**9)
+
+
+@dataclass
+class TinyLineKnobs:
+    spread: float = param(1.0, "Spread", "How far apart the sampled x values lie.", min=0.0, max=2.0, step=0.1)
 
 
 class TinyTrainer(Trainer):
@@ -63,9 +70,9 @@ class TinyTrainer(Trainer):
     def film_strip(self):
         return f"step {self.n_steps}: w={self.nets['line'].weight.item():.3f}"
 
-    def sample(self, n, seed, **knobs):
+    def sample(self, n, seed, spread: float = 1.0):
         g = torch.Generator().manual_seed(seed)
-        x = torch.rand(n, 1, generator=g) * 2 - 1
+        x = (torch.rand(n, 1, generator=g) * 2 - 1) * spread
         with torch.no_grad():
             return torch.cat([x, self.nets["line"](x.to(self.device)).cpu()], dim=1)
 
@@ -80,10 +87,87 @@ class TinyTrainer(Trainer):
         return {"weight_error": abs(w - 2.0)}
 
 
+LINE_CHARTS = [("Losses", ("loss",), "The squared error of the line on the last batches.")]
+LINE_METRICS = {"loss": ("loss", "Mean squared error of the fitted line."),
+                "weight_error": ("weight error", "How far the slope is from 2.", "lower")}
+
 register(ModelSpec(
-    name="tiny_line", title="Tiny line (tests)", family="toy", data_kind="points",
+    name="tiny_line",
+    knobs=TinyLineKnobs, title="Tiny line (tests)", family="toy", data_kind="points",
     description="fits a line; for tests of the run machinery", config_cls=TinyConfig, trainer_cls=TinyTrainer,
     presets={"Quick": {"train": {"steps": 50, "log_every": 5, "sample_every": 10, "checkpoint_every": 10}}},
+    charts=LINE_CHARTS,
+    metrics=LINE_METRICS,
+    film_caption="The fitted slope.",
+    eval_budget=2000,
+))
+
+
+# ---- a fake "diffusion" model: it proves the denoise capability end to end ------------------
+
+@dataclass
+class TinyDenoiserConfig:
+    lr: float = param(0.1, "Learning rate", min=0.0, max=10.0)
+
+
+@dataclass
+class TinyDenoiserKnobs:
+    steps: int = param(10, "Sampling steps", "Steps from pure noise to the image.", min=1, max=50)
+
+
+class TinyDenoiserTrainer(Trainer):
+    """Learns the mean image; sampling walks from seeded noise towards it in
+    ``steps`` equal steps (a stand-in for a reverse diffusion process)."""
+
+    loss_names = {"loss": "the distance to the mean image"}
+
+    def __init__(self, cfg, data, device, seed, autocast=None):
+        super().__init__(cfg, data, device, seed, autocast)
+        if not isinstance(data, ImageData):
+            raise TypeError("tiny_denoiser trains on images")
+        self.images = data.images.to(device)
+        self.nets["mean"] = nn.Linear(1, int(self.images[0].numel()), bias=False).to(device)  # (1,) -> C*H*W
+        self.optims["mean"] = torch.optim.SGD(self.nets["mean"].parameters(), lr=cfg.lr)
+        self.batch_size = 8
+
+    def _mean01(self) -> torch.Tensor:
+        shape = self.images.shape[1:]
+        return torch.sigmoid(self.nets["mean"].weight[:, 0]).reshape(shape).detach().float().cpu()
+
+    def step(self):
+        idx = torch.randint(0, len(self.images), (8,), generator=self.gen, device=self.device)
+        x = self.images[idx].float().div(255).flatten(1)
+        loss = ((torch.sigmoid(self.nets["mean"].weight[:, 0]) - x) ** 2).mean()
+        self.optims["mean"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optims["mean"].step()
+        return {"loss": loss.detach()}
+
+    def denoise_path(self, seed: int, steps: int, n_frames: int) -> torch.Tensor:
+        """(n_frames, C, H, W) in [0, 1]: frame 0 is the noise, the last the sample."""
+        mean = self._mean01()
+        noise = seeded_noise(1, mean.numel(), seed)[0].reshape(mean.shape).mul(0.5).add(0.5)
+        t = torch.linspace(0, 1, int(n_frames)).round(decimals=6)
+        t = (t * int(steps)).round() / int(steps)  # frames land on sampling steps
+        return torch.stack([(1 - a) * noise + a * mean for a in t.tolist()]).clamp(0, 1)
+
+    def sample(self, n, seed, steps: int = 10):
+        return torch.cat([self.denoise_path(seed + i, steps, 2)[-1:] for i in range(int(n))])
+
+    def film_strip(self):
+        return grid_image(self.sample(4, self.seed), nrow=4)
+
+
+register(ModelSpec(
+    name="tiny_denoiser", title="Tiny denoiser (tests)", family="toy", data_kind="image",
+    description="walks from noise to the mean image; for tests of the denoise capability",
+    config_cls=TinyDenoiserConfig, trainer_cls=TinyDenoiserTrainer,
+    knobs=TinyDenoiserKnobs, capabilities={"denoise"},
+    charts=[("Losses", ("loss",), "Distance to the mean image.")],
+    metrics={"loss": ("loss", "Mean squared distance of the batch to the learned mean image.")},
+    explain="**What is trained.** The mean image, $$\\bar x = \\frac{1}{N}\\sum_i x_i$$",
+    film_caption="Four samples.",
+    eval_budget=64,
 ))
 
 
@@ -114,4 +198,5 @@ register(ModelSpec(
     description="the tiny line with settings that must agree; for tests of cross-field checks",
     config_cls=TinyPacksConfig, trainer_cls=TinyPacksTrainer,
     presets={"Quick": {"train": {"steps": 20, "log_every": 5, "sample_every": 10, "checkpoint_every": 10}}},
+    knobs=TinyLineKnobs, charts=LINE_CHARTS, metrics=LINE_METRICS, film_caption="The fitted slope.",
 ))

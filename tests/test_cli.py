@@ -68,3 +68,20 @@ def test_importing_a_pickled_checkpoint_is_refused(tmp_path):
 def test_datasets_lists_built_ins_as_json(tmp_path):
     names = {d["name"] for d in last_json(cli("datasets", "--json", home=tmp_path))["datasets"]}
     assert "tiny_points" in names
+
+
+def test_sample_knobs_are_checked_against_the_models_declared_knobs(tmp_path, capsys):
+    from aigc_core.cli import main
+    from tests.tiny_runs import finished
+
+    run = finished("tiny_line", "tiny_points", 10)
+    out = tmp_path / "points.csv"
+    assert main(["sample", "--run", run.id, "-n", "5", "--out", str(out), "--set", "spread=0.5"]) == 0
+    xs = [float(line.split(",")[0]) for line in out.read_text().splitlines()[1:]]
+    assert len(xs) == 5 and all(abs(x) <= 0.5 for x in xs)  # the knob arrived as a number
+    capsys.readouterr()
+    assert main(["sample", "--run", run.id, "--out", str(out), "--set", "spread=9"]) == 2
+    assert "'spread' must be at most 2.0" in capsys.readouterr().err
+    assert main(["sample", "--run", run.id, "--out", str(out), "--set", "temperature=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown setting(s) temperature" in err and "spread" in err and len(err.strip().splitlines()) == 1

@@ -36,7 +36,7 @@ def test_gallery_samples_a_finished_gan_as_a_grid_with_png_and_zip_downloads(gan
     assert "64 samples, seed 0" in at.image[0].captions[0]
     at.slider(key="g_n").set_value(9)
     at.number_input(key="g_seed").set_value(5)
-    at.slider(key="g_trunc").set_value(0.5)
+    at.slider(key="g_truncation").set_value(0.5)
     at.run()
     assert not problems(at)
     assert "9 samples, seed 5" in at.image[0].captions[0]
@@ -58,7 +58,7 @@ def test_vae_shows_held_out_images_above_their_reconstructions():
     run = vae_run()
     at = open_page(GALLERY, run.id)
     assert [t.label for t in at.tabs] == ["Samples", "Walk between two seeds", "Reconstructions", "Data loop"]
-    assert at.slider(key="g_temp") is not None  # a VAE's knob is the temperature of its code
+    assert at.slider(key="g_temperature") is not None  # a VAE's knob is the temperature of its code
     at.session_state["g_tab"] = "Reconstructions"
     at.run()
     assert not problems(at), problems(at)
@@ -135,19 +135,39 @@ def test_a_run_whose_data_set_was_deleted_gets_a_message_not_a_traceback(fresh_h
     assert any("no data set called 'tiny_img'" in e.value for e in at.error)
 
 
-def test_text_write_tab_streams_a_text_with_next_character_bars_and_attention_maps():
-    run = finished("char_gpt", tiny_lines(), 20, n_layer=2, n_head=2, n_embd=16, block_size=16, batch_size=4)
-    at = open_page(GALLERY, run.id)
+@pytest.fixture(scope="module")
+def gpt_run():
+    return finished("char_gpt", tiny_lines(), 20, n_layer=2, n_head=2, n_embd=16, block_size=16, batch_size=4)
+
+
+def text_knobs(at, prompt: str = "", length: int = 40, temperature: float = 0.8):
+    """Set the text knobs the model declares (built from its knobs dataclass)."""
+    at.text_input(key="g_prompt").set_value(prompt)
+    at.number_input(key="g_length").set_value(length)
+    at.slider(key="g_temperature").set_value(temperature)
+    return at.run()
+
+
+def test_text_write_tab_streams_a_text_with_next_character_bars(gpt_run):
+    at = open_page(GALLERY, gpt_run.id)
+    at.session_state["g_tab"] = "Write"
+    text_knobs(at.run(), prompt="an")
     assert not problems(at), problems(at)
-    charts = at.get("plotly_chart")
-    assert len(charts) == 2  # next-character probabilities and the attention map
-    at.text_input(key="t_prompt").set_value("an").run()
+    assert len(at.get("plotly_chart")) == 1  # the next-character probabilities
     at.button(key="t_write").click().run()
     assert not problems(at), problems(at)
-    trainer, _, _ = load_for_sampling(run.id)
+    trainer, _, _ = load_for_sampling(gpt_run.id)
     expected = trainer.sample(1, 0, prompt="an", length=40, temperature=0.8)[0]
     assert at.code[0].value == expected  # streamed text equals the seeded sample
     assert len(at.feedback) == 1
+
+
+def test_a_model_that_declares_attention_shows_its_maps_by_layer_and_head(gpt_run):
+    at = open_page(GALLERY, gpt_run.id)
+    at.session_state["g_tab"] = "Attention"
+    text_knobs(at.run(), prompt="an")
+    assert not problems(at), problems(at)
+    assert len(at.get("plotly_chart")) == 1
     at.selectbox(key="t_layer").set_value(1)
     at.selectbox(key="t_head").set_value(2)
     at.run()
@@ -156,9 +176,7 @@ def test_text_write_tab_streams_a_text_with_next_character_bars_and_attention_ma
 
 def test_text_samples_mark_items_copied_from_the_training_data():
     run = finished("bigram", tiny_lines(), 30)
-    at = open_page(GALLERY, run.id)
-    at.session_state["t_tab"] = "Many samples"
-    at.run()
+    at = text_knobs(open_page(GALLERY, run.id))
     assert not problems(at), problems(at)
     trainer, _, _ = load_for_sampling(run.id)
     texts = trainer.sample(12, 0, prompt="", length=40, temperature=0.8)
@@ -166,7 +184,7 @@ def test_text_samples_mark_items_copied_from_the_training_data():
     assert [c.value for c in at.code] == texts
     assert any(f"{copies} of 12 items are in the training data" in c.value for c in at.caption)
     assert len(at.get("badge")) == copies
-    assert any("has no attention" in c.value for c in open_page(GALLERY, run.id).caption)
+    assert "Attention" not in [t.label for t in at.tabs]  # a bigram declares no attention
 
 
 def test_table_rows_follow_the_condition_and_kept_rows_feed_a_new_table():
@@ -184,7 +202,7 @@ def test_table_rows_follow_the_condition_and_kept_rows_feed_a_new_table():
     at.button(key="tb_rate1").click().run()
     assert not problems(at)
     assert list(at.dataframe[0].value["your rating"][:6]) == ["👍", "", "", "", "", "👍"]
-    at.session_state["tb_tab"] = "Data loop"
+    at.session_state["g_tab"] = "Data loop"
     at.run()
     at.text_input(key=f"loop_name:{run.id}").set_value("kept_rows").run()
     next(b for b in at.button if b.label.startswith("Make a data set")).click().run()

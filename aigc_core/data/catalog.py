@@ -89,7 +89,7 @@ def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
-    from ..registry import plugin_modules
+    from ..plugins import plugin_modules
 
     for mod in DATA_MODULES + plugin_modules():
         importlib.import_module(mod)

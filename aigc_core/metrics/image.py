@@ -192,7 +192,7 @@ def copy_threshold(data: ImageData) -> float:
     image to its closest other image of the set (the split every VAE uses)."""
     key = data_key(data)
     if key not in _copy_thresholds:
-        from ..models.vae import held_out_split
+        from ..data.held_out import held_out_split
 
         rest, held = held_out_split(len(data))
         held = held[:COPY_REFERENCE]
@@ -246,35 +246,15 @@ def image_scores(samples01: torch.Tensor, data: ImageData, net: FeatureNet | Non
 # ---- VAEs and autoencoders ------------------------------------------------------------
 
 @torch.no_grad()
-def reconstruction_scores(trainer, max_images: int = 5000) -> dict[str, float]:
-    """On the trainer's held-out images: ``elbo`` (VAEs: nats per image, one
-    draw of z with a fixed seed, Bernoulli pixels), ``recon_error`` (mean
-    squared pixel error of the reconstruction from the code's mean), ``psnr``
-    (dB) and ``ssim`` (torchmetrics)."""
+def reconstruction_scores(originals01: torch.Tensor, rebuilt01: torch.Tensor) -> dict[str, float]:
+    """Held-out images (N, C, H, W) in [0, 1] against their reconstructions:
+    ``recon_error`` (mean squared pixel error), ``psnr`` (dB) and ``ssim``
+    (torchmetrics)."""
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-    from ..models.vae import kl_divergence, reconstruction_loss, reparameterise
-
-    held = getattr(trainer, "held_out", None)
-    if held is None or held.shape[0] == 0:
-        return {}
-    held01 = unit_images(held[:max_images])
-    out: dict[str, float] = {}
-    if getattr(trainer, "variational", False):
-        gen = torch.Generator(device=trainer.device).manual_seed(0)
-        total = 0.0
-        trainer.train_mode(False)
-        for part in held01.split(500):
-            x = part.to(trainer.device)
-            with trainer.autocast_ctx():
-                mu, logvar = trainer._encode(x)
-                logits = trainer.nets["decoder"](reparameterise(mu, logvar, gen)).float()
-            nll = reconstruction_loss("bce", logits, x) + kl_divergence(mu, logvar)
-            total += float(nll) * part.shape[0]
-        out["elbo"] = -total / held01.shape[0]
-    recon = trainer.reconstruct(held01).float().clamp(0, 1)
-    out["recon_error"] = float((recon - held01).pow(2).mean())
-    out["psnr"] = float(peak_signal_noise_ratio(recon, held01, data_range=1.0))
+    held01, recon = unit_images(originals01), unit_images(rebuilt01)
+    out = {"recon_error": float((recon - held01).pow(2).mean()),
+           "psnr": float(peak_signal_noise_ratio(recon, held01, data_range=1.0))}
     if min(held01.shape[-2:]) >= 7:
         kernel = 11 if min(held01.shape[-2:]) >= 11 else 7  # the usual 11 x 11 window, 7 x 7 on 8 x 8 digits
         out["ssim"] = float(structural_similarity_index_measure(recon, held01, data_range=1.0, kernel_size=kernel))

@@ -17,11 +17,10 @@ keys (``fidelity``, ``tstr_accuracy_ratio``, ``dcr_median``,
 report into one self-contained HTML page (tables and inline PNG charts, works
 offline).
 
-Evaluating a table run (``eval``, the end-of-run numbers): call
-:func:`table_run_scores` ``(run, trainer, n) -> dict[str, float]``. It draws
-``n`` synthetic rows (seed 0) from the trainer, compares them with the run's
-real training rows (held-out rows as the test set and privacy yardstick) and
-returns only floats, under these keys:
+Evaluating a table run (``eval``, the end-of-run numbers): the tabular
+trainer draws synthetic rows (seed 0), calls :func:`tabular_report` with the
+run's real training rows (held-out rows as the test set and privacy
+yardstick) and keeps :func:`report_scores`, only floats, under these keys:
 
 - ``fidelity`` (0..1, higher better): mean of ``column_shapes`` and
   ``pair_trends``; ``column_shapes``: mean per column of 1 - KS statistic
@@ -433,18 +432,6 @@ def report_scores(report: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in report.items() if k != "details" and isinstance(v, (int, float))}
 
 
-def table_run_scores(run, trainer, n: int | None = None, seed: int = 0) -> dict[str, float]:
-    """The flat report numbers (keys in the module docstring) of ``n`` rows
-    sampled from a table run's trainer (default: as many as its training
-    rows). ``run`` is the run record; it is not needed beyond naming the run
-    in the shared ``(run, trainer, n)`` signature of the evaluators."""
-    if not hasattr(trainer, "report"):
-        raise TypeError(f"run {getattr(run, 'id', run)!r} is not a table run")
-    return report_scores(trainer.report(n, seed))
-
-
-# ---------------------------------------------------------------------------
-# Pictures: overlaid histograms drawn with Pillow (no plotting library needed)
 # ---------------------------------------------------------------------------
 
 def _font(size: int = 11):

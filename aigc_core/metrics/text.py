@@ -37,22 +37,20 @@ def _same_amount(texts: list[str], chars: int) -> list[str]:
     return out
 
 
-def text_scores(trainer, seed: int = SEED, line_samples: int = LINE_SAMPLES) -> dict[str, float]:
-    """``copy_share`` (line corpora), ``distinct_ngrams`` and
-    ``distinct_ngrams_real`` of samples from a character model's trainer."""
-    from ..models.text import mark_copies
+def mark_copies(items: list[str], train_text: str) -> list[bool]:
+    """For each generated item, whether it is a line of the training text verbatim
+    (a name the model memorised rather than invented)."""
+    seen = set(train_text.split("\n"))
+    return [item in seen for item in items]
 
+
+def text_scores(samples: list[str], real: list[str], train_text: str | None = None) -> dict[str, float]:
+    """``distinct_ngrams`` and ``distinct_ngrams_real`` of generated ``samples``
+    against ``real`` texts, and with ``train_text`` (line corpora)
+    ``copy_share``, the share of samples that are training lines verbatim."""
     out: dict[str, float] = {}
-    if trainer.mode == "lines":
-        items = [line for line in trainer.train_text.split("\n") if line]
-        longest = max((len(x) for x in items), default=20)
-        samples = trainer.sample(line_samples, seed, length=min(200, 2 * longest + 2))
-        out["copy_share"] = sum(mark_copies(samples, trainer.train_text)) / len(samples)
-        # held-out lines first, then training lines when there are too few
-        real = [line for line in (trainer.val_text + "\n" + trainer.train_text).split("\n") if line]
-    else:
-        samples = trainer.sample(STREAM_SAMPLES, seed, length=STREAM_LENGTH)
-        real = [trainer.val_text + trainer.train_text]
+    if train_text is not None and samples:
+        out["copy_share"] = sum(mark_copies(samples, train_text)) / len(samples)
     # the share of distinct n-grams falls as text grows, so both sides get the same amount
     amount = min(sum(len(s) for s in samples), sum(len(r) for r in real))
     made = distinct_ngrams(_same_amount(samples, amount))

@@ -65,9 +65,11 @@ class Trainer:
         raise NotImplementedError
 
     def sample(self, n: int, seed: int, **knobs) -> Any:
-        """Generate ``n`` samples. Images: float tensor (N, C, H, W) in [0, 1]
-        on the CPU; points: (N, 2) tensor; text: list of str; tables: a
-        DataFrame."""
+        """Generate ``n`` samples; the same seed gives the same samples. The
+        knobs are the fields of the model's declared knobs dataclass
+        (``ModelSpec.knobs``). What comes back follows the kind of data
+        (:mod:`aigc_core.data.kinds`): images a float tensor (N, C, H, W) in
+        [0, 1] on the CPU; points (N, 2); text a list of str; tables a DataFrame."""
         raise NotImplementedError
 
     def evaluate(self) -> dict[str, float]:

@@ -23,14 +23,12 @@ from typing import Callable
 
 import torch
 
-from ..config import TrainSettings, from_dict
-from ..data.catalog import load_dataset
 from ..errors import UserError
-from ..registry import get_model
+from ..registry import build_trainer  # noqa: F401 - also importable from here, as before
 from ..runs.checkpoint import latest_checkpoint, load_latest_good, load_state, save_checkpoint
 from ..runs.folder import RunFolder
 from ..runs.store import LostClaim, RunStore
-from .device import autocast_dtype, device_name, pick_device
+from .device import device_name
 
 CONTROL_POLL_S = 0.5
 HEARTBEAT_S = 2.0
@@ -64,18 +62,6 @@ class _Heartbeat(threading.Thread):
                 return
             except Exception:  # noqa: BLE001 - a busy database must not kill training
                 pass
-
-
-def build_trainer(config: dict, device: torch.device | None = None, data=None):
-    """Build the trainer a run config describes (fresh weights; seeded)."""
-    spec = get_model(config["model"])
-    settings = from_dict(TrainSettings, config.get("train", {}))
-    model_cfg = from_dict(spec.config_cls, config.get("model_config", {}))
-    device = device or pick_device(settings.device)
-    data = data if data is not None else load_dataset(config["dataset"])
-    torch.manual_seed(settings.seed)  # weight initialisation follows the run's seed
-    trainer = spec.trainer_cls(model_cfg, data, device, settings.seed, autocast_dtype(device, settings.precision))
-    return spec, settings, trainer
 
 
 def _compile(trainer) -> None:
@@ -328,7 +314,7 @@ def _quality_metrics(run, trainer, store, say, claim: str | None) -> dict[str, f
 
     A failing evaluation is reported in the run's message but never turns a
     finished training into a failed run."""
-    from ..metrics.evaluate import end_of_run_metrics
+    from .evaluate import end_of_run_metrics
 
     try:
         return end_of_run_metrics(run, trainer)

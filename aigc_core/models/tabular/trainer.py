@@ -1,248 +1,25 @@
-"""Tabular generators: ``tab_gan`` (a conditional Wasserstein GAN, after CTGAN)
-and ``tab_vae`` (a conditional VAE, after TVAE).
-
-A table mixes numbers and categories, so both models first turn each row into
-a vector of numbers with a :class:`TableEncoder` and learn to produce such
-vectors; sampling decodes them back into a table with the original column
-names, types and ranges.
-
-- **Numbers** get one of two encodings (the ``numeric_encoding`` setting):
-
-  - ``quantile``: x -> z = Phi^-1(F(x)), where F is the column's empirical
-    distribution function (from up to 1,000 quantiles) and Phi^-1 the
-    standard normal quantile function. Every column becomes a standard normal
-    whatever its shape (skewed, heavy-tailed, bimodal), which is easy for a
-    network to match. Tied values (whole numbers) are spread at random over
-    their share of F each time a batch is drawn, so counts such as "cart adds"
-    look continuous to the networks and decode back exactly.
-  - ``gmm`` (mode-specific normalisation, as in CTGAN): a Bayesian Gaussian
-    mixture with up to ``max_modes`` modes is fitted to the column; a value
-    becomes (which mode k it came from, one-hot) and
-    alpha = (x - mu_k) / (4 sigma_k) in (-1, 1).
-
-- **Categories and yes/no columns** become one-hot blocks. The generator
-  outputs logits for each block; in training they pass through a
-  Gumbel-softmax (a differentiable, nearly one-hot sample); in sampling a
-  category is drawn from softmax(logits).
-
-- **Conditioning** (``condition_column``, by default the label column): the
-  networks get the one-hot value of that column as an extra input c. Training
-  draws c with probability proportional to log(1 + count) ("training by
-  sampling", so rare classes are seen often enough to be learned) and takes
-  real rows with that value; sampling draws c with the real frequencies, or
-  fixes it: ``sample(1000, seed, condition={"purchase": 1})``. A sampled row
-  is p(c) p(rest | c): its condition column states the value c that was asked
-  for, so the classes come in the real shares (or only the one fixed).
-
-Everything fitted (quantiles, mixtures, category lists, the train/held-out
-split) is kept in the checkpoint as tensors and JSON values, never pickled.
-"""
+"""Training and sampling the tabular models: the shared :class:`TabularTrainer`
+(split, encoder, condition sampler, sampling a table, film strip, report),
+the conditional WGAN-GP and the conditional VAE."""
 
 from __future__ import annotations
 
-import copy
-import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..config import param
-from ..data.base import TableData
-from ..data.table_encoder import ENCODINGS, FALSE_TOKENS, QUANTILE_EPS, TRUE_TOKENS, Span, TableEncoder
-from ..errors import UserError
-from ..registry import ModelSpec, register
-from ..train.base import Trainer
+from ...data.base import TableData
+from ...data.table_encoder import FALSE_TOKENS, QUANTILE_EPS, TRUE_TOKENS, TableEncoder
+from ...errors import UserError
+from ...train.base import Trainer
+from ...train.utils import EMA, StepFunctionLR, check_count, cosine_scale
+from .networks import TabCritic, TabGenerator, TabVAEDecoder, TabVAEEncoder, activate
 
 MIN_ROWS = 20
 MAX_SAMPLES = 1_000_000
 FILM_STRIP_ROWS = 1000
-
-
-# ---------------------------------------------------------------------------
-# Output activations (shared by both models)
-# ---------------------------------------------------------------------------
-
-def gumbel_softmax(logits: torch.Tensor, tau: float, gen: torch.Generator) -> torch.Tensor:
-    """softmax((logits + g) / tau) with Gumbel noise g = -log(-log U): a
-    differentiable stand-in for drawing a category from softmax(logits); the
-    lower the temperature tau, the closer to one-hot."""
-    u = torch.rand(logits.shape, generator=gen, device=logits.device).clamp_(1e-10, 1 - 1e-10)
-    return F.softmax((logits - torch.log(-torch.log(u))) / tau, dim=1)
-
-
-def sample_one_hot(logits: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """A category drawn from softmax(logits) (Gumbel-max), as a one-hot row."""
-    u = torch.rand(logits.shape, generator=gen, device=logits.device).clamp_(1e-10, 1 - 1e-10)
-    picked = (logits - torch.log(-torch.log(u))).argmax(1)
-    return F.one_hot(picked, logits.shape[1]).to(logits.dtype)
-
-
-def activate(raw: torch.Tensor, spans: list[Span], tau: float, gen: torch.Generator, hard: bool = False) -> torch.Tensor:
-    """Raw network outputs -> an encoded row: tanh for mixture values, identity
-    for quantile values, Gumbel-softmax (``hard``: a sampled one-hot) for each
-    category or mode block."""
-    parts = []
-    for s in spans:
-        block = raw[:, s.start:s.stop]
-        if s.activation == "tanh":
-            parts.append(torch.tanh(block))
-        elif s.activation == "linear":
-            parts.append(block)
-        else:
-            parts.append(sample_one_hot(block, gen) if hard else gumbel_softmax(block, tau, gen))
-    return torch.cat(parts, dim=1)
-
-
-# ---------------------------------------------------------------------------
-# Configs
-# ---------------------------------------------------------------------------
-
-COND_HELP = ("A categorical or yes/no column the model is conditioned on, so you can ask for rows with a given value "
-             "and rare values are learned. Empty = the label column (or the first categorical column); 'none' = no condition.")
-ENC_HELP = ("How numbers are fed to the networks. quantile: each column mapped to a standard normal through its "
-            "distribution function (fast, robust to skew). gmm: CTGAN's mode-specific normalisation with a Gaussian "
-            "mixture per column (a value = its mode + its position within the mode).")
-
-
-@dataclass
-class TabGANConfig:
-    """Conditional WGAN-GP for tables (CTGAN-style)."""
-
-    condition_column: str = param("", "Condition on column", COND_HELP)
-    numeric_encoding: str = param("quantile", "Numeric encoding", ENC_HELP, choices=ENCODINGS)
-    max_modes: int = param(10, "Mixture modes (gmm)", "Most modes per numeric column for the gmm encoding.", min=1, max=30, advanced=True)
-    noise_dim: int = param(64, "Noise size", "Length of the random vector z each row starts from.", min=2, max=512)
-    hidden: int = param(128, "Hidden width", "Units per hidden layer of the generator and the critic.", min=16, max=1024, step=16)
-    layers: int = param(2, "Hidden layers", "Residual blocks in the generator, dense layers in the critic.", min=1, max=6)
-    batch_size: int = param(200, "Batch size", "Real rows per step (and as many generated ones); a multiple of the packing.", min=10, max=10000, step=10)
-    pac: int = param(10, "Packing", "The critic judges packs of this many rows at once, which makes a generator that repeats itself easy to spot (PacGAN).", min=1, max=20, advanced=True)
-    lr_g: float = param(1e-3, "Generator learning rate", "Adam step size for G.", min=1e-6, max=1e-1, log=True)
-    lr_d: float = param(1e-3, "Critic learning rate", "Adam step size for the critic.", min=1e-6, max=1e-1, log=True)
-    d_steps: int = param(1, "Critic steps per G step", "Critic updates per generator update.", min=1, max=10, advanced=True)
-    gp_weight: float = param(10.0, "Gradient penalty weight (lambda)", "Keeps the critic 1-Lipschitz, as the Wasserstein distance needs.", min=0.0, max=100.0, step=1.0, advanced=True)
-    tau: float = param(0.2, "Gumbel-softmax temperature", "Lower = category outputs closer to one-hot in training.", min=0.05, max=2.0, step=0.05, advanced=True)
-    dropout: float = param(0.5, "Critic dropout", "Dropout between the critic's layers (CTGAN uses 0.5).", min=0.0, max=0.9, step=0.05, advanced=True)
-    ema: float = param(0.995, "Generator averaging (EMA)", "Samples come from a running average of the generator's weights, "
-                       "w_avg <- ema * w_avg + (1 - ema) * w, which smooths out the last steps' wobble. 0 = off.",
-                       min=0.0, max=0.9999, step=0.001, advanced=True)
-    lr_decay_steps: int = param(0, "Learning-rate decay (steps)", "Both learning rates follow a cosine from their set "
-                                "value down to a tenth over this many steps, then stay there, so the last steps make "
-                                "small corrections. 0 = constant.", min=0, max=10_000_000, step=100, advanced=True)
-    holdout: float = param(0.2, "Held-out share", "Share of rows kept out of training, for the usefulness and privacy reports.", min=0.0, max=0.5, step=0.05)
-
-
-@dataclass
-class TabVAEConfig:
-    """Conditional VAE for tables (TVAE-style)."""
-
-    condition_column: str = param("", "Condition on column", COND_HELP)
-    numeric_encoding: str = param("quantile", "Numeric encoding", ENC_HELP, choices=ENCODINGS)
-    max_modes: int = param(10, "Mixture modes (gmm)", "Most modes per numeric column for the gmm encoding.", min=1, max=30, advanced=True)
-    latent_dim: int = param(32, "Latent size", "Length of the code z a row is compressed to.", min=2, max=256)
-    hidden: int = param(128, "Hidden width", "Units per hidden layer of the encoder and decoder.", min=16, max=1024, step=16)
-    layers: int = param(2, "Hidden layers", "Dense layers in the encoder and in the decoder.", min=1, max=6)
-    batch_size: int = param(200, "Batch size", "Real rows per step.", min=10, max=10000, step=10)
-    lr: float = param(1e-3, "Learning rate", "Adam step size.", min=1e-6, max=1e-1, log=True)
-    recon_weight: float = param(2.0, "Reconstruction weight", "Weight of the reconstruction term against the KL term (TVAE uses 2).", min=0.1, max=20.0, step=0.1, advanced=True)
-    holdout: float = param(0.2, "Held-out share", "Share of rows kept out of training, for the usefulness and privacy reports.", min=0.0, max=0.5, step=0.05)
-
-
-# ---------------------------------------------------------------------------
-# Networks
-# ---------------------------------------------------------------------------
-
-class Residual(nn.Module):
-    """fc -> batch norm -> ReLU, with the block's input passed along beside its
-    output (CTGAN's generator block), so later layers see the noise and the
-    condition directly."""
-
-    def __init__(self, dim_in: int, dim_out: int):
-        super().__init__()
-        self.fc = nn.Linear(dim_in, dim_out)
-        self.bn = nn.BatchNorm1d(dim_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)
-
-
-class TabGenerator(nn.Module):
-    def __init__(self, in_dim: int, hidden: int, layers: int, out_dim: int):
-        super().__init__()
-        blocks = [Residual(in_dim + i * hidden, hidden) for i in range(layers)]
-        self.body = nn.Sequential(*blocks)                        # (B, in_dim) -> (B, in_dim + layers*hidden)
-        self.head = nn.Linear(in_dim + layers * hidden, out_dim)  # -> (B, out_dim): values and category logits
-
-    def forward(self, z_and_c: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(z_and_c))
-
-
-class TabCritic(nn.Module):
-    """Scores packs of ``pac`` rows (each row with its condition) at once."""
-
-    def __init__(self, in_dim: int, hidden: int, layers: int, pac: int, dropout: float):
-        super().__init__()
-        self.pac, self.in_dim = pac, in_dim
-        stack, width = [], in_dim * pac
-        for _ in range(layers):
-            stack += [nn.Linear(width, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout)]  # (B/pac, hidden)
-            width = hidden
-        stack.append(nn.Linear(width, 1))                                              # (B/pac, 1): the score
-        self.net = nn.Sequential(*stack)
-
-    def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        return self.net(rows.reshape(-1, self.pac * self.in_dim))  # (B, in_dim) -> (B/pac, pac*in_dim) -> (B/pac, 1)
-
-
-class TabVAEEncoder(nn.Module):
-    """q(z | x, c) = N(mu, sigma^2)."""
-
-    def __init__(self, in_dim: int, hidden: int, layers: int, latent: int):
-        super().__init__()
-        stack, width = [], in_dim
-        for _ in range(layers):
-            stack += [nn.Linear(width, hidden), nn.ReLU()]  # (B, hidden)
-            width = hidden
-        self.body = nn.Sequential(*stack)
-        self.mu = nn.Linear(width, latent)                   # (B, latent)
-        self.logvar = nn.Linear(width, latent)               # (B, latent)
-
-    def forward(self, x_and_c: torch.Tensor):
-        h = self.body(x_and_c)
-        return self.mu(h), self.logvar(h)
-
-
-class TabVAEDecoder(nn.Module):
-    """p(x | z, c): values with a learned spread sigma per number, logits per category block."""
-
-    def __init__(self, in_dim: int, hidden: int, layers: int, out_dim: int):
-        super().__init__()
-        stack, width = [], in_dim
-        for _ in range(layers):
-            stack += [nn.Linear(width, hidden), nn.ReLU()]  # (B, hidden)
-            width = hidden
-        stack.append(nn.Linear(width, out_dim))             # (B, out_dim)
-        self.net = nn.Sequential(*stack)
-        self.log_sigma = nn.Parameter(torch.full((out_dim,), math.log(0.1)))
-
-    def forward(self, z_and_c: torch.Tensor):
-        # TVAE keeps sigma in [0.01, 1]: a sigma near zero would let the
-        # reconstruction term dominate without bound.
-        return self.net(z_and_c), self.log_sigma.clamp(math.log(0.01), 0.0)
-
-
-# ---------------------------------------------------------------------------
-# Trainers
-# ---------------------------------------------------------------------------
-
-def _check_count(n) -> int:
-    n = int(n)
-    if not 1 <= n <= MAX_SAMPLES:
-        raise UserError(f"ask for between 1 and {MAX_SAMPLES:,} rows; got {n}")
-    return n
 
 
 def split_rows(n: int, labels: np.ndarray | None, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -398,6 +175,14 @@ class TabularTrainer(Trainer):
         condition vectors ``cond`` (n, cond_dim)."""
         raise NotImplementedError
 
+    def condition_choices(self) -> dict[str, list]:
+        """The columns a sample can fix and the values each one can take."""
+        out = {}
+        for info in self.encoder.columns:
+            if self.types.get(info["name"]) in ("categorical", "boolean"):
+                out[info["name"]] = [True, False] if info["type"] == "boolean" else list(info["categories"])
+        return out
+
     def _condition_targets(self, condition: dict | None):
         """Split a condition into the trained column's index and other filters."""
         fixed, filters = None, {}
@@ -424,7 +209,9 @@ class TabularTrainer(Trainer):
         """
         if knobs:
             raise UserError(f"unknown sampling option(s) {', '.join(knobs)}; tables accept 'condition'")
-        n = _check_count(n)
+        if isinstance(condition, str):
+            condition = parse_condition(condition)
+        n = check_count(n, MAX_SAMPLES, "rows")
         fixed, filters = self._condition_targets(condition)
         gen = torch.Generator(device=self.device)
         gen.manual_seed(int(seed))
@@ -473,7 +260,7 @@ class TabularTrainer(Trainer):
         """Real (blue) against synthetic (orange) histograms of up to three
         columns: the condition column and the first numeric ones, from the
         same seeded draw every time."""
-        from ..metrics.tabular import histogram_strip
+        from ...metrics.tabular import histogram_strip
 
         numeric = [c for c, t in self.types.items() if t == "numeric" and c != self.cond_column]
         others = [c for c in self.types if c not in numeric and c != self.cond_column]
@@ -488,14 +275,14 @@ class TabularTrainer(Trainer):
         :func:`aigc_core.metrics.tabular.tabular_report`) of ``n`` synthetic rows
         (default: as many as the training rows) against the training rows, with
         the held-out rows as the test set."""
-        from ..metrics.tabular import tabular_report
+        from ...metrics.tabular import tabular_report
 
         synth = self.sample(n or len(self.real_train), seed)
         return tabular_report(self.real_train, self.real_test if len(self.real_test) else None, synth,
                               self.types, self.label, seed=seed)
 
     def evaluate(self) -> dict[str, float]:
-        from ..metrics.tabular import report_scores
+        from ...metrics.tabular import report_scores
 
         return report_scores(self.report())
 
@@ -520,6 +307,19 @@ class TabularTrainer(Trainer):
                             "it cannot be used with the data set as it is now")
         self.cond_column = extra.get("cond_column") or None
         self._set_fitted(encoder, extra["train_rows"].cpu().numpy(), extra["test_rows"].cpu().numpy())
+
+
+def parse_condition(text: str) -> dict:
+    """``"purchase=1, device=mobile"`` -> {"purchase": "1", "device": "mobile"}; empty -> {}."""
+    out = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if "=" not in part:
+            raise UserError(f"a condition is column=value (for example purchase=1); got {part!r}")
+        col, value = part.split("=", 1)
+        out[col.strip()] = value.strip()
+    return out
 
 
 def _match_category(info: dict, value):
@@ -563,15 +363,18 @@ class TabGANTrainer(TabularTrainer):
         self.G = TabGenerator(in_g, cfg.hidden, cfg.layers, self.data_dim).to(device)
         self.D = TabCritic(self.data_dim + self.cond_dim, cfg.hidden, cfg.layers, cfg.pac, cfg.dropout).to(device)
         self.nets = {"G": self.G, "D": self.D}
-        self.G_avg = None
-        if cfg.ema > 0:
-            self.G_avg = copy.deepcopy(self.G).requires_grad_(False)
+        self.ema = EMA(self.G, cfg.ema) if cfg.ema > 0 else None
+        self.G_avg = self.ema.module if self.ema else None
+        if self.G_avg is not None:
             self.nets["G_avg"] = self.G_avg
         self.steps_done = 0  # for the learning-rate decay; kept in checkpoints
         self.optims = {
             "G": torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.9), weight_decay=1e-6, foreach=True),
             "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.9), weight_decay=1e-6, foreach=True),
         }
+        # both learning rates follow lr_scale(); the schedules count the steps done
+        self.schedules = [StepFunctionLR(self.optims[name], lambda step, base=base: base * self.lr_scale(step))
+                          for name, base in (("G", cfg.lr_g), ("D", cfg.lr_d))]
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """E[(||grad_x_hat D(x_hat)||_2 - 1)^2] over packs, x_hat = a x + (1 - a) x_fake."""
@@ -587,20 +390,13 @@ class TabGANTrainer(TabularTrainer):
         raw = self.G(torch.cat([z, cond], dim=1))                   # (B, data_dim)
         return raw, activate(raw, self.encoder.spans, self.cfg.tau, self.gen)
 
-    def lr_scale(self) -> float:
-        """1 at the start, a cosine down to 0.1 at ``lr_decay_steps``, 0.1 after."""
-        if not self.cfg.lr_decay_steps:
-            return 1.0
-        progress = min(1.0, self.steps_done / self.cfg.lr_decay_steps)
-        return 0.1 + 0.45 * (1.0 + math.cos(math.pi * progress))
+    def lr_scale(self, step: int | None = None) -> float:
+        """1 at the start, a cosine down to 0.1 at ``lr_decay_steps``, 0.1 after
+        (of the next step, or of ``step``)."""
+        return cosine_scale(self.steps_done if step is None else step, self.cfg.lr_decay_steps)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         cfg, B = self.cfg, self.cfg.batch_size
-        if cfg.lr_decay_steps:
-            scale = self.lr_scale()
-            for name, base in (("G", cfg.lr_g), ("D", cfg.lr_d)):
-                for group in self.optims[name].param_groups:
-                    group["lr"] = base * scale
         self.steps_done += 1
         for p in self.D.parameters():
             p.requires_grad_(True)
@@ -631,18 +427,12 @@ class TabGANTrainer(TabularTrainer):
         self.optims["G"].zero_grad(set_to_none=True)
         loss_g.backward()
         self.optims["G"].step()
-        if self.G_avg is not None:
-            self._update_average()
+        if self.ema is not None:
+            self.ema.update()
+        for schedule in self.schedules:
+            schedule.step()
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "wasserstein": (d_real - d_fake).detach(),
                 "gradient_penalty": gp.detach(), "condition_ce": cond_ce.detach()}
-
-    @torch.no_grad()
-    def _update_average(self) -> None:
-        w = 1.0 - self.cfg.ema
-        for avg, live in zip(self.G_avg.parameters(), self.G.parameters()):
-            avg.lerp_(live, w)
-        for avg, live in zip(self.G_avg.buffers(), self.G.buffers()):
-            avg.copy_(live)  # batch-norm statistics follow the live generator
 
     def extra_state(self) -> dict:
         return {**super().extra_state(), "steps_done": torch.tensor(self.steps_done, dtype=torch.long)}
@@ -651,6 +441,8 @@ class TabGANTrainer(TabularTrainer):
         super().load_extra_state(extra)
         if "steps_done" in extra:
             self.steps_done = int(extra["steps_done"])
+            for schedule in self.schedules:
+                schedule.go_to(self.steps_done)
 
     def generate(self, cond: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         G = self.G_avg if self.G_avg is not None else self.G
@@ -719,55 +511,3 @@ class TabVAETrainer(TabularTrainer):
             rows[:, self.value_cols] = torch.where(self.value_tanh, values.clamp(-1, 1), values)
             out.append(rows)
         return torch.cat(out)
-
-
-# ---------------------------------------------------------------------------
-# Registry
-# ---------------------------------------------------------------------------
-
-def _fits_table(summary: dict) -> str | None:
-    if summary.get("count", 0) < MIN_ROWS:
-        return f"needs at least {MIN_ROWS} rows"
-    if summary.get("columns", 0) < 2:
-        return "needs at least two columns"
-    return None
-
-
-register(ModelSpec(
-    name="tab_gan",
-    title="Tabular GAN (conditional WGAN-GP)",
-    family="tabular",
-    data_kind="table",
-    description="A generator makes rows from noise and a chosen column's value; a critic compares packs of real and "
-                "generated rows (Wasserstein loss with gradient penalty). After CTGAN.",
-    config_cls=TabGANConfig,
-    trainer_cls=TabGANTrainer,
-    presets={
-        # The 30 s recipe: about 290 steps/s on one core of a quiet 2-core CPU (e-commerce table), so 4,000
-        # steps take 14-20 s there; a busy machine stops at 30 s (1,500+ steps already reach 0.95x TSTR).
-        "Quick": {"model": {"hidden": 128, "layers": 2, "batch_size": 200, "lr_g": 1e-3, "lr_d": 1e-3,
-                            "lr_decay_steps": 4000},
-                  "train": {"steps": 4000, "max_seconds": 30, "log_every": 25, "sample_every": 250}},
-        "Standard": {"model": {"hidden": 256, "layers": 2, "batch_size": 500, "lr_g": 2e-4, "lr_d": 2e-4},
-                     "train": {"steps": 20000, "max_seconds": 300, "log_every": 50, "sample_every": 1000}},
-    },
-    fits=_fits_table,
-))
-
-register(ModelSpec(
-    name="tab_vae",
-    title="Tabular VAE",
-    family="tabular",
-    data_kind="table",
-    description="An encoder squeezes each row into a small code, a decoder rebuilds it; new rows are decoded from "
-                "random codes. After TVAE.",
-    config_cls=TabVAEConfig,
-    trainer_cls=TabVAETrainer,
-    presets={
-        "Quick": {"model": {"hidden": 128, "latent_dim": 32, "batch_size": 200, "lr": 1e-3},
-                  "train": {"steps": 3000, "max_seconds": 30, "log_every": 25, "sample_every": 250}},
-        "Standard": {"model": {"hidden": 256, "latent_dim": 64, "batch_size": 500, "lr": 1e-3},
-                     "train": {"steps": 20000, "max_seconds": 300, "log_every": 50, "sample_every": 1000}},
-    },
-    fits=_fits_table,
-))

@@ -1,47 +1,23 @@
-"""Character-level language models: ``bigram``, ``char_lstm`` and ``char_gpt``.
-
-All three learn the same thing, the probability of the next character given
-the ones before it, and differ only in how much of the past they can use:
-
-- ``bigram``: only the previous character (a table of next-character logits);
-- ``char_lstm``: everything so far, squeezed through a recurrent state;
-- ``char_gpt``: the last ``block_size`` characters, each looked up directly
-  with causal self-attention, Attention(Q, K, V) = softmax(QK^T / sqrt(d_k)) V.
-
-The loss is the same for all of them, the cross-entropy of the true next
-character::
-
-    loss = -1/N * sum_t log p(x_{t+1} | x_1 .. x_t)      (nats per character)
-    bits per character = loss / ln 2
-    perplexity         = e^loss
-
-A model that knows nothing about a V-character alphabet scores ln V nats; a
-bits-per-character figure tells how many yes/no questions, on average, the
-model still needs to guess the next character.
-
-In ``lines`` mode (names, titles) every item is learned as
-``<start> item <end>``: sampling starts from ``<start>`` and stops at
-``<end>``, so it returns whole items. Items are padded with ``<pad>`` to a
-common length and padded positions do not count in the loss.
-"""
+"""Training and sampling the character models (:class:`CharTrainer`)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import param
-from ..data.base import TextData
-from ..data.text import split
-from ..data.vocab import EOS, PAD, SOS, CharVocab, _show_char, max_vocab_param
-from ..errors import UserError
-from ..registry import ModelSpec, register
-from ..train.base import Trainer
+from ...data.base import TextData
+from ...data.text import split
+from ...data.vocab import EOS, PAD, SOS, CharVocab, _show_char
+from ...errors import UserError
+from ...metrics.text import mark_copies
+from ...train.base import Trainer
+from ...train.utils import StepFunctionLR, warmup_cosine
+from .config import MAX_SAMPLE_LENGTH
+from .networks import BigramLM, CharGPT, CharLSTM
 
 IGNORE = -1  # target id of padded positions: F.cross_entropy skips it
 
@@ -56,284 +32,7 @@ FILM_LENGTH = 200
 FILM_ITEMS = 8
 FILM_PROMPT_CHARS = 32
 TOP_PROBS = 10
-MAX_SAMPLE_LENGTH = 20_000
 MAX_SAMPLES = 1_000
-
-
-def mark_copies(items: list[str], train_text: str) -> list[bool]:
-    """For each generated item, whether it is a line of the training text verbatim
-    (a name the model memorised rather than invented)."""
-    seen = set(train_text.split("\n"))
-    return [item in seen for item in items]
-
-
-# ---- configs -----------------------------------------------------------------
-# Fields every text model shares; each call makes a new dataclass field.
-
-def _batch_size(default: int):
-    return param(default, "Batch size", "Text windows (or items, in line mode) per training step.", min=1, max=1024, step=1)
-
-
-def _block_size(default: int):
-    return param(default, "Context length (characters)",
-                 "The longest stretch of text one training window holds. A GPT can look back at most this far; "
-                 "in line mode longer items are cut to it.", min=4, max=1024, step=8)
-
-
-def _lr(default: float):
-    return param(default, "Learning rate", "Peak step size of AdamW.", min=1e-5, max=1.0, log=True)
-
-
-def _warmup(default: int):
-    return param(default, "Warm-up steps", "The learning rate rises linearly from 0 over these first steps.",
-                 min=0, max=100_000, step=10, advanced=True)
-
-
-def _decay(default: int):
-    return param(default, "Decay steps",
-                 "The learning rate follows a cosine from its peak down to a tenth of it over this many steps "
-                 "(set it to the run's training steps), then stays there. 0 = no decay.",
-                 min=0, max=10_000_000, step=100, advanced=True)
-
-
-def _weight_decay(default: float):
-    return param(default, "Weight decay", "AdamW's pull of weight matrices towards zero (biases and norms are exempt).",
-                 min=0.0, max=1.0, step=0.01, advanced=True)
-
-
-def _grad_clip(default: float):
-    return param(default, "Gradient clip", "Largest allowed gradient norm per step (0 = off); guards against spikes.",
-                 min=0.0, max=100.0, step=0.1, advanced=True)
-
-
-def _dropout(default: float):
-    return param(default, "Dropout", "Fraction of activations zeroed during training; helps against memorising a "
-                 "small corpus, slows learning on a large one.", min=0.0, max=0.9, step=0.05)
-
-
-@dataclass
-class BigramConfig:
-    batch_size: int = _batch_size(64)
-    block_size: int = _block_size(128)
-    lr: float = _lr(0.05)
-    warmup_steps: int = _warmup(0)
-    lr_decay_steps: int = _decay(3000)
-    weight_decay: float = _weight_decay(0.0)
-    grad_clip: float = _grad_clip(0.0)
-    max_vocab: int = max_vocab_param()
-
-
-@dataclass
-class CharLSTMConfig:
-    n_embd: int = param(64, "Embedding size", "Length of the vector each character is turned into.", min=4, max=1024, step=8)
-    hidden: int = param(256, "LSTM width", "Size of the recurrent state: everything the model remembers about the past.",
-                        min=8, max=4096, step=32)
-    n_layer: int = param(2, "LSTM layers", "Stacked LSTM layers; each reads the one below.", min=1, max=8, step=1)
-    dropout: float = _dropout(0.0)
-    batch_size: int = _batch_size(32)
-    block_size: int = _block_size(128)
-    lr: float = _lr(3e-3)
-    warmup_steps: int = _warmup(50)
-    lr_decay_steps: int = _decay(1500)
-    weight_decay: float = _weight_decay(0.0)
-    grad_clip: float = _grad_clip(1.0)
-    max_vocab: int = max_vocab_param()
-
-
-@dataclass
-class CharGPTConfig:
-    n_layer: int = param(3, "Layers", "Transformer blocks (attention + MLP) stacked.", min=1, max=24, step=1)
-    n_head: int = param(4, "Attention heads", "Heads per layer; each attends to the past in its own way. "
-                        "Must divide the embedding size.", min=1, max=32, step=1)
-    n_embd: int = param(96, "Embedding size", "Width of the residual stream (a multiple of the number of heads).",
-                        min=8, max=2048, step=8)
-    dropout: float = _dropout(0.0)
-    bias: bool = param(False, "Biases", "Biases in linear layers and LayerNorms (usually a little slower, no better).",
-                       advanced=True)
-    batch_size: int = _batch_size(16)
-    block_size: int = _block_size(128)
-    lr: float = _lr(5e-3)
-    warmup_steps: int = _warmup(100)
-    lr_decay_steps: int = _decay(3000)
-    weight_decay: float = _weight_decay(0.1)
-    beta2: float = param(0.99, "Adam beta2", "Averaging of squared gradients; 0.99 reacts faster than 0.999 on "
-                         "small batches.", min=0.5, max=0.9999, step=0.001, advanced=True)
-    grad_clip: float = _grad_clip(1.0)
-    max_vocab: int = max_vocab_param()
-
-
-# ---- models ------------------------------------------------------------------
-# Every model maps ids (B, T) to next-character logits (B, T, V) and has a
-# ``decode(new_ids, state) -> (logits of the last position (B, V), state)`` for
-# sampling one character at a time.
-
-class BigramLM(nn.Module):
-    """p(next | current) = softmax(W[current]): a V x V table of logits.
-
-    Trained by cross-entropy, the table converges to the log of the normalised
-    bigram counts, which is exactly what counting pairs of characters gives;
-    training it like the other models keeps one loop, one loss curve and one
-    sampler. It starts at all zeros, so its first loss is exactly ln V.
-    """
-
-    def __init__(self, cfg: BigramConfig, vocab_size: int):
-        super().__init__()
-        self.table = nn.Embedding(vocab_size, vocab_size)
-        nn.init.zeros_(self.table.weight)
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.table(idx)  # (B, T) -> (B, T, V)
-
-    def decode(self, idx: torch.Tensor, state=None):
-        return self.table(idx[:, -1]), None  # only the last character matters
-
-
-class CharLSTM(nn.Module):
-    """Embedding -> stacked LSTM -> linear read-out (the articles' "GPT": a
-    character RNN). The recurrent state carries the whole past."""
-
-    def __init__(self, cfg: CharLSTMConfig, vocab_size: int):
-        super().__init__()
-        self.emb = nn.Embedding(vocab_size, cfg.n_embd)
-        self.lstm = nn.LSTM(cfg.n_embd, cfg.hidden, num_layers=cfg.n_layer, batch_first=True,
-                            dropout=cfg.dropout if cfg.n_layer > 1 else 0.0)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(cfg.hidden, vocab_size)
-
-    def run(self, idx: torch.Tensor, state=None):
-        x = self.emb(idx)                 # (B, T, n_embd)
-        h, state = self.lstm(x, state)    # (B, T, hidden), ((L, B, hidden), (L, B, hidden))
-        return self.head(self.drop(h)), state  # (B, T, V)
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.run(idx)[0]
-
-    def decode(self, idx: torch.Tensor, state=None):
-        logits, state = self.run(idx, state)
-        return logits[:, -1], state
-
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention where position t sees positions <= t only."""
-
-    def __init__(self, cfg: CharGPTConfig):
-        super().__init__()
-        self.n_head, self.n_embd, self.dropout = cfg.n_head, cfg.n_embd, cfg.dropout
-        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # Q, K, V in one matmul
-        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
-        self.attn_dropout = nn.Dropout(cfg.dropout)
-        self.resid_dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor, need_weights: bool = False):
-        B, T, C = x.shape
-        hs = C // self.n_head
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)      # 3 x (B, T, C)
-        q = q.view(B, T, self.n_head, hs).transpose(1, 2)        # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, hs).transpose(1, 2)        # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, hs).transpose(1, 2)        # (B, nh, T, hs)
-        att = None
-        if need_weights:
-            # the formula spelled out, for the heat map: softmax(QK^T / sqrt(d_k)) with the future masked
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)      # (B, nh, T, T)
-            future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-            att = F.softmax(att.masked_fill(future, float("-inf")), dim=-1)
-            y = self.attn_dropout(att) @ v                       # (B, nh, T, hs)
-        else:
-            # the same maths in one fused kernel (flash / memory-efficient attention)
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                               is_causal=True)   # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)         # (B, T, C): heads side by side
-        return self.resid_dropout(self.c_proj(y)), att
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: CharGPTConfig):
-        super().__init__()
-        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)    # (B, T, 4C)
-        self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)  # (B, T, C)
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(LN(x)), then x + MLP(LN(x))."""
-
-    def __init__(self, cfg: CharGPTConfig):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.mlp = MLP(cfg)
-
-    def forward(self, x: torch.Tensor, need_weights: bool = False):
-        a, att = self.attn(self.ln_1(x), need_weights)
-        x = x + a
-        x = x + self.mlp(self.ln_2(x))
-        return x, att
-
-
-class CharGPT(nn.Module):
-    """A small GPT over characters (after nanoGPT): token + position embeddings,
-    ``n_layer`` pre-norm blocks, a final LayerNorm and a read-out that shares
-    its weights with the token embedding."""
-
-    def __init__(self, cfg: CharGPTConfig, vocab_size: int):
-        super().__init__()
-        if cfg.n_embd % cfg.n_head:
-            raise UserError(f"the embedding size ({cfg.n_embd}) must be a multiple of the number of heads ({cfg.n_head})")
-        self.block_size = cfg.block_size
-        self.wte = nn.Embedding(vocab_size, cfg.n_embd)
-        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.lm_head = nn.Linear(cfg.n_embd, vocab_size, bias=False)
-        # Weight tying: reading a character out and embedding it are the same
-        # relation seen from both sides; one matrix halves those parameters.
-        self.wte.weight = self.lm_head.weight
-        self.apply(self._init_weights)
-        # Each block adds two projections (attention, MLP) to the residual
-        # stream, so its variance grows with depth; scaling these inits by
-        # 1/sqrt(2 * n_layer) keeps the stream's size at initialisation
-        # independent of depth (GPT-2 paper).
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-
-    def forward(self, idx: torch.Tensor, need_weights: bool = False, last_only: bool = False):
-        B, T = idx.shape
-        if T > self.block_size:
-            raise ValueError(f"sequence of length {T} is longer than the context length {self.block_size}")
-        pos = torch.arange(T, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))   # (B, T, C)
-        maps = []
-        for block in self.blocks:
-            x, att = block(x, need_weights)            # (B, T, C); att (B, nh, T, T) when asked
-            maps.append(att)
-        x = self.ln_f(x)                               # (B, T, C)
-        if last_only:
-            x = x[:, -1:]                              # (B, 1, C): sampling needs the last position only
-        logits = self.lm_head(x)                       # (B, T, V)
-        return (logits, maps) if need_weights else logits
-
-    def decode(self, idx: torch.Tensor, state=None):
-        # No key/value cache: re-read the context, cropped to the last
-        # block_size characters (the longest the position table covers).
-        ctx = idx if state is None else torch.cat([state, idx], dim=1)
-        ctx = ctx[:, -self.block_size:]
-        return self.forward(ctx, last_only=True)[:, -1], ctx
 
 
 # ---- the trainer ---------------------------------------------------------------
@@ -370,6 +69,7 @@ class CharTrainer(Trainer):
         self.optims = {"model": self._optimizer()}
         self.step_count = 0
         self.budget_progress: Callable[[], float] | None = None
+        self.schedule = StepFunctionLR(self.optims["model"], self.lr_at)
         self._prepare_data()
 
     # ---- data ---------------------------------------------------------------------
@@ -439,20 +139,17 @@ class CharTrainer(Trainer):
         beta2 = getattr(self.cfg, "beta2", 0.99)
         return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.cfg.lr, betas=(0.9, beta2))
 
-    def lr_now(self) -> float:
-        """Linear warm-up to ``lr``, then a cosine down to ``lr / 10``."""
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up to ``lr``, then a cosine down to ``lr / 10`` (over
+        ``lr_decay_steps``, or over the time budget when :attr:`budget_progress`
+        is set): :func:`aigc_core.train.utils.warmup_cosine`."""
         cfg = self.cfg
-        if cfg.warmup_steps and self.step_count < cfg.warmup_steps:
-            return cfg.lr * (self.step_count + 1) / cfg.warmup_steps
-        if self.budget_progress is not None:
-            progress = self.budget_progress()
-        elif cfg.lr_decay_steps:
-            progress = (self.step_count - cfg.warmup_steps) / max(1, cfg.lr_decay_steps - cfg.warmup_steps)
-        else:
-            return cfg.lr
-        progress = min(1.0, max(0.0, progress))
-        min_lr = cfg.lr / 10
-        return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
+        progress = self.budget_progress() if self.budget_progress is not None else None
+        return warmup_cosine(step, cfg.lr, cfg.warmup_steps, cfg.lr_decay_steps, progress=progress)
+
+    def lr_now(self) -> float:
+        """The learning rate of the next step."""
+        return self.lr_at(self.step_count)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """Cross-entropy of the next character, padded positions skipped."""
@@ -460,10 +157,8 @@ class CharTrainer(Trainer):
                                ignore_index=IGNORE, reduction=reduction)
 
     def step(self) -> dict[str, torch.Tensor]:
-        lr = self.lr_now()
         opt = self.optims["model"]
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lr = opt.param_groups[0]["lr"]  # set by the schedule after the previous step
         x, y = self._batch()
         with self.autocast_ctx():
             logits = self.nets["model"](x)            # (B, T, V)
@@ -474,6 +169,7 @@ class CharTrainer(Trainer):
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         opt.step()
         self.step_count += 1
+        self.schedule.step()
         return {"loss": loss.detach(), "lr": torch.tensor(lr, device=self.device)}
 
     @torch.no_grad()
@@ -508,6 +204,7 @@ class CharTrainer(Trainer):
                 self.vocab = CharVocab(list(extra["vocab"]), extra.get("mode", self.mode))
                 self._prepare_data()
         self.step_count = int(extra.get("step_count", self.step_count))
+        self.schedule.go_to(self.step_count)
 
     # ---- generation -----------------------------------------------------------------
     def film_strip(self) -> str:
@@ -719,79 +416,3 @@ class CharGPTTrainer(CharTrainer):
         finally:
             self.model.train(was_training)
         return torch.stack([m[0] for m in maps]).float().cpu()   # (layers, heads, T, T)
-
-
-# ---- registration ------------------------------------------------------------------
-
-def _fits(summary: dict) -> str | None:
-    # a summary may leave out what is costly to count (a built-in not yet built)
-    if summary.get("kind", "text") != "text":
-        return "character models train on text"
-    if summary.get("count") is not None and summary["count"] < 100:
-        return "the text is too short (fewer than 100 characters)"
-    return None
-
-
-def _preset(steps: int, model: dict, sample_every: int, log_every: int = 25) -> dict:
-    return dict(model=dict(model, lr_decay_steps=steps),
-                train=dict(steps=steps, sample_every=sample_every, log_every=log_every, checkpoint_every=steps))
-
-
-register(ModelSpec(
-    name="bigram",
-    title="Bigram (counting baseline)",
-    family="text",
-    data_kind="text",
-    description="Predicts the next character from the current one only: a table of next-character "
-                "probabilities. The baseline that shows what a longer context buys.",
-    config_cls=BigramConfig,
-    trainer_cls=BigramTrainer,
-    presets={
-        "Quick": _preset(1000, dict(batch_size=32, block_size=64, lr=0.05), sample_every=200),
-        "Standard": _preset(3000, dict(batch_size=64, block_size=128, lr=0.05), sample_every=500),
-    },
-    fits=_fits,
-))
-
-register(ModelSpec(
-    name="char_lstm",
-    title="Character LSTM",
-    family="text",
-    data_kind="text",
-    description="An embedding and stacked LSTM layers read the text one character at a time and keep a "
-                "memory of everything so far.",
-    config_cls=CharLSTMConfig,
-    trainer_cls=CharLSTMTrainer,
-    presets={
-        # about 20 ms a step on a 2-core CPU: Quick trains in about half a minute
-        "Quick": _preset(1200, dict(n_embd=48, hidden=192, n_layer=1, batch_size=32, block_size=64, lr=5e-3,
-                                    warmup_steps=50), sample_every=200),
-        "Standard": _preset(1500, dict(n_embd=64, hidden=256, n_layer=2, batch_size=32, block_size=128, lr=3e-3,
-                                       warmup_steps=50), sample_every=250),
-    },
-    fits=_fits,
-))
-
-register(ModelSpec(
-    name="char_gpt",
-    title="Character GPT",
-    family="text",
-    data_kind="text",
-    description="A small GPT: causal multi-head self-attention lets every character look back at the "
-                "ones before it, softmax(QK^T / sqrt(d_k)) V, in pre-norm transformer blocks.",
-    config_cls=CharGPTConfig,
-    trainer_cls=CharGPTTrainer,
-    presets={
-        "Quick": _preset(1200, dict(n_layer=2, n_head=4, n_embd=96, block_size=64, batch_size=16, lr=5e-3,
-                                    warmup_steps=50, dropout=0.0), sample_every=200),
-        # Tuned on a 2-core CPU against the small-CPU recipe (4 layers x 128,
-        # context 64, batch 12, lr 1e-3): with the same wall time a shallower,
-        # narrower model that runs faster, sees twice the characters, reads a
-        # longer context and takes bigger steps reaches a clearly lower
-        # validation loss (see `python -m aigc_core bench --only text`).
-        "Standard": _preset(3000, dict(n_layer=3, n_head=4, n_embd=96, block_size=128, batch_size=16, lr=5e-3,
-                                       warmup_steps=100, dropout=0.0, weight_decay=0.1, beta2=0.99, grad_clip=1.0),
-                            sample_every=250),
-    },
-    fits=_fits,
-))

@@ -1,44 +1,25 @@
-"""Every run's quality numbers, computed the same way for every run, and what
-each one means.
+"""What every shared number is called, which way is better, and how it is
+computed: the end-of-run quality numbers (one table for every model) and the
+numbers the training loop itself logs for every run.
 
-- :func:`end_of_run_metrics`: called by the training loop when a run ends
-  (after the trainer's own held-out numbers); quick for tiny runs.
-- :func:`evaluate_run`: ``python -m aigc_core eval --run ID`` - the full set
-  for a finished run, stored on the run too.
-- :data:`METRIC_INFO`: label, which way is better, and how it is computed,
-  for every number a run can carry; the Compare page and the bake-off show it.
-
-Images: FID, KID, precision, recall, density and coverage against real
-images in the data set's own feature space (:mod:`.features`), the
-recognised share and classes covered for labelled sets, copy detection; VAEs
-and autoencoders add ELBO, reconstruction error, PSNR and SSIM on held-out
-images. Text: held-out bits per character and perplexity (the trainer's own),
-copy share and distinct n-grams (:mod:`.text`). Tables: the fidelity /
-usefulness / privacy report (:mod:`.tabular`, run by the tabular trainer's
-``evaluate``). 2-D points: precision, recall, density and coverage on the
-points themselves.
+A model's own logged numbers (losses, D(x), KL, ...) are explained by the
+model, on its spec (:attr:`aigc_core.registry.ModelSpec.metrics`);
+:func:`aigc_core.registry.metric_info` merges the three.
 """
 
 from __future__ import annotations
 
-import math
 
-import torch
+def _info(label: str, better: str | None, how: str) -> dict:
+    return {"label": label, "better": better, "how": how}
 
-from ..errors import UserError
-from .features import FEATURE_NOTE, MIN_IMAGES, feature_net, one_thread
 
-__all__ = ["FEATURE_NOTE", "METRIC_INFO", "end_of_run_metrics", "evaluate_run"]
-
-#: generated and real samples compared by default (or the whole set when smaller)
-DEFAULT_N = 5000
-#: at the end of a run, the feature-net scores are skipped for runs shorter than both of these
-#: (a feature net is trained once per data set, which a few seconds of training do not warrant)
-SHORT_RUN_STEPS = 100
-SHORT_RUN_SECONDS = 5.0
-POINT_SAMPLES = 2000
-SEED = 0
-SAMPLE_CHUNK = 500
+#: logged by the training loop for every run
+LOOP_METRICS: dict[str, dict] = {
+    "samples_per_s": _info("Training speed (examples/s)", "higher",
+                           "Training examples (images, characters, rows) processed per second on this machine."),
+    "step_time_ms": _info("Time per step (ms)", "lower", "Wall time of one optimisation step."),
+}
 
 _SAME_DATA = " Compare it only between runs on the same data set."
 
@@ -174,109 +155,3 @@ METRIC_INFO: dict[str, dict] = {
     "rows_real": _info("Real rows", None, "Real training rows the report used."),
     "rows_synth": _info("Synthetic rows", None, "Synthetic rows the report used."),
 }
-
-
-# ---- helpers ---------------------------------------------------------------------------
-
-def _finite(values: dict) -> dict[str, float]:
-    return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
-
-
-def _generate_images(trainer, n: int, seed: int = SEED) -> torch.Tensor:
-    """``n`` samples in chunks (bounded memory); chunk i uses seed ``seed * 1000 + i``."""
-    chunks, made, i = [], 0, 0
-    while made < n:
-        k = min(SAMPLE_CHUNK, n - made)
-        chunks.append(trainer.sample(k, seed * 1000 + i).float().cpu())
-        made, i = made + k, i + 1
-    return torch.cat(chunks)
-
-
-def _image_metrics(run, trainer, n: int, feature_scores: bool, echo=None) -> dict[str, float]:
-    from .image import copy_scores, image_scores, reconstruction_scores
-
-    data = trainer.data
-    out: dict[str, float] = {}
-    if run.family in ("vae", "ae"):
-        out.update(reconstruction_scores(trainer))
-    n = max(2, min(n, len(data)))
-    if feature_scores and len(data) >= MIN_IMAGES:
-        net = feature_net(data, echo=echo)
-        samples = _generate_images(trainer, n)
-        out.update(image_scores(samples, data, net, n_real=n))
-    else:
-        out.update(copy_scores(_generate_images(trainer, min(n, 256)), data))
-    return out
-
-
-def _point_metrics(trainer, n: int) -> dict[str, float]:
-    from .manifold import manifold_scores
-
-    data = trainer.data
-    n = min(n, len(data))
-    if n <= 3:
-        return {}
-    real = data.points
-    if n < len(real):
-        real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(SEED))[:n]]
-    fake = torch.as_tensor(trainer.sample(n, SEED)).float().cpu()
-    return manifold_scores(real.float(), fake)
-
-
-@one_thread()  # measured: small models and batches run several times faster on one thread of a busy CPU
-def _family_metrics(run, trainer, n: int, feature_scores: bool, echo=None) -> dict[str, float]:
-    if run.data_kind == "image":
-        return _image_metrics(run, trainer, n, feature_scores, echo)
-    if run.data_kind == "text" and hasattr(trainer, "mode"):
-        from .text import text_scores
-
-        return text_scores(trainer)
-    if run.data_kind == "points" and hasattr(trainer.data, "points"):
-        return _point_metrics(trainer, min(n, POINT_SAMPLES))
-    return {}  # tables: the tabular trainer's evaluate() already runs the report
-
-
-# ---- the two entry points ----------------------------------------------------------------
-
-def end_of_run_metrics(run, trainer) -> dict[str, float]:
-    """The quality numbers the worker stores when a run ends.
-
-    Feature-net scores (FID, KID, precision, ...) need at least
-    :data:`MIN_IMAGES` images and are left out (absent from the dict) for runs
-    shorter than both :data:`SHORT_RUN_STEPS` steps and
-    :data:`SHORT_RUN_SECONDS` seconds; copy detection and the VAE numbers are
-    quick and always there."""
-    from ..runs.store import RunStore
-
-    try:
-        now = RunStore().get(run.id)  # the run object the loop holds is from its start
-        steps, seconds = now.step, now.train_seconds
-    except Exception:  # noqa: BLE001 - no store row (a trainer evaluated outside a run)
-        steps, seconds = run.step, run.train_seconds
-    feature_scores = steps >= SHORT_RUN_STEPS or seconds >= SHORT_RUN_SECONDS
-    with torch.no_grad():
-        return _finite(_family_metrics(run, trainer, DEFAULT_N, feature_scores))
-
-
-def evaluate_run(run_id: str, n: int = DEFAULT_N, echo=None) -> dict[str, float]:
-    """Every quality number for a run's latest checkpoint, from ``n``
-    generated against ``n`` real samples (or the whole set when smaller),
-    including the trainer's own held-out numbers. Stored on the run (merged
-    into its final numbers and logged at its step) and returned."""
-    from ..runs.store import RunStore
-    from ..sample import load_for_sampling
-
-    n = int(n)
-    if not 2 <= n <= 50_000:
-        raise UserError(f"evaluate with between 2 and 50000 samples; got {n}")
-    store = RunStore()
-    trainer, run, step = load_for_sampling(run_id, store=store)
-    out: dict[str, float] = {}
-    with torch.no_grad():
-        out.update(trainer.evaluate())
-        out.update(_family_metrics(run, trainer, n, feature_scores=True, echo=echo))
-    out = _finite(out)
-    if out:
-        store.log_metrics(run_id, step, out)
-        store.update(run_id, final_metrics={**store.get(run_id).final_metrics, **out})
-    return out

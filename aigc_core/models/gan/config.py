@@ -1,0 +1,72 @@
+"""The GANs' settings (one dataclass per model) and sampling knobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...config import param
+from .networks import LOSSES
+
+LOSS_HELP = ("nonsaturating: the original GAN objective with G maximising log D(G(z)); "
+             "wgan_gp: Wasserstein critic with a gradient penalty (the critic then uses layer norm, "
+             "not batch norm, because the penalty is defined per image); hinge: margin loss used by many modern GANs.")
+
+
+
+@dataclass
+class MLPGANConfig:
+    """Fully connected GAN (the first GAN on handwritten digits)."""
+
+    nz: int = param(100, "Noise size (nz)", "Length of the random vector z the generator starts from.", min=2, max=512)
+    width: int = param(256, "Width", "Units in the narrowest hidden layer; the others are 2x and 4x this.", min=16, max=2048, step=16)
+    loss: str = param("nonsaturating", "Loss", LOSS_HELP, choices=LOSSES)
+    lr_g: float = param(2e-4, "Generator learning rate", "Adam step size for G.", min=1e-6, max=1e-1, log=True)
+    lr_d: float = param(2e-4, "Discriminator learning rate", "Adam step size for D (some set it higher than G's, e.g. 4e-4 vs 1e-4).", min=1e-6, max=1e-1, log=True)
+    beta1: float = param(0.5, "Adam beta1", "Momentum; 0.5 (not the usual 0.9) keeps the two players from overshooting.", min=0.0, max=0.999, step=0.05, advanced=True)
+    beta2: float = param(0.999, "Adam beta2", "Averaging of squared gradients.", min=0.0, max=0.9999, step=0.001, advanced=True)
+    batch_size: int = param(64, "Batch size", "Real images per step (and as many generated ones).", min=2, max=4096)
+    d_steps: int = param(1, "D steps per G step", "Discriminator updates per generator update (WGAN-GP often uses 5).", min=1, max=10, advanced=True)
+    gp_weight: float = param(10.0, "Gradient penalty weight (lambda)", "Only for wgan_gp.", min=0.0, max=100.0, step=1.0, advanced=True)
+
+
+@dataclass
+class DCGANConfig:
+    """Deep convolutional GAN (Radford et al. 2015)."""
+
+    nz: int = param(100, "Noise size (nz)", "Length of the random vector z the generator starts from.", min=2, max=512)
+    ngf: int = param(64, "Generator width (ngf)", "Feature maps in the generator's last hidden layer; earlier layers have 2x, 4x, 8x.", min=8, max=256, step=8)
+    ndf: int = param(64, "Discriminator width (ndf)", "Feature maps in the discriminator's first layer; later layers have 2x, 4x, 8x.", min=8, max=256, step=8)
+    loss: str = param("nonsaturating", "Loss", LOSS_HELP, choices=LOSSES)
+    lr_g: float = param(2e-4, "Generator learning rate", "Adam step size for G.", min=1e-6, max=1e-1, log=True)
+    lr_d: float = param(2e-4, "Discriminator learning rate", "Adam step size for D (some set it higher than G's, e.g. 4e-4 vs 1e-4).", min=1e-6, max=1e-1, log=True)
+    beta1: float = param(0.5, "Adam beta1", "Momentum; 0.5 (not the usual 0.9) keeps the two players from overshooting.", min=0.0, max=0.999, step=0.05, advanced=True)
+    beta2: float = param(0.999, "Adam beta2", "Averaging of squared gradients.", min=0.0, max=0.9999, step=0.001, advanced=True)
+    batch_size: int = param(64, "Batch size", "Real images per step (and as many generated ones).", min=2, max=4096)
+    d_steps: int = param(1, "D steps per G step", "Discriminator updates per generator update (WGAN-GP often uses 5).", min=1, max=10, advanced=True)
+    gp_weight: float = param(10.0, "Gradient penalty weight (lambda)", "Only for wgan_gp.", min=0.0, max=100.0, step=1.0, advanced=True)
+    channels_last: bool = param(True, "Channels-last memory layout", "Store feature maps pixel by pixel (NHWC); faster convolutions on most CPUs and GPUs.", advanced=True)
+
+
+@dataclass
+class ToyGANConfig:
+    """Small fully connected GAN on 2-D points, where you can see every sample."""
+
+    nz: int = param(8, "Noise size (nz)", "Length of z; 2-D data needs only a few dimensions.", min=1, max=128)
+    width: int = param(128, "Width", "Units in each hidden layer.", min=8, max=1024, step=8)
+    loss: str = param("nonsaturating", "Loss", LOSS_HELP, choices=LOSSES)
+    lr_g: float = param(1e-3, "Generator learning rate", "Adam step size for G.", min=1e-6, max=1e-1, log=True)
+    lr_d: float = param(1e-3, "Discriminator learning rate", "Adam step size for D.", min=1e-6, max=1e-1, log=True)
+    beta1: float = param(0.5, "Adam beta1", "Momentum; 0.5 keeps the two players from overshooting.", min=0.0, max=0.999, step=0.05, advanced=True)
+    beta2: float = param(0.999, "Adam beta2", "Averaging of squared gradients.", min=0.0, max=0.9999, step=0.001, advanced=True)
+    batch_size: int = param(256, "Batch size", "Real points per step (and as many generated ones).", min=2, max=8192)
+    d_steps: int = param(1, "D steps per G step", "Discriminator updates per generator update.", min=1, max=10, advanced=True)
+    gp_weight: float = param(0.1, "Gradient penalty weight (lambda)", "Only for wgan_gp; 2-D data has a small scale, so a small lambda.", min=0.0, max=100.0, step=0.1, advanced=True)
+
+
+@dataclass
+class GANKnobs:
+    """What a GAN's samples can be asked for."""
+
+    truncation: float = param(1.0, "Truncation", "Scales the noise z. Below 1: more typical, cleaner, less varied "
+                              "samples; 0 gives the generator's single 'average' sample; above 1: more varied and "
+                              "stranger.", min=0.0, max=2.0, step=0.05)

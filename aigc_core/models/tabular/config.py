@@ -1,0 +1,69 @@
+"""The tabular models' settings and sampling knobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...config import param
+from ...data.table_encoder import ENCODINGS
+
+# ---------------------------------------------------------------------------
+# Configs
+# ---------------------------------------------------------------------------
+
+COND_HELP = ("A categorical or yes/no column the model is conditioned on, so you can ask for rows with a given value "
+             "and rare values are learned. Empty = the label column (or the first categorical column); 'none' = no condition.")
+ENC_HELP = ("How numbers are fed to the networks. quantile: each column mapped to a standard normal through its "
+            "distribution function (fast, robust to skew). gmm: CTGAN's mode-specific normalisation with a Gaussian "
+            "mixture per column (a value = its mode + its position within the mode).")
+
+
+@dataclass
+class TabGANConfig:
+    """Conditional WGAN-GP for tables (CTGAN-style)."""
+
+    condition_column: str = param("", "Condition on column", COND_HELP)
+    numeric_encoding: str = param("quantile", "Numeric encoding", ENC_HELP, choices=ENCODINGS)
+    max_modes: int = param(10, "Mixture modes (gmm)", "Most modes per numeric column for the gmm encoding.", min=1, max=30, advanced=True)
+    noise_dim: int = param(64, "Noise size", "Length of the random vector z each row starts from.", min=2, max=512)
+    hidden: int = param(128, "Hidden width", "Units per hidden layer of the generator and the critic.", min=16, max=1024, step=16)
+    layers: int = param(2, "Hidden layers", "Residual blocks in the generator, dense layers in the critic.", min=1, max=6)
+    batch_size: int = param(200, "Batch size", "Real rows per step (and as many generated ones); a multiple of the packing.", min=10, max=10000, step=10)
+    pac: int = param(10, "Packing", "The critic judges packs of this many rows at once, which makes a generator that repeats itself easy to spot (PacGAN).", min=1, max=20, advanced=True)
+    lr_g: float = param(1e-3, "Generator learning rate", "Adam step size for G.", min=1e-6, max=1e-1, log=True)
+    lr_d: float = param(1e-3, "Critic learning rate", "Adam step size for the critic.", min=1e-6, max=1e-1, log=True)
+    d_steps: int = param(1, "Critic steps per G step", "Critic updates per generator update.", min=1, max=10, advanced=True)
+    gp_weight: float = param(10.0, "Gradient penalty weight (lambda)", "Keeps the critic 1-Lipschitz, as the Wasserstein distance needs.", min=0.0, max=100.0, step=1.0, advanced=True)
+    tau: float = param(0.2, "Gumbel-softmax temperature", "Lower = category outputs closer to one-hot in training.", min=0.05, max=2.0, step=0.05, advanced=True)
+    dropout: float = param(0.5, "Critic dropout", "Dropout between the critic's layers (CTGAN uses 0.5).", min=0.0, max=0.9, step=0.05, advanced=True)
+    ema: float = param(0.995, "Generator averaging (EMA)", "Samples come from a running average of the generator's weights, "
+                       "w_avg <- ema * w_avg + (1 - ema) * w, which smooths out the last steps' wobble. 0 = off.",
+                       min=0.0, max=0.9999, step=0.001, advanced=True)
+    lr_decay_steps: int = param(0, "Learning-rate decay (steps)", "Both learning rates follow a cosine from their set "
+                                "value down to a tenth over this many steps, then stay there, so the last steps make "
+                                "small corrections. 0 = constant.", min=0, max=10_000_000, step=100, advanced=True)
+    holdout: float = param(0.2, "Held-out share", "Share of rows kept out of training, for the usefulness and privacy reports.", min=0.0, max=0.5, step=0.05)
+
+
+@dataclass
+class TabVAEConfig:
+    """Conditional VAE for tables (TVAE-style)."""
+
+    condition_column: str = param("", "Condition on column", COND_HELP)
+    numeric_encoding: str = param("quantile", "Numeric encoding", ENC_HELP, choices=ENCODINGS)
+    max_modes: int = param(10, "Mixture modes (gmm)", "Most modes per numeric column for the gmm encoding.", min=1, max=30, advanced=True)
+    latent_dim: int = param(32, "Latent size", "Length of the code z a row is compressed to.", min=2, max=256)
+    hidden: int = param(128, "Hidden width", "Units per hidden layer of the encoder and decoder.", min=16, max=1024, step=16)
+    layers: int = param(2, "Hidden layers", "Dense layers in the encoder and in the decoder.", min=1, max=6)
+    batch_size: int = param(200, "Batch size", "Real rows per step.", min=10, max=10000, step=10)
+    lr: float = param(1e-3, "Learning rate", "Adam step size.", min=1e-6, max=1e-1, log=True)
+    recon_weight: float = param(2.0, "Reconstruction weight", "Weight of the reconstruction term against the KL term (TVAE uses 2).", min=0.1, max=20.0, step=0.1, advanced=True)
+    holdout: float = param(0.2, "Held-out share", "Share of rows kept out of training, for the usefulness and privacy reports.", min=0.0, max=0.5, step=0.05)
+
+
+@dataclass
+class TableKnobs:
+    """What a tabular model's rows can be asked for."""
+
+    condition: str = param("", "Fix a column's value", "column=value (for example purchase=1): every generated row "
+                           "then has that value; several as column=value, column=value. Empty = no condition.")

@@ -1,0 +1,131 @@
+"""Character-level language models: ``bigram``, ``char_lstm`` and ``char_gpt``: the declarations.
+
+All three learn the same thing, the probability of the next character given
+the ones before it, and differ only in how much of the past they can use:
+
+- ``bigram``: only the previous character (a table of next-character logits);
+- ``char_lstm``: everything so far, squeezed through a recurrent state;
+- ``char_gpt``: the last ``block_size`` characters, each looked up directly
+  with causal self-attention, Attention(Q, K, V) = softmax(QK^T / sqrt(d_k)) V.
+
+The loss is the same for all of them, the cross-entropy of the true next
+character::
+
+    loss = -1/N * sum_t log p(x_{t+1} | x_1 .. x_t)      (nats per character)
+    bits per character = loss / ln 2
+    perplexity         = e^loss
+
+A model that knows nothing about a V-character alphabet scores ln V nats; a
+bits-per-character figure tells how many yes/no questions, on average, the
+model still needs to guess the next character.
+
+In ``lines`` mode (names, titles) every item is learned as
+``<start> item <end>``: sampling starts from ``<start>`` and stops at
+``<end>``, so it returns whole items. Items are padded with ``<pad>`` to a
+common length and padded positions do not count in the loss.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ...data.vocab import EOS, PAD, SOS, CharVocab  # noqa: F401 - as text.<name>
+from ...registry import ModelSpec, register
+from .config import BigramConfig, CharGPTConfig, CharLSTMConfig, TextKnobs
+from .networks import MLP, BigramLM, Block, CausalSelfAttention, CharGPT, CharLSTM  # noqa: F401
+from .explain import text_explanation
+from .trainer import BigramTrainer, CharGPTTrainer, CharLSTMTrainer, CharTrainer, mark_copies  # noqa: F401
+
+# ---- what every character model declares ------------------------------------------------
+
+TEXT = dict(
+    family="text", data_kind="text", knobs=TextKnobs, capabilities={"write"},
+    charts=[("Bits per character (training)", ("bpc",),
+             "The training loss (cross-entropy) in bits: yes/no questions needed per next character; the loss "
+             "in nats is this times ln 2. The dashed line is the held-out value measured at the end.", "val_bpc"),
+            ("Learning rate", ("lr",), "Warm-up, then a cosine decay to a tenth.")],
+    metrics={"loss": ("Training loss", "The cross-entropy of the next character on the last training batches, in nats.", "lower"),
+             "bpc": ("Bits per character (training)", "The training loss in bits: loss / ln 2."),
+             "lr": ("Learning rate", "The optimiser's step size (warm-up, then a cosine decay).")},
+    derived={"bpc": ("loss", 1 / math.log(2))},
+    film_caption="What the model writes from the same fixed start at every frame.",
+    eval_budget=200,
+)
+
+# ---- registration ------------------------------------------------------------------
+
+def _fits(summary: dict) -> str | None:
+    # a summary may leave out what is costly to count (a built-in not yet built)
+    if summary.get("kind", "text") != "text":
+        return "character models train on text"
+    if summary.get("count") is not None and summary["count"] < 100:
+        return "the text is too short (fewer than 100 characters)"
+    return None
+
+
+def _preset(steps: int, model: dict, sample_every: int, log_every: int = 25) -> dict:
+    return dict(model=dict(model, lr_decay_steps=steps),
+                train=dict(steps=steps, sample_every=sample_every, log_every=log_every, checkpoint_every=steps))
+
+
+TEXT["fits"] = _fits  # every character model trains on the same texts
+
+register(ModelSpec(
+    name="bigram",
+    explain=text_explanation("bigram"),
+    tiny={"model": {"batch_size": 4, "block_size": 16}},
+    title="Bigram (counting baseline)",
+    **TEXT,
+    description="Predicts the next character from the current one only: a table of next-character "
+                "probabilities. The baseline that shows what a longer context buys.",
+    config_cls=BigramConfig,
+    trainer_cls=BigramTrainer,
+    presets={
+        "Quick": _preset(1000, dict(batch_size=32, block_size=64, lr=0.05), sample_every=200),
+        "Standard": _preset(3000, dict(batch_size=64, block_size=128, lr=0.05), sample_every=500),
+    },
+))
+
+register(ModelSpec(
+    name="char_lstm",
+    explain=text_explanation("char_lstm"),
+    tiny={"model": {"n_embd": 8, "hidden": 16, "n_layer": 1, "batch_size": 4, "block_size": 16}},
+    title="Character LSTM",
+    **TEXT,
+    description="An embedding and stacked LSTM layers read the text one character at a time and keep a "
+                "memory of everything so far.",
+    config_cls=CharLSTMConfig,
+    trainer_cls=CharLSTMTrainer,
+    presets={
+        # about 20 ms a step on a 2-core CPU: Quick trains in about half a minute
+        "Quick": _preset(1200, dict(n_embd=48, hidden=192, n_layer=1, batch_size=32, block_size=64, lr=5e-3,
+                                    warmup_steps=50), sample_every=200),
+        "Standard": _preset(1500, dict(n_embd=64, hidden=256, n_layer=2, batch_size=32, block_size=128, lr=3e-3,
+                                       warmup_steps=50), sample_every=250),
+    },
+))
+
+register(ModelSpec(
+    name="char_gpt",
+    explain=text_explanation("char_gpt"),
+    tiny={"model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "batch_size": 4, "block_size": 16}},
+
+    title="Character GPT",
+    **dict(TEXT, capabilities={"write", "attention"}),
+    description="A small GPT: causal multi-head self-attention lets every character look back at the "
+                "ones before it, softmax(QK^T / sqrt(d_k)) V, in pre-norm transformer blocks.",
+    config_cls=CharGPTConfig,
+    trainer_cls=CharGPTTrainer,
+    presets={
+        "Quick": _preset(1200, dict(n_layer=2, n_head=4, n_embd=96, block_size=64, batch_size=16, lr=5e-3,
+                                    warmup_steps=50, dropout=0.0), sample_every=200),
+        # Tuned on a 2-core CPU against the small-CPU recipe (4 layers x 128,
+        # context 64, batch 12, lr 1e-3): with the same wall time a shallower,
+        # narrower model that runs faster, sees twice the characters, reads a
+        # longer context and takes bigger steps reaches a clearly lower
+        # validation loss (see `python -m aigc_core bench --only text`).
+        "Standard": _preset(3000, dict(n_layer=3, n_head=4, n_embd=96, block_size=128, batch_size=16, lr=5e-3,
+                                       warmup_steps=100, dropout=0.0, weight_decay=0.1, beta2=0.99, grad_clip=1.0),
+                            sample_every=250),
+    },
+))
