@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from aigc_core.errors import UserError
+from aigc_core.room.identity import Actor
 
 log = logging.getLogger("aigc_studio")
 
@@ -113,7 +114,7 @@ def sidebar() -> None:
         st.caption("Run")
         if run_id:
             try:
-                run = get_store().get(run_id)
+                run = get_store().get(run_id, actor=current_actor() or NOBODY)
                 st.write(f"**{run.name}**  \n{status_label(run)} · step {run.step}")
             except UserError:
                 st.write("none")
@@ -230,6 +231,8 @@ def film_strip(run, key: str = "film_strip") -> None:
 # ---- who is acting (workshop mode) -----------------------------------------------
 
 TOKEN_PARAM = "t"
+#: who the sidebar shows things to before this browser joined: only what belongs to the whole room
+NOBODY = Actor("", "participant")
 
 
 def current_actor():

@@ -138,3 +138,89 @@ def test_participants_see_the_wall_and_take_down_their_own_post(room):
     at.switch_page("pages/wall.py").run()
     at.button(key=f"down_{post.id}").click().run()
     assert board.wall(actor=Actor("bob")) == []
+
+
+# ---- the Train page in workshop mode ------------------------------------------------------------
+
+def train_page(token: str, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["t"] = token
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page("pages/train.py").run()
+    return at
+
+
+def infos(at) -> str:
+    return " ".join(i.value for i in at.info)
+
+
+def test_the_train_page_shows_a_queued_runs_place_and_expected_wait(room):
+    store = RunStore()
+    busy = api.submit(api.make_config("tiny_line", "tiny_points", train_set={"steps": 0, "max_seconds": 60}),
+                      store=store, start=False, actor=TEACHER)
+    store.update(busy.id, status="running", claim="held", heartbeat=4e9)  # holds the one slot
+    mine = api.submit(api.make_config("tiny_line", "tiny_points", train_set={"steps": 0, "max_seconds": 30}),
+                      store=store, start=False, actor=ALICE)
+    _, token = identity.join("owl-42", "alice")
+    at = train_page(token, run=mine.id)
+    assert not at.exception, at.exception
+    assert "next in the queue; expected to start in about 60 s" in infos(at)
+    assert [o for o in at.selectbox(key="tr_run").options if busy.id in o] == []  # the teacher's run is not hers
+
+
+def test_over_the_run_limit_the_train_page_says_which_limit(room):
+    queued(ALICE)
+    queued(ALICE)
+    _, token = identity.join("owl-42", "alice")
+    at = train_page(token)
+    at.selectbox(key="tr_data").set_value("tiny_points").run()
+    at.selectbox(key="tr_model_points").set_value("tiny_line").run()
+    at.button(key="tr_start").click().run()
+    assert any("AIGC_MAX_ACTIVE_RUNS" in e.value for e in at.error)
+    assert len(RunStore().list(actor=ALICE)) == 2
+
+
+def test_the_room_preset_fills_the_train_form_with_one_click(room):
+    board.set_room_preset(TEACHER, dataset="tiny_points", model="tiny_line", preset="Quick")
+    _, token = identity.join("owl-42", "alice")
+    at = train_page(token)
+    assert "The teacher's room preset" in infos(at)
+    at.button(key="tr_room_preset").click().run()
+    assert at.selectbox(key="tr_data").value == "tiny_points"
+    assert at.selectbox(key="tr_model_points").value == "tiny_line"
+    assert at.radio(key="tr_preset_tiny_line").value == "Quick"
+
+
+def test_a_settings_link_opens_the_form_filled_in_and_the_page_offers_its_own(room):
+    _, token = identity.join("owl-42", "alice")
+    at = train_page(token, dataset="tiny_points", model="tiny_line", preset="Custom", set="lr=0.2")
+    assert not at.exception, at.exception
+    assert at.radio(key="tr_preset_tiny_line").value == "Custom"
+    assert at.number_input(key="tr_tiny_line_Custom_m_lr").value == pytest.approx(0.2)
+    link = next(c.value for c in at.code if "dataset=" in c.value)
+    assert link.endswith("?dataset=tiny_points&model=tiny_line&preset=Custom&set=lr%3D0.2")
+    from urllib.parse import parse_qs
+
+    assert "t" not in parse_qs(link.split("?")[1])  # a shared link never carries who you are
+
+
+def test_a_finished_run_is_published_to_the_room_from_the_gallery(room):
+    run = api.run_in_foreground(api.make_config("tiny_line", "tiny_points", train_set={"steps": 10}),
+                                store=RunStore(), echo=lambda _m: None, actor=ALICE)
+    _, token = identity.join("owl-42", "alice")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["t"] = token
+    at.query_params["run"] = run.id
+    at.run()
+    at.switch_page("pages/gallery.py").run()
+    assert not at.exception, at.exception
+    at.toggle(key=f"publish:{run.id}").set_value(True).run()
+    assert RunStore().get(run.id).published
+    _, bobs = identity.join("owl-42", "bob")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["t"] = bobs
+    at.run()
+    at.switch_page("pages/gallery.py").run()
+    assert "Published to the room by alice." in shown(at)
