@@ -20,6 +20,7 @@ printed, and written as JSON to ``$AIGC_LOAD_REPORT`` when set.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -40,7 +41,7 @@ from tests.tiny_runs import APP
 REPO = Path(__file__).resolve().parent.parent
 #: the pages a participant opens (the teacher's Room page refuses them, so it is not one of theirs)
 PAGES = [f"pages/{p.name}" for p in sorted((REPO / "pages").glob("*.py")) if p.stem not in ("common", "room")]
-BUDGET_S = 300.0
+BUDGET_S = 420.0
 RETRIES: list[str] = []  # the whole room must be done within this
 P95_LIMIT_S = 2.0
 
@@ -80,6 +81,7 @@ class Participant(threading.Thread):
         super().__init__(daemon=True)
         self.person, self.times, self.problems, self.deadline = name, times, problems, deadline
         self.run_id: str | None = None
+        self.at: AppTest | None = None
         self.rng = random.Random(name)
 
     def page(self, at: AppTest, path: str | None = None) -> None:
@@ -87,9 +89,10 @@ class Participant(threading.Thread):
         try:
             (at.switch_page(path) if path else at).run()
         except KeyError as exc:
-            # AppTest's own bookkeeping, not the app: under heavy thread contention it can read the
-            # "script run finished" flag before the script runner wrote it. Counted, and the view is retried.
-            if "SCRIPT_RUN_WITHOUT_ERRORS" not in str(exc):
+            # AppTest's own bookkeeping ("$$..." keys: the "script run finished" flag, a widget's id), not the
+            # app: under heavy thread contention it can read one before its script runner wrote it. Counted
+            # (apptest_retries), and the view is retried once.
+            if "$$" not in str(exc):
                 raise
             RETRIES.append(self.person)
             start = time.perf_counter()
@@ -104,7 +107,7 @@ class Participant(threading.Thread):
     def run(self) -> None:
         try:
             actor, token = identity.join("load-room", self.person)
-            at = AppTest.from_file(APP, default_timeout=120)
+            at = self.at = AppTest.from_file(APP, default_timeout=120)  # the session stays open to the end
             at.query_params["t"] = token
             self.page(at)
             for path in PAGES:
@@ -143,6 +146,7 @@ def test_a_room_of_participants_all_finish_their_runs_with_quick_pages(people, f
         warm.switch_page(path).run()
     start = time.time()
     deadline = start + BUDGET_S
+    gc.collect()
     rss_before = _rss_mb()
     times: list[float] = []
     problems: list[str] = []
@@ -153,7 +157,8 @@ def test_a_room_of_participants_all_finish_their_runs_with_quick_pages(people, f
     for p in crowd:
         p.join(max(1.0, deadline + 60 - time.time()))
     total = time.time() - start
-    rss_after = _rss_mb()
+    gc.collect()
+    rss_after = _rss_mb()  # every participant's session is still open
 
     store = RunStore()
     runs = {r.id: r for r in store.list()}
@@ -163,6 +168,7 @@ def test_a_room_of_participants_all_finish_their_runs_with_quick_pages(people, f
         "p50_s": round(statistics.median(ordered), 3) if ordered else None,
         "p95_s": round(ordered[int(0.95 * (len(ordered) - 1))], 3) if ordered else None,
         "max_s": round(ordered[-1], 3) if ordered else None,
+        # resident memory the open sessions added, per session (the server's own imports excluded by the warm-up)
         "memory_per_session_mb": round((rss_after - rss_before) / people, 1),
         "runs_completed": sum(r.status == "completed" for r in runs.values()),
         "apptest_retries": len(RETRIES),

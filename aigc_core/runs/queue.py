@@ -22,9 +22,8 @@ import secrets
 import subprocess
 import sys
 import time
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..room.policy import Waiting, expected_wait, fair_order
 from .store import HOLDS_SLOT, RunStore
