@@ -126,8 +126,11 @@ class Participant(threading.Thread):
             trainer, _, _ = load_for_sampling(self.run_id, actor=actor)
             trainer.sample(16, 0)
             self.page(at, "pages/gallery.py")
-        except Exception as exc:  # noqa: BLE001 - every failure is reported with who met it
-            self.problems.append(f"{self.person}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - every failure is reported with who met it, and where
+            import traceback
+
+            where = " <- ".join(f"{f.name}:{f.lineno}" for f in reversed(traceback.extract_tb(exc.__traceback__)[-4:]))
+            self.problems.append(f"{self.person}: {type(exc).__name__}: {exc} (at {where})")
 
 
 @pytest.mark.slow
