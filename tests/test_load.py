@@ -140,6 +140,10 @@ def test_a_room_of_participants_all_finish_their_runs_with_quick_pages(people, f
     monkeypatch.setenv("AIGC_WORKSHOP_CODE", "load-room")
     monkeypatch.setenv("AIGC_TEACHER_CODE", "load-teacher")
     monkeypatch.setenv("AIGC_MAX_ACTIVE_RUNS", "2")
+    import streamlit as st
+
+    st.cache_data.clear()  # a fresh server: nothing cached by an earlier room (another workspace) is replayed
+    st.cache_resource.clear()
     # the server's first visitor pays for its imports (torch, the models): warm up once, not counted
     _, token = identity.join("load-teacher", "")
     warm = AppTest.from_file(APP, default_timeout=120)
