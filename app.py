@@ -10,7 +10,8 @@ import streamlit as st
 
 st.set_page_config(page_title="AIGC Studio", page_icon=":material/auto_awesome:", layout="wide")
 
-from pages.common import sidebar  # noqa: E402 - after set_page_config
+from aigc_core.room.identity import workshop_mode  # noqa: E402
+from pages.common import current_actor, room_gate, sidebar  # noqa: E402 - after set_page_config
 
 HERE = Path(__file__).resolve().parent
 PAGES = [  # (file, title, icon)
@@ -21,8 +22,17 @@ PAGES = [  # (file, title, icon)
     ("pages/compare.py", "Compare", ":material/compare:"),
     ("pages/learn.py", "Learn", ":material/school:"),
 ]
+#: in workshop mode: the room's wall for everyone, the Room page for the teacher
+WALL_PAGE = ("pages/wall.py", "Wall", ":material/wall_art:")
+ROOM_PAGE = ("pages/room.py", "Room", ":material/groups:")
 
+actor = current_actor()
+pages = PAGES + [WALL_PAGE] if workshop_mode() else PAGES
+if actor is not None and actor.is_teacher:
+    pages = pages + [ROOM_PAGE]
 page = st.navigation([st.Page(path, title=title, icon=icon, default=(title == "Home"))
-                      for path, title, icon in PAGES if (HERE / path).exists()])
+                      for path, title, icon in pages if (HERE / path).exists()])
+if actor is None:
+    room_gate()  # workshop mode, not joined yet: the join form, and no page
 sidebar()
 page.run()

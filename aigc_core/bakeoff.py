@@ -80,6 +80,8 @@ class Bakeoff:
     seed: int
     preset: str | None
     created: float = field(default_factory=time.time)
+    #: who started it (workshop mode: its runs are theirs); None for one from before workshop mode
+    user: str | None = None
 
     @property
     def title(self) -> str:
@@ -102,7 +104,7 @@ class Bakeoff:
 # ---- starting ------------------------------------------------------------------------
 
 def bakeoff_configs(dataset: str, models: list[str], max_seconds: float, *, seed: int = 0,
-                    preset: str | None = "Quick") -> list[dict]:
+                    preset: str | None = "Quick", actor=None) -> list[dict]:
     """One run config per model: the model's own settings (its ``preset`` when it
     has one), but the same data, seed and wall-clock budget for all of them.
 
@@ -129,7 +131,8 @@ def bakeoff_configs(dataset: str, models: list[str], max_seconds: float, *, seed
             use_preset = preset if preset in spec.presets else None
             # steps=0 is "no step limit": the wall clock alone ends every run
             configs.append(make_config(name, dataset, preset=use_preset,
-                                       train_set={"steps": 0, "max_seconds": float(max_seconds), "seed": int(seed)}))
+                                       train_set={"steps": 0, "max_seconds": float(max_seconds), "seed": int(seed)},
+                                       **({"actor": actor} if actor is not None else {})))
         except UserError as exc:
             problems.append(str(exc))
     if problems:
@@ -138,22 +141,29 @@ def bakeoff_configs(dataset: str, models: list[str], max_seconds: float, *, seed
 
 
 def start_bakeoff(dataset: str, models: list[str], max_seconds: float, *, seed: int = 0,
-                  preset: str | None = "Quick", store=None, start: bool = True) -> Bakeoff:
+                  preset: str | None = "Quick", store=None, start: bool = True, actor=None) -> Bakeoff:
     """Queue one run per model and record the bake-off; returns at once.
 
-    ``start=False`` only queues the runs (a test then trains them itself)."""
-    from .runs.api import submit
+    ``start=False`` only queues the runs (a test then trains them itself). In
+    workshop mode the runs are ``actor``'s, and all of them must fit in their
+    limit of runs at once, so a bake-off is never queued half."""
+    from .room.identity import LOCAL
+    from .room.limits import check_active_runs
+    from .runs.api import active_runs, submit
     from .runs.store import RunStore
 
-    configs = bakeoff_configs(dataset, models, max_seconds, seed=seed, preset=preset)
+    actor = actor or LOCAL
+    configs = bakeoff_configs(dataset, models, max_seconds, seed=seed, preset=preset, actor=actor)
     store = store or RunStore()
+    check_active_runs(actor, active_runs(store, actor) + len(configs) - 1)
     bakeoff_id = f"bakeoff-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     run_ids = []
     for config in configs:
-        run = submit(config, name=f"{config['model']} · bake-off {bakeoff_id[-4:]}", store=store, start=False)
+        run = submit(config, name=f"{config['model']} · bake-off {bakeoff_id[-4:]}", store=store, start=False,
+                     actor=actor)
         run_ids.append(run.id)
     bakeoff = Bakeoff(id=bakeoff_id, dataset=dataset, models=[c["model"] for c in configs], run_ids=run_ids,
-                      max_seconds=float(max_seconds), seed=int(seed), preset=preset)
+                      max_seconds=float(max_seconds), seed=int(seed), preset=preset, user=actor.name)
     write_atomic(bakeoffs_dir() / f"{bakeoff_id}.json", json.dumps(asdict(bakeoff), indent=2).encode())
     if start:
         from .runs.queue import dispatch
@@ -169,14 +179,18 @@ def load_bakeoff(bakeoff_id: str) -> Bakeoff:
     return Bakeoff(**json.loads(path.read_text()))
 
 
-def list_bakeoffs() -> list[Bakeoff]:
-    """Every recorded bake-off, newest first."""
+def list_bakeoffs(actor=None) -> list[Bakeoff]:
+    """Every recorded bake-off ``actor`` may see (their own; all for the teacher and the single user), newest first."""
+    from .room.policy import can_see
+
     out = []
     for path in bakeoffs_dir().glob("bakeoff-*.json"):
         try:
-            out.append(Bakeoff(**json.loads(path.read_text())))
+            b = Bakeoff(**json.loads(path.read_text()))
         except (ValueError, TypeError):
             continue  # a damaged record must not hide the others
+        if actor is None or can_see(actor, b.user or "local"):
+            out.append(b)
     return sorted(out, key=lambda b: b.created, reverse=True)
 
 

@@ -2,6 +2,10 @@
 
 ``--json`` prints one JSON object as the last line of stdout. A user error
 exits with status 2 and one line ``error: ...`` on stderr, never a traceback.
+
+In workshop mode (``AIGC_WORKSHOP_CODE`` set) the commands that touch runs and
+data sets act for ``--user NAME`` (or ``AIGC_USER``), or for the teacher with
+``--teacher``, and obey the room's rules like the pages do.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ def _print_json(obj) -> None:
 def _run_dict(run) -> dict:
     return {"run_id": run.id, "name": run.name, "model": run.model, "dataset": run.dataset, "status": run.status,
             "step": run.step, "train_seconds": round(run.train_seconds, 2), "device": run.device_name or run.device,
-            "message": run.message, "final_metrics": run.final_metrics}
+            "message": run.message, "final_metrics": run.final_metrics, "user": run.user, "published": run.published}
+
+
+def _actor(args):
+    """Who this command acts for (the single local user outside workshop mode)."""
+    from .room.identity import actor_for_command_line
+
+    return actor_for_command_line(getattr(args, "user", None), getattr(args, "teacher", False))
 
 
 # ---- commands ----------------------------------------------------------------------
@@ -29,7 +40,7 @@ def _run_dict(run) -> dict:
 def cmd_datasets(args) -> int:
     from .data.catalog import list_datasets
 
-    infos = list_datasets()
+    infos = list_datasets(actor=_actor(args))
     if args.json:
         _print_json({"datasets": [vars(i) for i in infos]})
         return 0
@@ -41,9 +52,13 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_import_data(args) -> int:
+    from .data.catalog import check_room_for_upload
+
+    actor = _actor(args)
     path = Path(args.path)
     if not path.exists():
         raise UserError(f"no such file: {path}")
+    check_room_for_upload(actor)
     name = args.name or path.stem
     suffix = path.suffix.lower()
     data = path.read_bytes()
@@ -52,19 +67,19 @@ def cmd_import_data(args) -> int:
         from .data.text import import_text
 
         text = import_text(data, name, mode=args.text_mode, filename=path.name)
-        save_uploaded(text)
+        save_uploaded(text, actor=actor)
         result = {"name": name, "kind": "text", **text.summary()}
     elif suffix in (".csv", ".tsv"):
         from .data.catalog import save_uploaded
         from .data.table import import_csv
 
         report = import_csv(data, name, label_column=args.label, filename=path.name)
-        save_uploaded(report.data)
+        save_uploaded(report.data, actor=actor)
         result = {"name": name, "kind": "table", **report.data.summary(), "dropped_rows": report.dropped_rows}
     else:
         from .data.uploads import import_and_save
 
-        report = import_and_save(data, name, size=args.size, channels=args.channels, filename=path.name)
+        report = import_and_save(data, name, size=args.size, channels=args.channels, filename=path.name, actor=actor)
         result = {"name": name, "kind": "image", "accepted": report.accepted,
                   "rejected": [{"file": f, "reason": r} for f, r in report.rejected],
                   "class_names": report.class_names}
@@ -95,55 +110,80 @@ def cmd_train(args) -> int:
         train_set["max_seconds"] = 0.0
     if args.max_seconds is not None and args.steps is None:
         train_set["steps"] = 0
+    actor = _actor(args)
     if args.from_run:
         from .improve import finetune_config
 
         if args.model or args.preset:
             raise UserError("a fine-tune (--from) keeps the parent's model and settings; leave out --model and --preset")
-        config = finetune_config(args.from_run, args.dataset, train_set=train_set, model_set=parse_sets(args.set))
+        config = finetune_config(args.from_run, args.dataset, train_set=train_set, model_set=parse_sets(args.set),
+                                 actor=actor)
     else:
         if not args.model or not args.dataset:
             raise UserError("train needs --model and --dataset (or --from RUN_ID to fine-tune a run)")
         config = make_config(args.model, args.dataset, preset=args.preset, model_set=parse_sets(args.set),
-                             train_set=train_set)
+                             train_set=train_set, actor=actor)
     if args.detach:
-        run = submit(config, name=args.name)
+        run = submit(config, name=args.name, actor=actor)
         if not args.json:
             print(f"queued run {run.id} ({run.status}); follow it with `python -m aigc_core runs`")
     else:
         echo = (lambda m: print(m, file=sys.stderr)) if args.json else print
-        run = run_in_foreground(config, name=args.name, echo=echo)
+        run = run_in_foreground(config, name=args.name, echo=echo, actor=actor)
     if args.json:
         _print_json(_run_dict(run))
-    return 0 if run.status in ("completed", "queued", "starting", "running", "stopped") else 1
+    return 0 if run.status in ("completed", "queued", "starting", "running", "paused", "stopped") else 1
 
 
 def cmd_runs(args) -> int:
     from .runs.queue import dispatch
     from .runs.store import RunStore
 
+    from .room.identity import workshop_mode
+    from .runs.queue import queue_place
+
+    actor = _actor(args)
     store = RunStore()
     store.refresh()
     dispatch(store)
-    runs = store.list()
+    runs = store.list(actor=actor)
+    places = {r.id: queue_place(store, r.id) for r in runs if r.status == "queued"}
     if args.json:
-        _print_json({"runs": [_run_dict(r) for r in runs]})
+        _print_json({"runs": [{**_run_dict(r), **_place_dict(places.get(r.id))} for r in runs]})
         return 0
     if not runs:
         print("no runs yet; start one with `python -m aigc_core train --model dcgan --dataset glyphs --preset Quick`")
     for r in runs:
-        print(f"{r.id:32s} {r.status:11s} step {r.step:7d}  {r.train_seconds:7.1f}s  {r.name}"
-              + (f"  ({r.message})" if r.message else ""))
+        who = f"{(r.user or 'starter')[:12]:12s} " if workshop_mode() else ""
+        place = places.get(r.id)
+        waiting = f"  ({_place_words(place)})" if place else ""
+        print(f"{r.id:32s} {who}{r.status:11s} step {r.step:7d}  {r.train_seconds:7.1f}s  {r.name}"
+              + (f"  ({r.message})" if r.message else "") + waiting)
     return 0
 
 
+def _place_dict(place) -> dict:
+    if place is None:
+        return {}
+    wait = None if place.wait_seconds is None else round(place.wait_seconds, 1)
+    return {"queue_ahead": place.ahead, "expected_wait_s": wait}
+
+
+def _place_words(place) -> str:
+    wait = "unknown wait" if place.wait_seconds is None else f"starts in about {place.wait_seconds:.0f} s"
+    return f"{place.ahead} ahead in the queue, {wait}"
+
+
 def cmd_control(args) -> int:
-    from .runs.api import resume
+    from .runs.api import control
     from .runs.store import RunStore
 
-    store = RunStore()
-    run = resume(args.run, store) if args.action == "resume" else store.request(args.run, args.action)
-    print(f"{run.id}: {run.status}" + (f" (asked to {run.control})" if run.control else ""))
+    run = control(args.run, args.action, RunStore(), actor=_actor(args))
+    if args.action == "delete":
+        print(f"deleted {run.id}")
+        return 0
+    print(f"{run.id}: {run.status}" + (f" (asked to {run.control})" if run.control else "")
+          + (" (published to the room)" if args.action == "publish" else ""))
     return 0
 
 
@@ -153,13 +193,21 @@ def cmd_sample(args) -> int:
     from .registry import get_model
     from .sample import load_for_sampling
 
-    trainer, run, step = load_for_sampling(args.run)
+    actor = _actor(args)
+    trainer, run, step = load_for_sampling(args.run, actor=actor)
     # --set values are checked and typed by the model's own knobs dataclass
     knobs = get_model(run.model).parse_knobs(parse_sets(args.set))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = trainer.sample(args.n, args.seed, **knobs)
     data_kind(run.data_kind).save(result, out)
+    if args.post:
+        from .room.board import post_to_wall
+
+        if out.suffix.lower() == ".png":
+            post_to_wall(run.id, image_png=out.read_bytes(), caption=args.caption or "", actor=actor)
+        else:
+            post_to_wall(run.id, text=out.read_text(encoding="utf-8")[:4000], caption=args.caption or "", actor=actor)
     if args.json:
         _print_json({"run_id": run.id, "step": step, "n": args.n, "seed": args.seed, "out": str(out)})
     else:
@@ -170,7 +218,7 @@ def cmd_sample(args) -> int:
 def cmd_export(args) -> int:
     from .runs.api import export_run
 
-    Path(args.out).write_bytes(export_run(args.run))
+    Path(args.out).write_bytes(export_run(args.run, actor=_actor(args)))
     print(f"exported {args.run} to {args.out}")
     return 0
 
@@ -190,10 +238,14 @@ def cmd_import_run(args) -> int:
 
 
 def cmd_worker(args) -> int:
+    import torch
+
+    from .room.limits import train_threads
     from .runs.queue import dispatch
     from .runs.store import RunStore
     from .train.loop import train_run
 
+    torch.set_num_threads(train_threads())  # the server keeps a core for the pages
     store = RunStore()
     try:
         train_run(args.run, store, echo=print, claim=args.claim or None)
@@ -365,12 +417,19 @@ def cmd_lessons(args) -> int:
 
 # ---- parser ------------------------------------------------------------------------
 
+def _who(s: argparse.ArgumentParser) -> None:
+    """``--user`` / ``--teacher``: who acts, in workshop mode."""
+    s.add_argument("--user", metavar="NAME", help="in workshop mode: act as this participant (default: $AIGC_USER)")
+    s.add_argument("--teacher", action="store_true", help="in workshop mode: act as the teacher")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m aigc_core", description="AIGC Studio engine: data, training, sampling, evaluation.")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("datasets", help="list data sets")
     s.add_argument("--json", action="store_true")
+    _who(s)
     s.set_defaults(fn=cmd_datasets)
 
     s = sub.add_parser("import-data", help="import a .zip/.npz of images, a .txt or a .csv")
@@ -381,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text-mode", choices=("stream", "lines"), default="stream")
     s.add_argument("--label", help="label column of a CSV")
     s.add_argument("--json", action="store_true")
+    _who(s)
     s.set_defaults(fn=cmd_import_data)
 
     s = sub.add_parser("train", help="train a model (in the foreground unless --detach)")
@@ -397,15 +457,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name")
     s.add_argument("--detach", action="store_true", help="queue it for a background worker and return")
     s.add_argument("--json", action="store_true")
+    _who(s)
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("runs", help="list runs")
     s.add_argument("--json", action="store_true")
+    _who(s)
     s.set_defaults(fn=cmd_runs)
 
-    s = sub.add_parser("control", help="pause, resume or stop a run")
+    s = sub.add_parser("control", help="pause, resume, stop, publish (to the room), unpublish or delete a run")
     s.add_argument("--run", required=True)
-    s.add_argument("action", choices=("pause", "resume", "stop"))
+    s.add_argument("action", choices=("pause", "resume", "stop", "publish", "unpublish", "delete"))
+    _who(s)
     s.set_defaults(fn=cmd_control)
 
     s = sub.add_parser("sample", help="generate samples from a run's latest checkpoint")
@@ -415,12 +478,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KNOB=VALUE",
                    help="a sampling knob the model declares (e.g. truncation=0.7, temperature=0.8, condition=col=value)")
     s.add_argument("--out", required=True)
+    s.add_argument("--post", action="store_true", help="also post the samples to the room's shared wall")
+    s.add_argument("--caption", help="a caption for the wall")
     s.add_argument("--json", action="store_true")
+    _who(s)
     s.set_defaults(fn=cmd_sample)
 
     s = sub.add_parser("export", help="export a run as a zip")
     s.add_argument("--run", required=True)
     s.add_argument("--out", required=True)
+    _who(s)
     s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("import-run", help="import a run exported as a zip")

@@ -36,6 +36,7 @@ from PIL import Image
 from .data.catalog import check_name, list_datasets, load_dataset, save_uploaded
 from .data.kinds import KINDS
 from .errors import UserError
+from .room.identity import LOCAL, Actor
 from .runs.store import RunStore
 
 LIKED_FOLDER = "liked"
@@ -75,11 +76,11 @@ def _file_name(item: str) -> str:
 # ---- rating -----------------------------------------------------------------------
 
 def rate_image(run_id: str, image01: torch.Tensor, rating: int, *, step: int, seed: int, index: int,
-               knobs: dict | None = None, store: RunStore | None = None) -> str:
+               knobs: dict | None = None, store: RunStore | None = None, actor: Actor = LOCAL) -> str:
     """Rate one generated image ((C, H, W) float in [0, 1]); a liked image's
     pixels are kept so the data loop uses exactly what was liked."""
     store = _store(store)
-    run = store.get(run_id)
+    run = store.get(run_id, actor=actor)
     item = image_item(step, seed, index, knobs)
     path = run.folder / LIKED_FOLDER / _file_name(item)
     payload = dict(kind="image", step=int(step), seed=int(seed), index=int(index), knobs=dict(knobs or {}))
@@ -89,51 +90,54 @@ def rate_image(run_id: str, image01: torch.Tensor, rating: int, *, step: int, se
         array = pixels[0].numpy() if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).numpy()
         Image.fromarray(array).save(path, format="PNG")
         payload["file"] = f"{LIKED_FOLDER}/{path.name}"
-    else:
+    elif not _liked_by_others(store, run_id, item, actor):
         path.unlink(missing_ok=True)
-    store.rate(run_id, item, int(rating), payload)
+    store.rate(run_id, item, int(rating), payload, actor=actor)
     return item
 
 
 def rate_text(run_id: str, text: str, rating: int, *, step: int, seed: int, index: int,
-              knobs: dict | None = None, store: RunStore | None = None) -> str:
+              knobs: dict | None = None, store: RunStore | None = None, actor: Actor = LOCAL) -> str:
     """Rate one generated text (the whole sample, prompt included)."""
     store = _store(store)
     item = text_item(step, seed, index, knobs)
     store.rate(run_id, item, int(rating), dict(kind="text", step=int(step), seed=int(seed), index=int(index),
-                                               knobs=dict(knobs or {}), text=str(text)))
+                                               knobs=dict(knobs or {}), text=str(text)), actor=actor)
     return item
 
 
 def rate_row(run_id: str, row: dict, rating: int, *, step: int, seed: int, index: int,
-             condition: dict | None = None, store: RunStore | None = None) -> str:
+             condition: dict | None = None, store: RunStore | None = None, actor: Actor = LOCAL) -> str:
     """Rate one generated table row (``row``: column -> value, JSON-able)."""
     store = _store(store)
     item = row_item(step, seed, index, condition)
     store.rate(run_id, item, int(rating), dict(kind="row", step=int(step), seed=int(seed), index=int(index),
-                                               condition=dict(condition or {}), row=dict(row)))
+                                               condition=dict(condition or {}), row=dict(row)), actor=actor)
     return item
 
 
-def unrate(run_id: str, item: str, store: RunStore | None = None) -> None:
-    """Take a rating back (and forget a liked image's pixels)."""
+def _liked_by_others(store: RunStore, run_id: str, item: str, actor: Actor) -> bool:
+    """Whether someone other than ``actor`` liked this sample (its kept PNG is theirs too)."""
+    return any(r["item"] == item and r["user"] != actor.name and int(r["rating"]) == UP
+               for r in store.ratings(run_id))
+
+
+def unrate(run_id: str, item: str, store: RunStore | None = None, actor: Actor = LOCAL) -> None:
+    """Take ``actor``'s rating back (and forget a liked image's pixels nobody else liked)."""
     store = _store(store)
-    run = store.get(run_id)
-    (run.folder / LIKED_FOLDER / _file_name(item)).unlink(missing_ok=True)
-    conn = store.connect()
-    try:
-        conn.execute("DELETE FROM ratings WHERE run_id = ? AND item = ?", (run_id, item))
-    finally:
-        conn.close()
+    run = store.get(run_id, actor=actor)
+    if not _liked_by_others(store, run_id, item, actor):
+        (run.folder / LIKED_FOLDER / _file_name(item)).unlink(missing_ok=True)
+    store.unrate(run_id, item, actor=actor)
 
 
-def liked(run_id: str, store: RunStore | None = None) -> list[dict]:
-    """The run's thumbs-up ratings, oldest first; an image's entry has ``path``
+def liked(run_id: str, store: RunStore | None = None, actor: Actor = LOCAL) -> list[dict]:
+    """``actor``'s thumbs-up ratings of the run, oldest first; an image's entry has ``path``
     (its kept PNG), a text's ``text``, a row's ``row``."""
     store = _store(store)
-    run = store.get(run_id)
+    run = store.get(run_id, actor=actor)
     out = []
-    for r in _liked(run_id, store):
+    for r in _liked(run_id, store, actor):
         entry = dict(item=r["item"], **r["payload"])
         if entry.get("file"):
             entry["path"] = run.folder / entry["file"]
@@ -141,13 +145,13 @@ def liked(run_id: str, store: RunStore | None = None) -> list[dict]:
     return out
 
 
-def ratings_by_item(run_id: str, store: RunStore | None = None) -> dict[str, int]:
-    """item -> rating (1 up, 0 down) for a run."""
-    return {r["item"]: int(r["rating"]) for r in _store(store).ratings(run_id)}
+def ratings_by_item(run_id: str, store: RunStore | None = None, actor: Actor = LOCAL) -> dict[str, int]:
+    """item -> rating (1 up, 0 down) ``actor`` gave for a run."""
+    return {r["item"]: int(r["rating"]) for r in _store(store).ratings(run_id, actor=actor)}
 
 
-def rating_counts(run_id: str, store: RunStore | None = None) -> dict[str, int]:
-    rows = _store(store).ratings(run_id)
+def rating_counts(run_id: str, store: RunStore | None = None, actor: Actor = LOCAL) -> dict[str, int]:
+    rows = _store(store).ratings(run_id, actor=actor)
     up = sum(1 for r in rows if int(r["rating"]) == UP)
     return {"up": up, "down": len(rows) - up, "total": len(rows)}
 
@@ -193,8 +197,10 @@ class LoopPlan:
         return text
 
 
-def _liked(run_id: str, store: RunStore) -> list[dict]:
-    return [r for r in store.ratings(run_id) if int(r["rating"]) == UP]
+def _liked(run_id: str, store: RunStore, actor: Actor = LOCAL) -> list[dict]:
+    # the teacher sees everyone's ratings: a sample two people liked goes in once
+    once = {r["item"]: r for r in store.ratings(run_id, actor=actor) if int(r["rating"]) == UP}
+    return list(once.values())
 
 
 def _liked_images(run, liked: list[dict], shape: tuple[int, ...], skipped: dict[str, int]) -> list[torch.Tensor]:
@@ -268,10 +274,11 @@ def keep_some(original, count: int):
     return original
 
 
-def _build(run_id: str, store: RunStore, name: str | None, repeat: int = 1, keep_original: int | None = None):
-    """(plan, data or None): the new data set's contents, without saving it
+def _build(run_id: str, store: RunStore, name: str | None, repeat: int = 1, keep_original: int | None = None,
+           actor: Actor = LOCAL):
+    """(plan, data or None): the new data set's contents (the samples ``actor`` liked), without saving it
     (``keep_original``: at most this many original images or lines, see :func:`keep_some`)."""
-    run = store.get(run_id)
+    run = store.get(run_id, actor=actor)
     repeat = int(repeat)
     if not 1 <= repeat <= MAX_REPEAT:
         raise UserError(f"each liked sample can go in 1 to {MAX_REPEAT} times; got {repeat}")
@@ -279,7 +286,7 @@ def _build(run_id: str, store: RunStore, name: str | None, repeat: int = 1, keep
     if run.data_kind not in RATEABLE_KINDS:
         plan.notes.append("Point sets have no data loop: rate images, text or table rows instead")
         return plan, None
-    liked = _liked(run_id, store)
+    liked = _liked(run_id, store, actor)
     plan.liked = len(liked)
     try:
         original = load_dataset(run.dataset)
@@ -382,13 +389,13 @@ _JOIN = {"image": _join_images, "text": _join_texts, "table": _join_rows}
 
 
 def loop_plan(run_id: str, name: str | None = None, store: RunStore | None = None, repeat: int = 1,
-              keep_original: int | None = None) -> LoopPlan:
+              keep_original: int | None = None, actor: Actor = LOCAL) -> LoopPlan:
     """What a data set made from this run's liked samples would contain."""
-    return _build(run_id, _store(store), name, repeat, keep_original)[0]
+    return _build(run_id, _store(store), name, repeat, keep_original, actor)[0]
 
 
 def make_dataset_from_liked(run_id: str, name: str | None = None, store: RunStore | None = None, repeat: int = 1,
-                            keep_original: int | None = None):
+                            keep_original: int | None = None, actor: Actor = LOCAL):
     """Save the original data plus the liked samples (each ``repeat`` times, so a
     handful of them weighs something against thousands of originals) as a new
     data set; returns (its :class:`~aigc_core.data.catalog.DatasetInfo`, the
@@ -396,7 +403,7 @@ def make_dataset_from_liked(run_id: str, name: str | None = None, store: RunStor
     store = _store(store)
     if name is not None:
         name = check_name(name)
-    plan, data = _build(run_id, store, name, repeat, keep_original)
+    plan, data = _build(run_id, store, name, repeat, keep_original, actor)
     if data is None:
         if plan.notes and plan.kind not in RATEABLE_KINDS:
             raise UserError(plan.notes[0])
@@ -405,7 +412,7 @@ def make_dataset_from_liked(run_id: str, name: str | None = None, store: RunStor
                             "; ".join(f"{n}: {why}" for why, n in plan.skipped.items()) + ")")
         raise UserError("no liked samples yet: give some samples a thumbs up first")
     info = save_uploaded(data, extra_meta={"derived_from": plan.dataset, "liked_from_run": run_id,
-                                           "liked_added": plan.used, "liked_repeat": plan.repeat})
+                                           "liked_added": plan.used, "liked_repeat": plan.repeat}, actor=actor)
     return info, plan
 
 

@@ -44,7 +44,7 @@ SIDE_BY_SIDE_N = 16
 
 def finetune_config(parent_id: str, dataset: str | None = None, *, train_set: dict | None = None,
                     model_set: dict | None = None, finetune_optimizer: bool = True,
-                    store: RunStore | None = None) -> dict:
+                    store: RunStore | None = None, actor=None) -> dict:
     """A run config that starts from ``parent_id``'s latest weights.
 
     The model config is the parent's (a fine-tune keeps the architecture);
@@ -57,15 +57,18 @@ def finetune_config(parent_id: str, dataset: str | None = None, *, train_set: di
     the weights."""
     from .runs.api import make_config
 
+    from .room.identity import LOCAL
+
+    actor = actor or LOCAL
     store = store or RunStore()
-    parent = store.get(parent_id)
+    parent = store.get(parent_id, actor=actor)  # a participant fine-tunes their own or published runs
     step, _ = parent_checkpoint(parent)
     train = {k: v for k, v in parent.config.get("train", {}).items() if k not in ("steps", "max_seconds")}
     train.update(train_set or {})
     train.setdefault("steps", 0)
     train.setdefault("max_seconds", 0.0)
     model = {**parent.config.get("model_config", {}), **(model_set or {})}
-    config = make_config(parent.model, dataset or parent.dataset, model_set=model, train_set=train)
+    config = make_config(parent.model, dataset or parent.dataset, model_set=model, train_set=train, actor=actor)
     config.update(parent_run=parent.id, init_from=step, finetune_optimizer=bool(finetune_optimizer))
     return config
 

@@ -15,16 +15,18 @@ from __future__ import annotations
 import torch
 
 from .errors import UserError
+from .room.identity import LOCAL, Actor
 from .room.limits import check_weights
 from .runs.checkpoint import latest_checkpoint, load_weights
 from .runs.store import RunStore
 from .registry import build_trainer
 
 
-def load_for_sampling(run_id: str, device: str = "cpu", store: RunStore | None = None):
-    """(trainer, run, step) with the latest checkpoint's weights, in eval mode."""
+def load_for_sampling(run_id: str, device: str = "cpu", store: RunStore | None = None, *, actor: Actor = LOCAL):
+    """(trainer, run, step) with the latest checkpoint's weights, in eval mode,
+    for a run ``actor`` may see."""
     store = store or RunStore()
-    run = store.get(run_id)
+    run = store.get(run_id, actor=actor)
     found = latest_checkpoint(run.folder / "checkpoints")
     if not found:
         raise UserError(f"run {run.name} has no checkpoint yet; wait for its first save (or let it finish)")

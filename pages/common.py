@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from aigc_core.errors import UserError
+from aigc_core.room.identity import Actor
 
 log = logging.getLogger("aigc_studio")
 
@@ -113,7 +114,7 @@ def sidebar() -> None:
         st.caption("Run")
         if run_id:
             try:
-                run = get_store().get(run_id)
+                run = get_store().get(run_id, actor=current_actor() or NOBODY)
                 st.write(f"**{run.name}**  \n{status_label(run)} · step {run.step}")
             except UserError:
                 st.write("none")
@@ -225,3 +226,108 @@ def film_strip(run, key: str = "film_strip") -> None:
         st.code(path.read_text(encoding="utf-8", errors="replace"), language=None, wrap_lines=True)
     else:
         st.image(frame_png(str(path), path.stat().st_mtime), caption=f"Step {step}. {film_caption(run)}")
+
+
+# ---- who is acting (workshop mode) -----------------------------------------------
+
+TOKEN_PARAM = "t"
+#: who the sidebar shows things to before this browser joined: only what belongs to the whole room
+NOBODY = Actor("", "participant")
+
+
+def current_actor():
+    """Who this browser is: the single local user outside workshop mode; in
+    workshop mode the participant or teacher its signed token names (kept in
+    the URL as ``?t=...``, so a refresh or a copied link stays them), or None
+    before they join."""
+    from aigc_core.room.identity import LOCAL, actor_from_token, workshop_mode
+
+    if not workshop_mode():
+        return LOCAL
+    token = st.query_params.get(TOKEN_PARAM) or st.session_state.get("room_token")
+    actor = actor_from_token(token)
+    if actor is None:
+        st.session_state.pop("room_token", None)
+        return None
+    st.session_state["room_token"] = token
+    if st.query_params.get(TOKEN_PARAM) != token:  # page switches drop query parameters: put it back
+        st.query_params[TOKEN_PARAM] = token
+    return actor
+
+
+def acting(page: str | None = None):
+    """Who the page acts for; every page calls this first. In workshop mode it
+    shows the join form (and stops the page) until this browser has joined,
+    then "You are NAME · Leave" in the sidebar."""
+    return room_gate(page)
+
+
+def room_gate(page_title: str | None = None):
+    """In workshop mode: the join form in the sidebar until this browser has
+    joined, then "You are NAME · Leave". Returns the actor, or stops the page
+    (after saying how to join) when nobody has joined yet.
+
+    Pages call it (through :func:`acting`), and app.py calls it before running
+    a page for a browser that has not joined, so no page shows anything to it."""
+    from aigc_core.room import board, identity
+
+    actor = current_actor()
+    if not identity.workshop_mode():
+        return actor
+    with st.sidebar:
+        if actor is None:
+            st.subheader("Join the workshop")
+            with st.form("join"):
+                code = st.text_input("Room code", type="password", help="The code the teacher gave the room.")
+                name = st.text_input("Your name", max_chars=identity.MAX_NAME,
+                                     help="Shown to the room next to what you publish.")
+                joined = st.form_submit_button("Join", type="primary")
+            if joined:
+                try:
+                    actor, token = identity.join(code, name)
+                except UserError as exc:
+                    st.error(str(exc), icon=":material/error:")
+                else:
+                    st.session_state["room_token"] = token
+                    st.query_params[TOKEN_PARAM] = token
+                    st.rerun()
+        else:
+            role = " (teacher)" if actor.is_teacher else ""
+            c1, c2 = st.columns([3, 1], vertical_alignment="center")
+            c1.text(f"You are {actor.name}{role}")
+            if c2.button("Leave", key="leave_room", help="Forget who you are in this browser"):
+                st.session_state.pop("room_token", None)
+                st.query_params.pop(TOKEN_PARAM, None)
+                st.rerun()
+    if actor is None:
+        st.title("AIGC Studio")
+        st.info("This studio is a workshop room. Type the room code and your name in the sidebar to join.",
+                icon=":material/group:")
+        st.stop()
+    board.seen(actor, page_title)
+    return actor
+
+
+def room_leaderboard(actor, key: str) -> None:
+    """The bake-off table over the room's published, finished runs on one data set."""
+    from aigc_core.room import board
+
+    store = get_store()
+    choices = board.published_datasets(actor=actor, store=store)
+    if not choices:
+        st.caption("No published, finished runs yet. Publish a finished run from the Gallery to put it here.")
+        return
+    dataset = st.selectbox("Data set", choices, key=key)
+    table = board.room_leaderboard(dataset, actor=actor, store=store)
+    by_id = {r.id: r for r in table["runs"]}
+    rows = []
+    for rank, rid in enumerate(table["order"], 1):
+        r = by_id[rid]
+        row = {"#": rank, "by": r.user or "starter", "run": r.name, "model": r.model}
+        for col in table["columns"]:
+            value = r.final_metrics.get(col["key"])
+            row[col["label"]] = "" if value is None else f"{value:.4g}" + (" ★" if rid in col["best"] else "")
+        rows.append(row)
+    st.dataframe(rows, hide_index=True, use_container_width=True)
+    if table["ranked_by"]:
+        st.caption(f"Ranked by {table['ranked_by']}; ★ marks the best value of each number.")

@@ -5,8 +5,9 @@ import streamlit as st
 
 from aigc_core.bakeoff import metric_info, metric_order
 from aigc_core.metrics.features import FEATURE_NOTE
-from pages.common import current_dataset, current_run, get_store, guard, sampling_trainer
+from pages.common import acting, current_dataset, current_run, get_store, guard, sampling_trainer
 
+actor = acting("Compare")
 st.title("Compare")
 st.caption("Which model is better on my data? Put runs side by side: what was different, the numbers they "
            "ended with, how they learned, and what they make.")
@@ -173,7 +174,7 @@ def bits_per_character(runs, labels) -> None:
 
 def compare_runs() -> None:
     store = get_store()
-    runs = [r for r in store.list() if r.status != "queued"]
+    runs = [r for r in store.list(actor=actor) if r.status != "queued"]
     if len(runs) < 2:
         st.info("Comparing needs at least two runs. Train another model on the Train page, or start a bake-off "
                 "in the next tab.", icon=":material/info:")
@@ -192,7 +193,7 @@ def compare_runs() -> None:
     if len(picked) < 2:
         st.info("Pick at least two runs.", icon=":material/info:")
         return
-    picked_runs = [store.get(i) for i in picked]
+    picked_runs = [store.get(i, actor=actor) for i in picked]
     labels = run_labels(picked_runs)
     datasets = sorted({r.dataset for r in picked_runs})
     if len(datasets) > 1:
@@ -237,7 +238,7 @@ def bakeoff_form() -> None:
     from aigc_core.data.catalog import list_datasets
     from aigc_core.registry import models_for
 
-    sets = {d.name: d for d in list_datasets()}
+    sets = {d.name: d for d in list_datasets(actor=actor)}
     names = list(sets)
     here = current_dataset()
     c1, c2 = st.columns([1, 2])
@@ -269,7 +270,8 @@ def bakeoff_form() -> None:
     if st.button("Start the bake-off", type="primary", icon=":material/sports_score:", key="bo_start",
                  disabled=len(models) < 2):
         with guard("Starting the bake-off"):
-            started = bakeoff.start_bakeoff(dataset, models, float(seconds), seed=int(seed), store=get_store())
+            started = bakeoff.start_bakeoff(dataset, models, float(seconds), seed=int(seed), store=get_store(),
+                                            actor=actor)
             st.session_state["bo_pick"] = started.id
             st.toast(f"Bake-off queued: {', '.join(started.models)}")
 
@@ -411,7 +413,7 @@ def bakeoff_result(bakeoff_id: str) -> None:
         if st.button("Stop this bake-off", icon=":material/stop_circle:", key="bo_stop"):
             for r in b.runs(store):
                 if r.status in ("queued", "starting", "running", "paused"):
-                    store.request(r.id, "stop")
+                    store.request(r.id, "stop", actor=actor)
             st.rerun()
         return
     report = _report(bakeoff_id, _fingerprint(b, store), str(aigc_home()))
@@ -440,7 +442,7 @@ def bakeoff_tab() -> None:
     st.caption("Which model is better on my data? Train several on the same data, for the same time, from the same "
                "seed, and lay the results side by side.")
     bakeoff_form()
-    earlier = {b.id: b for b in list_bakeoffs()}
+    earlier = {b.id: b for b in list_bakeoffs(actor)}
     if not earlier:
         st.info("No bake-offs yet: pick a data set and models above and press Start.", icon=":material/info:")
         return

@@ -13,8 +13,9 @@ from pathlib import PurePosixPath
 import streamlit as st
 
 from aigc_core.errors import UserError
-from pages.common import current_dataset, get_store, guard, set_current_dataset
+from pages.common import acting, current_dataset, get_store, guard, set_current_dataset
 
+actor = acting("Data")
 st.title("Data")
 st.caption("Every model learns from a data set: pick one of the built-in sets or upload your own images, text or "
            "table. The set you pick here is the one the Train page starts from.")
@@ -351,10 +352,29 @@ def show_points(name: str, data, stats: dict) -> None:
 SHOW = {"image": show_images, "text": show_text, "table": show_table, "points": show_points}
 
 
+def publish_toggle(info) -> None:
+    """Workshop mode: share an uploaded set with the room (everyone can then train on it) or keep it yours."""
+    from aigc_core.data.catalog import publish_dataset
+
+    def changed():
+        with guard("Publishing the data set"):
+            publish_dataset(info.name, st.session_state[f"publish_data:{info.name}"], actor=actor)
+
+    st.toggle("Publish to the room", value=info.published, key=f"publish_data:{info.name}", on_change=changed,
+              help="Everyone in the workshop can then see this data set and train on it.")
+
+
 def delete_section(info) -> None:
     from aigc_core.data.catalog import delete_dataset
+    from aigc_core.room.identity import workshop_mode
+    from aigc_core.room.policy import can_change
 
-    trained = [r for r in get_store().list() if r.dataset == info.name]
+    if not can_change(actor, info.owner):
+        st.caption(f"Uploaded by {info.owner} and published to the room.")
+        return
+    if workshop_mode():
+        publish_toggle(info)
+    trained = [r for r in get_store().list(actor=actor) if r.dataset == info.name]
     with st.expander(f"Delete {info.name}", icon=":material/delete:"):
         st.write(f"Deleting removes **{info.name}** and its files from this studio for good."
                  + (f" {len(trained)} run(s) were trained on it: they keep their checkpoints and samples, but cannot "
@@ -362,7 +382,7 @@ def delete_section(info) -> None:
         sure = st.checkbox(f"Yes, delete {info.name}", key=f"del_sure:{info.name}")
         if st.button("Delete the data set", type="primary", icon=":material/delete_forever:", disabled=not sure,
                      key=f"del:{info.name}"):
-            delete_dataset(info.name)
+            delete_dataset(info.name, actor=actor)
             if current_dataset() == info.name:
                 set_current_dataset(None)
             st.session_state["data_deleted"] = info.name
@@ -389,7 +409,7 @@ def show_set(name: str, info) -> None:
 def browse() -> None:
     from aigc_core.data.catalog import list_datasets
 
-    sets = {d.name: d for d in list_datasets()}
+    sets = {d.name: d for d in list_datasets(actor=actor)}
     names = list(sets)
     chosen = current_dataset()
     if chosen not in sets:
@@ -491,7 +511,7 @@ def upload_images(file, raw: bytes, key: str) -> None:
 
             try:
                 report = import_and_save(raw, name, size=size, channels=1 if colour == "grey" else 3,
-                                         filename=file.name, progress=progress)
+                                         filename=file.name, progress=progress, actor=actor)
             except Exception:
                 status.update(label=f"{file.name} was not imported; nothing was saved", state="error")
                 raise
@@ -531,7 +551,7 @@ def upload_text(file, raw: bytes, key: str) -> None:
     name = name_field(file.name, f"{key}:name")
     if st.button("Save the text", type="primary", icon=":material/save:", disabled=name is None, key=f"{key}:go"):
         with st.status(f"Saving {file.name} ...") as status:
-            save_uploaded(replace(data, name=name), extra_meta=dict(source=file.name, mode=mode))
+            save_uploaded(replace(data, name=name), extra_meta=dict(source=file.name, mode=mode), actor=actor)
             status.update(label="Saved", state="complete")
         imported(dict(name=name, kind="text", summary=f"{stats['chars']:,} characters, {stats['vocab_size']} different, "
                                                       f"{'one item per line' if mode == 'lines' else 'one stream'}"))
@@ -603,7 +623,8 @@ def upload_table(file, raw: bytes, key: str) -> None:
         with st.status(f"Saving {file.name} ...") as status:
             save_uploaded(replace(report.data, name=name),
                           extra_meta=dict(source=file.name, rows_read=report.rows_read, dropped_rows=report.dropped_rows,
-                                          coerced_cells=report.coerced_cells, filled_cells=report.filled_cells))
+                                          coerced_cells=report.coerced_cells, filled_cells=report.filled_cells),
+                          actor=actor)
             status.update(label="Saved", state="complete")
         imported(dict(name=name, kind="table", notes=report.messages(),
                       summary=f"{report.rows_kept:,} rows, {len(report.column_types)} columns"

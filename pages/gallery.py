@@ -10,9 +10,10 @@ import zipfile
 
 import streamlit as st
 
-from pages.common import (current_run, get_store, guard, sampling_trainer, set_current_dataset, set_current_run, run_label,
-                          status_label)
+from pages.common import (acting, current_run, get_store, guard, sampling_trainer, set_current_dataset, set_current_run,
+                          run_label, status_label)
 
+actor = acting("Gallery")
 st.title("Gallery")
 st.caption("New samples on demand from a run's latest checkpoint. The same seed always gives the same samples, "
            "so a sample you like can be made again. Give samples a thumbs up and turn them into training data.")
@@ -27,6 +28,42 @@ def keep(key: str) -> dict:
 
 # ---- pieces every kind of run uses ----------------------------------------------------
 
+def publish_toggle(run) -> None:
+    """Workshop mode: show a run to the room (its scores on the room leaderboard) or keep it to yourself."""
+    from aigc_core.room.identity import workshop_mode
+    from aigc_core.room.policy import can_change
+
+    if not workshop_mode():
+        return
+    if not can_change(actor, run.user):
+        st.caption(f"Published to the room by {run.user or 'the studio'}.")
+        return
+
+    def changed():
+        with guard("Publishing the run"):
+            get_store().publish(run.id, st.session_state[f"publish:{run.id}"], actor=actor)
+
+    st.toggle("Publish to the room", value=run.published, key=f"publish:{run.id}", on_change=changed,
+              help="Everyone in the workshop can then see this run, sample from it, and find it on the room "
+                   "leaderboard. Turn it off to keep it to yourself again.")
+
+
+def post_to_wall_button(run, *, image_png: bytes | None = None, text: str | None = None, caption: str = "") -> None:
+    """Workshop mode: put these samples on the room's wall, with your name."""
+    from aigc_core.room.identity import workshop_mode
+
+    if not workshop_mode():
+        return
+    if st.button("Post to the wall", icon=":material/wall_art:", key=f"post:{run.id}:{caption}",
+                 help="Shows these samples, with your name, on the room's Wall page."):
+        with guard("Posting to the wall"):
+            from aigc_core.room.board import post_to_wall
+
+            post_to_wall(run.id, image_png=image_png, text=text, caption=f"{run.name}: {caption}", actor=actor,
+                         store=get_store())
+            st.toast("Posted to the wall", icon=":material/wall_art:")
+
+
 def rating_widget(run_id: str, item: str, saved: dict, on_rate, *args) -> None:
     """A thumbs up/down that writes to the run store as soon as it is clicked."""
     from aigc_core import data_loop
@@ -36,7 +73,7 @@ def rating_widget(run_id: str, item: str, saved: dict, on_rate, *args) -> None:
     def changed():
         value = st.session_state.get(key)
         if value is None:
-            data_loop.unrate(run_id, item, store=get_store())
+            data_loop.unrate(run_id, item, store=get_store(), actor=actor)
         else:
             on_rate(int(value), *args)
 
@@ -65,13 +102,14 @@ def data_loop_section(run) -> None:
     from aigc_core.data.catalog import list_datasets
 
     store = get_store()
-    counts = data_loop.rating_counts(run.id, store=store)
+    counts = data_loop.rating_counts(run.id, store=store, actor=actor)
     st.markdown("**The data loop.** Samples you give a thumbs up can join the original data. Train a new run on "
                 "the new set and the model sees more of what you liked.")
     c1, c2, c3 = st.columns(3)
     c1.metric("Liked", counts["up"])
     c2.metric("Not liked", counts["down"])
-    c3.metric("Ratings in the whole studio", len(store.ratings()))
+    c3.metric("Ratings in the whole studio" if actor.sees_everything else "Ratings you gave",
+              len(store.ratings(actor=actor)))
     if run.data_kind not in data_loop.RATEABLE_KINDS:
         st.info("Point sets have no data loop: a single point is not something to rate. Try it on images, "
                 "text or a table.")
@@ -89,12 +127,12 @@ def data_loop_section(run) -> None:
     repeat = int(c2.number_input("Copies of each liked sample", 1, data_loop.MAX_REPEAT, 1, key=f"loop_repeat:{run.id}",
                                  help="A few liked samples among thousands of originals barely change what the next "
                                       "model learns; copying each one a few times gives them more weight."))
-    plan = data_loop.loop_plan(run.id, name=name or None, store=store, repeat=repeat)
+    plan = data_loop.loop_plan(run.id, name=name or None, store=store, repeat=repeat, actor=actor)
     st.write(f"The new data set would hold: {plan.describe()}."
              + (f" Liked samples would be {plan.share:.1%} of it." if plan.added else ""))
     for note in plan.notes:
         st.caption(note)
-    liked = data_loop.liked(run.id, store=store)
+    liked = data_loop.liked(run.id, store=store, actor=actor)
     if liked:
         with st.expander(f"The {len(liked)} samples you liked"):
             if run.data_kind == "image":
@@ -109,7 +147,8 @@ def data_loop_section(run) -> None:
     if st.button("Make a data set from the original plus the samples you liked", type="primary",
                  icon=":material/add_photo_alternate:", disabled=plan.added == 0, key=f"loop_make:{run.id}"):
         with st.spinner("Saving the new data set ..."):
-            info, saved = data_loop.make_dataset_from_liked(run.id, name=name, store=store, repeat=repeat)
+            info, saved = data_loop.make_dataset_from_liked(run.id, name=name, store=store, repeat=repeat,
+                                                                actor=actor)
         set_current_dataset(info.name)
         st.session_state[made_key] = (info.name, saved.describe())
         st.rerun()  # the sidebar and the suggested name follow the new set
@@ -142,6 +181,7 @@ def show_image_samples(run, trainer, step: int, seed: int, knobs: dict) -> None:
                        icon=":material/download:")
     d2.download_button("Download all samples (ZIP)", zip_of_samples, file_name=f"{stem}.zip",
                        mime="application/zip", icon=":material/folder_zip:")
+    post_to_wall_button(run, image_png=png_bytes(grid), caption=f"seed {seed}, step {step}")
 
     if st.toggle("Show each sample beside its nearest training image (copy detection)", key="g_nn"):
         with guard("Copy detection"):
@@ -149,7 +189,7 @@ def show_image_samples(run, trainer, step: int, seed: int, knobs: dict) -> None:
 
     from aigc_core import data_loop as loop
 
-    saved = loop.ratings_by_item(run.id, store=get_store())
+    saved = loop.ratings_by_item(run.id, store=get_store(), actor=actor)
     rated = sum(1 for i in range(min(n, MAX_RATED)) if loop.image_item(step, seed, i, knobs) in saved)
     with st.expander(f"Rate these samples: thumbs up the ones you like ({rated} of these rated so far)",
                      icon=":material/thumbs_up_down:", expanded=rated > 0):
@@ -158,7 +198,7 @@ def show_image_samples(run, trainer, step: int, seed: int, knobs: dict) -> None:
 
         def rate(value, index):
             loop.rate_image(run.id, images[index], value, step=step, seed=seed, index=index, knobs=knobs,
-                            store=get_store())
+                            store=get_store(), actor=actor)
 
         shown = min(n, MAX_RATED)
         for start in range(0, shown, per_row):  # a row of columns at a time: reading (and tab) order follows the grid
@@ -308,10 +348,10 @@ def show_write(run, trainer, step: int, seed: int, knobs: dict) -> None:
                            icon=":material/content_copy:")
             else:
                 st.caption("A new item: it is not in the training data.")
-        saved = data_loop.ratings_by_item(run.id, store=get_store())
+        saved = data_loop.ratings_by_item(run.id, store=get_store(), actor=actor)
         rating_widget(run.id, data_loop.text_item(step, seed, 0, rest), saved,
                       lambda value: data_loop.rate_text(run.id, text, value, step=step, seed=seed, index=0,
-                                                        knobs=rest, store=get_store()))
+                                                        knobs=rest, store=get_store(), actor=actor))
     else:
         box.caption("Press Write to let the model continue the prompt.")
     with guard("The next-character chart"):
@@ -334,11 +374,11 @@ def show_text_samples(run, trainer, step: int, seed: int, knobs: dict) -> None:
     if lines:
         st.caption(f"{sum(copies)} of {n} items are in the training data word for word (marked 'copy'); "
                    "the others are new.")
-    saved = data_loop.ratings_by_item(run.id, store=get_store())
+    saved = data_loop.ratings_by_item(run.id, store=get_store(), actor=actor)
 
     def rate(value, index):
         data_loop.rate_text(run.id, texts[index], value, step=step, seed=seed, index=index, knobs=knobs,
-                            store=get_store())
+                            store=get_store(), actor=actor)
 
     for i, text in enumerate(texts):
         c1, c2 = st.columns([6, 1])
@@ -348,6 +388,7 @@ def show_text_samples(run, trainer, step: int, seed: int, knobs: dict) -> None:
             if copies[i]:
                 st.badge("copy", icon=":material/content_copy:", color="orange")
             rating_widget(run.id, data_loop.text_item(step, seed, i, knobs), saved, rate, i)
+    post_to_wall_button(run, text="\n\n".join(texts[:8]), caption=f"seed {seed}, step {step}")
     st.download_button("Download the samples (.txt)", ("\n" if lines else "\n\n").join(texts),
                        file_name=f"{run.id}_seed{seed}.txt", mime="text/plain", icon=":material/download:")
 
@@ -428,7 +469,7 @@ def show_table(run, trainer, step: int, seed: int, knobs: dict) -> None:
     n = int(st.number_input("Rows", 1, 100_000, 200, **keep("tb_n")))
     condition = knobs.get("condition") or {}
     frame = trainer.sample(n, seed, **knobs)
-    saved = data_loop.ratings_by_item(run.id, store=get_store())
+    saved = data_loop.ratings_by_item(run.id, store=get_store(), actor=actor)
     shown = frame.head(500).copy()
     marks = {1: "👍", 0: "👎"}
     shown.insert(0, "your rating", [marks.get(saved.get(data_loop.row_item(step, seed, i, condition)), "")
@@ -444,7 +485,7 @@ def show_table(run, trainer, step: int, seed: int, knobs: dict) -> None:
         if col.button(label, icon=icon, disabled=not rows, key=f"tb_rate{value}"):
             for i in rows:
                 data_loop.rate_row(run.id, data_loop.row_dict(frame, i), value, step=step, seed=seed,
-                                   index=i, condition=condition, store=get_store())
+                                   index=i, condition=condition, store=get_store(), actor=actor)
             st.toast(f"{len(rows)} row(s) {'kept' if value else 'rejected'}")
             st.rerun()
     from aigc_core.data.table import csv_bytes
@@ -618,7 +659,7 @@ def share_runs(run=None) -> None:
 
 with guard("The gallery"):
     store = get_store()
-    runs = [r for r in store.list() if r.status != "queued"]
+    runs = [r for r in store.list(actor=actor) if r.status != "queued"]
     if not runs:
         st.info("No trained runs yet. Press **Quick train** on the Home page (or start a run on the Train page); "
                 "it appears here after its first checkpoint.", icon=":material/info:")
@@ -636,7 +677,8 @@ with guard("The gallery"):
     if run_id != current_run():
         set_current_run(run_id)
         st.query_params["run"] = run_id
-    run = store.get(run_id)
+    run = store.get(run_id, actor=actor)
+    publish_toggle(run)
     st.caption(f"{status_label(run)} · {run.model} ({run.family}) on {run.dataset} · trained {run.step} steps in "
                f"{run.train_seconds:.0f} s")
     if run.status == "failed":

@@ -7,7 +7,9 @@ visitor presses a button.
 
 import streamlit as st
 
-from pages.common import get_store, guard, sampling_trainer, set_current_dataset, set_current_run
+from pages.common import acting, get_store, guard, sampling_trainer, set_current_dataset, set_current_run
+
+actor = acting("Home")
 
 st.title("AIGC Studio")
 st.markdown(
@@ -24,7 +26,7 @@ QUICK = {q.dataset: q for q in QUICK_STARTS}
 @st.fragment(run_every=1.0)
 def live(run_id: str) -> None:
     """Re-reads the run store every second; never waits on training."""
-    run = get_store().get(run_id)
+    run = get_store().get(run_id, actor=actor)
     st.progress(run.progress, text=f"{run.status} · step {run.step} · {run.train_seconds:.0f} s")
     frames = sorted((run.folder / "samples").glob("step_*.png"))
     if frames:
@@ -47,7 +49,7 @@ def starter_samples(run_ids: list[str]) -> None:
     from aigc_core.imaging import grid_image, upscale
 
     store = get_store()
-    runs = {i: store.get(i) for i in run_ids if store.exists(i)}
+    runs = {i: store.get(i, actor=actor) for i in run_ids if store.exists(i)}
     if not runs:
         st.info("The starter runs were deleted; press the button again to add them back.")
         return
@@ -89,7 +91,7 @@ with train_col:
         with guard("Starting the run"):
             from aigc_core.runs.api import make_config, submit
 
-            run = submit(make_config(model, dataset, preset="Quick"), store=get_store())
+            run = submit(make_config(model, dataset, preset="Quick", actor=actor), store=get_store(), actor=actor)
             set_current_dataset(dataset)
             set_current_run(run.id)
             st.query_params["run"] = run.id
@@ -98,7 +100,7 @@ with train_col:
     run_id = st.session_state.get("run_id") or st.query_params.get("run")
     if run_id:
         with guard("Showing the run"):
-            if get_store().get(run_id).owner != "starter":  # a starter was never trained here
+            if get_store().get(run_id, actor=actor).owner != "starter":  # a starter was never trained here
                 st.subheader("3. Watch it learn")
                 live(run_id)
 

@@ -12,11 +12,12 @@ import math
 
 import streamlit as st
 
-from pages.common import current_dataset, current_run, data_kind, film_strip, get_store, guard, run_label, \
-    set_current_dataset, set_current_run
+from pages.common import acting, current_dataset, current_run, data_kind, film_strip, get_store, \
+    guard, run_label, set_current_dataset, set_current_run
 
 #: statuses during which the live section refreshes itself
 LIVE = ("queued", "starting", "running", "paused")
+actor = acting("Train")
 st.title("Train")
 st.caption("Pick a data set, a model that can learn it and a preset, then press Start. Training runs in the "
            "background: you can leave this page, refresh it or open it in a second tab and come back to the run.")
@@ -107,12 +108,106 @@ def preset_caption(spec, preset: str) -> str:
     return "up to " + " or ".join(parts) if parts else ""
 
 
+def run_time_ceiling() -> float:
+    from aigc_core.room.limits import Limits
+
+    return Limits.from_env().max_run_seconds
+
+
+def typed_sets(spec, sets: dict, model_values: dict, train_values: dict) -> tuple[dict, dict]:
+    """The form's values with a link's (or the room preset's) settings typed and range-checked by the
+    configs' own rules; a setting neither config knows is refused with its name."""
+    from dataclasses import asdict
+
+    from aigc_core.config import TrainSettings, from_dict
+    from aigc_core.errors import UserError
+
+    model_keys = set(spec.config_cls.__dataclass_fields__)
+    train_keys = set(TrainSettings.__dataclass_fields__)
+    unknown = sorted(set(sets) - model_keys - train_keys)
+    if unknown:
+        raise UserError(f"the link sets {', '.join(unknown)}, which {spec.title} does not have")
+    m = {k: v for k, v in sets.items() if k in model_keys}
+    t = {k: v for k, v in sets.items() if k in train_keys and k not in model_keys}
+    typed_m = {k: v for k, v in asdict(from_dict(spec.config_cls, m)).items() if k in m}
+    typed_t = {k: v for k, v in asdict(from_dict(TrainSettings, t)).items() if k in t}
+    return model_values | typed_m, train_values | typed_t
+
+
+def settings_link(dataset: str, model: str, preset: str, chosen: dict, base: dict) -> str:
+    """This page's address with the form's choices (``?dataset=...&model=...&preset=...&set=k=v``);
+    with Custom, every setting that differs from where Custom starts. Never who you are."""
+    from urllib.parse import urlencode
+
+    params = [("dataset", dataset), ("model", model), ("preset", preset)]
+    if preset == "Custom":
+        for key, value in chosen.items():
+            if key in base and value != base[key]:
+                text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+                params.append(("set", f"{key}={text}"))
+    try:
+        here = str(st.context.url or "").split("?")[0]
+    except Exception:  # noqa: BLE001 - no browser address (tests): a relative link still works when pasted after it
+        here = ""
+    return f"{here}?{urlencode(params)}"
+
+
+def apply_choices(dataset: str | None, model: str | None, preset: str | None, sets: dict) -> None:
+    """Fill the form: data set, model, preset and settings (from a link or the room preset)."""
+    from aigc_core.data.catalog import dataset_info
+    from aigc_core.errors import UserError
+    from aigc_core.registry import get_model
+
+    kind = None
+    if dataset:
+        info = dataset_info(dataset, actor=actor)
+        st.session_state["tr_data"], kind = info.name, info.kind
+    if model:
+        spec = get_model(model)
+        kind = kind or spec.data_kind
+        st.session_state[f"tr_model_{kind}"] = spec.name
+        if sets:
+            preset = "Custom"  # settings are changed in Custom, which starts from Quick
+        if preset:
+            if preset not in [*spec.presets, "Custom"]:
+                raise UserError(f"{spec.title} has no preset {preset!r}")
+            st.session_state[f"tr_preset_{spec.name}"] = preset
+        st.session_state["tr_link"] = {"model": spec.name, "sets": dict(sets)}
+        for key in [k for k in st.session_state if str(k).startswith(f"tr_{spec.name}_Custom_")]:
+            del st.session_state[key]  # the widgets take the new values instead of what they held
+
+
+def link_and_room_preset() -> None:
+    """A settings link opened now fills the form once; the room preset is one click away."""
+    from aigc_core.room import board
+
+    params = st.query_params
+    wanted = (params.get("dataset"), params.get("model"), params.get("preset"), tuple(params.get_all("set")))
+    if any(wanted[:2]) and st.session_state.get("tr_link_seen") != wanted:
+        st.session_state["tr_link_seen"] = wanted
+        with guard("Opening the settings link"):
+            from aigc_core.config import parse_sets
+
+            apply_choices(wanted[0], wanted[1], wanted[2], parse_sets(list(wanted[3])))
+    room = board.room_preset()
+    if room:
+        words = " · ".join(f"{k} {v}" for k, v in room.items() if k != "settings")
+        extra = ", ".join(f"{k}={v}" for k, v in room.get("settings", {}).items())
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
+        c1.info(f"The teacher's room preset: {words}" + (f" · settings {extra}" if extra else ""),
+                icon=":material/school:")
+        if c2.button("Start from the room preset", key="tr_room_preset", icon=":material/bolt:"):
+            with guard("Using the room preset"):
+                apply_choices(room.get("dataset"), room.get("model"), room.get("preset"), room.get("settings", {}))
+                st.rerun()
+
+
 def new_run_form() -> None:
     from aigc_core.config import TrainSettings, describe
     from aigc_core.data.catalog import list_datasets
     from aigc_core.registry import all_models, models_for
 
-    sets = {d.name: d for d in list_datasets()}
+    sets = {d.name: d for d in list_datasets(actor=actor)}
     if not sets:
         st.warning("There is no data set yet. Add one on the Data page (or use a built-in set), then come back.",
                    icon=":material/warning:")
@@ -153,6 +248,14 @@ def new_run_form() -> None:
     model_fields, train_fields = describe(spec.config_cls), [f for f in describe(TrainSettings) if f["name"] != "device"]
     model_values = {f["name"]: f["default"] for f in model_fields} | base.get("model", {})
     train_values = {f["name"]: f["default"] for f in train_fields} | base.get("train", {})
+    ceiling = run_time_ceiling()
+    if ceiling:  # the time widget's maximum is the room's ceiling on one run
+        train_fields = [f | {"max": ceiling} if f["name"] == "max_seconds" else f for f in train_fields]
+        train_values["max_seconds"] = min(float(train_values.get("max_seconds") or ceiling), ceiling)
+    base_values = model_values | train_values
+    link = st.session_state.get("tr_link") or {}
+    if preset == "Custom" and link.get("model") == model and link.get("sets"):
+        model_values, train_values = typed_sets(spec, link["sets"], model_values, train_values)
     editable = preset == "Custom"
     prefix = f"tr_{model}_{preset}"
     label = "Settings (Custom: change anything)" if editable else f"Settings of the {preset} preset"
@@ -171,6 +274,11 @@ def new_run_form() -> None:
     with st.expander(f"How {spec.title} learns: the formulas, and how to read its curves", icon=":material/school:"):
         explain(spec, chosen_model)
 
+    with st.popover("Copy a link to these settings", icon=":material/link:"):
+        st.caption("Anyone in the room who opens this link gets this form filled in the same way.")
+        st.code(settings_link(dataset, model, preset, {**chosen_model, **chosen_train}, base_values), language=None,
+                wrap_lines=True)
+
     c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
     device_field = next(f for f in describe(TrainSettings) if f["name"] == "device")
     device = c1.selectbox("Device", devices(), key="tr_device", help=device_field["help"] + " Only the devices this "
@@ -182,8 +290,8 @@ def new_run_form() -> None:
             from aigc_core.runs.api import make_config, submit
 
             config = make_config(model, dataset, preset=None if preset == "Custom" else preset,
-                                 model_set=chosen_model, train_set=chosen_train | {"device": device})
-            run = submit(config, name=(name or "").strip() or None, store=get_store())
+                                 model_set=chosen_model, train_set=chosen_train | {"device": device}, actor=actor)
+            run = submit(config, name=(name or "").strip() or None, store=get_store(), actor=actor)
             set_current_dataset(dataset)
             set_current_run(run.id)
             st.session_state["tr_run"] = run.id
@@ -328,9 +436,9 @@ def act(run_id: str, action: str) -> None:
 
     try:
         if action == "resume":
-            resume(run_id, store=get_store())
+            resume(run_id, store=get_store(), actor=actor)
         else:
-            get_store().request(run_id, action)
+            get_store().request(run_id, action, actor=actor)
     except UserError as exc:
         st.session_state["tr_action_error"] = str(exc)
 
@@ -353,7 +461,7 @@ def controls(run) -> None:
 
 
 def status_row(run) -> None:
-    from aigc_core.runs.queue import queue_position
+    from aigc_core.runs.queue import queue_place
 
     store = get_store()
     c1, c2, c3, c4 = st.columns(4)
@@ -370,9 +478,17 @@ def status_row(run) -> None:
     c4.metric(f"Speed ({data_kind(run.data_kind).noun}/s)", f"{run.samples_per_s:,.0f}" if run.samples_per_s else "–",
               help="Training examples (images, characters, rows or points) per second over the last logging interval.")
     if run.status == "queued":
-        ahead = queue_position(store, run.id)
-        st.info(f"Waiting for a free training slot ({'next in the queue' if not ahead else f'{ahead} run(s) ahead'}). "
-                "Runs train one after another so the machine is never overloaded.", icon=":material/hourglass_empty:")
+        place = queue_place(store, run.id)
+        if place is not None:
+            where = "next in the queue" if not place.ahead else f"{place.ahead} run(s) ahead"
+            wait = ("" if place.wait_seconds is None else
+                    f"; expected to start in about {fmt_seconds(place.wait_seconds)}" if place.wait_seconds else
+                    "; starting now")
+            st.info(f"Waiting for a free training slot ({where}{wait}). Slots go round-robin between people, so "
+                    "everyone's runs take turns and the machine is never overloaded.", icon=":material/hourglass_empty:")
+    elif run.status == "paused" and not run.holds_slot:
+        st.info(run.message or "Paused; its training slot went back to the queue. Resume puts it back in the queue.",
+                icon=":material/pause_circle:")
     text = f"{run.progress:.0%} · {fmt_seconds(run.train_seconds)} of training"
     if run.max_seconds:
         text += f" (budget {fmt_seconds(run.max_seconds)})"
@@ -453,7 +569,7 @@ def live_view(run_id: str, watching_live: bool) -> None:
 
     store = get_store()
     store.refresh()
-    run = store.get(run_id)
+    run = store.get(run_id, actor=actor)
     if (run.status in LIVE) != watching_live:
         st.rerun()  # it ended (or was resumed): redraw the whole page, with or without the timer
     st.markdown(f"### {run.name}")
@@ -490,7 +606,7 @@ def runs_table(runs=None) -> None:
     """Every run, newest first; re-read every few seconds while one of them is training."""
     import pandas as pd
 
-    runs = runs if runs is not None else get_store().list()
+    runs = runs if runs is not None else get_store().list(actor=actor)
 
     table = pd.DataFrame([{
         "Name": r.name, "Status": r.status, "Model": r.model, "Data set": r.dataset, "Step": r.step,
@@ -512,6 +628,7 @@ def runs_table(runs=None) -> None:
 
 st.subheader("Start a run")
 with guard("The training form"):
+    link_and_room_preset()
     new_run_form()
 
 st.divider()
@@ -521,11 +638,11 @@ with guard("The run list"):
 
     store = get_store()
     dispatch(store)  # start a queued run if a training slot has become free
-    runs = store.list()
+    runs = store.list(actor=actor)
     ids = [r.id for r in runs]
     url_run = st.query_params.get("run")
     if url_run and url_run not in ids:
-        st.warning(f"There is no run {url_run!r} in this workspace (it may have been deleted); showing another one.",
+        st.warning(f"There is no run {url_run!r} of yours here (it may have been deleted); showing another one.",
                    icon=":material/warning:")
     if not runs:
         st.info("No runs yet: start one above.", icon=":material/info:")

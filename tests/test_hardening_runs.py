@@ -206,7 +206,7 @@ def test_a_worker_whose_run_was_handed_on_stops_at_once_without_writing(fresh_ho
 
 def test_an_existing_runs_db_without_the_claim_column_is_migrated(tmp_path):
     path = tmp_path / "old.db"
-    old_schema = store_module.SCHEMA.replace(",\n    claim TEXT\n", "\n")
+    old_schema = store_module.SCHEMA.replace(",\n    claim TEXT,\n    user TEXT,\n    published INTEGER NOT NULL DEFAULT 0\n", "\n")
     assert "claim" not in old_schema
     conn = sqlite3.connect(path)
     conn.executescript(old_schema)

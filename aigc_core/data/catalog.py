@@ -5,6 +5,13 @@ use (deterministic for their seed) and cached under ``$AIGC_HOME/cache``.
 Uploads are imported by the data modules and saved with :func:`save_uploaded`
 under ``$AIGC_HOME/datasets/<name>/`` (``meta.json`` plus a data file); they
 persist until :func:`delete_dataset`.
+
+An uploaded set belongs to whoever saved it (``owner`` in its ``meta.json``;
+a set from before workshop mode is the single local user's); built-ins belong
+to nobody. A participant lists, trains on and deletes only their own sets,
+the ones others published to the room, and the built-ins
+(:mod:`aigc_core.room.policy`), and keeps at most ``AIGC_MAX_USER_DATASETS``
+sets and ``AIGC_MAX_USER_BYTES`` bytes.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from typing import Callable
 
 from ..errors import UserError
 from ..paths import datasets_dir, write_atomic
+from ..room.identity import LOCAL, Actor
+from ..room.policy import can_see, check_change, check_see
 
 # Modules that define built-in sets and the loaders for uploaded kinds. Each
 # registers itself on import.
@@ -43,6 +52,10 @@ class DatasetInfo:
     builtin: bool
     needs_download: bool = False
     summary: dict = field(default_factory=dict)
+    #: who uploaded it (None for a built-in)
+    owner: str | None = None
+    #: shown to the whole room
+    published: bool = False
 
 
 @dataclass
@@ -115,8 +128,13 @@ def free_name(wanted: str, taken: set[str] | None = None) -> str:
     return name
 
 
-def list_datasets(kind: str | None = None) -> list[DatasetInfo]:
-    """Built-ins first (in registration order), then uploads (newest first)."""
+def _upload_info(meta: dict) -> DatasetInfo:
+    return DatasetInfo(meta["name"], meta["kind"], meta.get("description", ""), False, False, meta.get("summary", {}),
+                       owner=str(meta.get("owner") or "local"), published=bool(meta.get("published")))
+
+
+def list_datasets(kind: str | None = None, *, actor: Actor = LOCAL) -> list[DatasetInfo]:
+    """Built-ins first (in registration order), then the uploads ``actor`` may see (newest first)."""
     _ensure_loaded()
     out = [b.info for b in _BUILTINS.values()]
     uploads = []
@@ -125,23 +143,63 @@ def list_datasets(kind: str | None = None) -> list[DatasetInfo]:
             continue
         try:
             meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
+            info = _upload_info(meta)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
-        uploads.append((meta.get("created", 0), DatasetInfo(meta["name"], meta["kind"], meta.get("description", ""), False, False, meta.get("summary", {}))))
+        if can_see(actor, info.owner, info.published):
+            uploads.append((meta.get("created", 0), info))
     out += [info for _, info in sorted(uploads, key=lambda t: -t[0])]
     if kind:
         out = [d for d in out if d.kind == kind]
     return out
 
 
-def dataset_info(name: str) -> DatasetInfo:
+def dataset_info(name: str, *, actor: Actor = LOCAL) -> DatasetInfo:
+    """The data set called ``name``, if ``actor`` may see it."""
     _ensure_loaded()
     if name not in _BUILTINS:
         name = check_name(name)
     for info in list_datasets():
         if info.name == name:
+            check_see(actor, info.owner, info.published, what="data set")
             return info
     raise UserError(f"no data set called {name!r}; `python -m aigc_core datasets` lists them")
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def user_data_usage(actor: Actor) -> tuple[int, int]:
+    """(data sets, bytes on disk) that ``actor`` uploaded."""
+    count = used = 0
+    for info in list_datasets(actor=actor):
+        if not info.builtin and info.owner == actor.name:
+            count += 1
+            used += _folder_bytes(datasets_dir() / info.name)
+    return count, used
+
+
+def check_room_for_upload(actor: Actor, adding_bytes: int = 0) -> None:
+    """Refuse early (before an upload is read) when ``actor`` is already at a
+    data-set limit; :func:`save_uploaded` checks the exact size again."""
+    from ..room.limits import check_user_data
+
+    count, used = user_data_usage(actor)
+    check_user_data(actor, count, used, adding_bytes)
+
+
+def publish_dataset(name: str, published: bool = True, *, actor: Actor = LOCAL) -> DatasetInfo:
+    """Show an uploaded data set to the whole room (or take it back)."""
+    info = dataset_info(name, actor=actor)
+    if info.builtin:
+        raise UserError(f"{name!r} is built in: everyone sees it already")
+    check_change(actor, info.owner, what="data set")
+    meta_path = datasets_dir() / info.name / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["published"] = bool(published)
+    write_atomic(meta_path, json.dumps(meta, indent=2).encode())
+    return _upload_info(meta)
 
 
 def load_dataset(name: str):
@@ -165,9 +223,11 @@ def load_dataset(name: str):
                         f"{str(exc)[:120]}); delete it on the Data page and upload it again") from exc
 
 
-def save_uploaded(data, *, overwrite: bool = False, extra_meta: dict | None = None) -> DatasetInfo:
-    """Persist an imported data set under its name; refuses to replace a built-in
-    or (unless ``overwrite``) an existing upload.
+def save_uploaded(data, *, overwrite: bool = False, extra_meta: dict | None = None,
+                  actor: Actor = LOCAL) -> DatasetInfo:
+    """Persist an imported data set under its name, owned by ``actor``; refuses
+    to replace a built-in, someone else's set, or (unless ``overwrite``) an
+    existing upload, and a participant's set that would go over their limits.
 
     The files are written to a folder of their own and renamed into place
     whole, so a reader never sees half a data set. Two sessions saving the
@@ -181,16 +241,27 @@ def save_uploaded(data, *, overwrite: bool = False, extra_meta: dict | None = No
     name = check_name(data.name)
     if name in _BUILTINS:
         raise UserError(f"{name!r} is the name of a built-in data set; choose another name")
+    from ..room.limits import check_user_data
+
     folder = datasets_dir() / name
     if folder.exists() and not overwrite:
         raise _name_taken(name)
+    replaced = None
+    if folder.exists():
+        replaced = dataset_info(name)
+        check_change(actor, replaced.owner, what="data set")
+    count, used = user_data_usage(actor) if actor.role == "participant" else (0, 0)
+    if replaced is not None and replaced.owner == actor.name:
+        count, used = count - 1, used - _folder_bytes(folder)
+    check_user_data(actor, count, used, new=True)
     save, _ = _UPLOAD_CODECS[data.kind]
     datasets_dir().mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".incoming", dir=datasets_dir()))
     try:
         save(data, tmp)
+        check_user_data(actor, count, used, _folder_bytes(tmp), new=True)
         meta = dict(name=name, kind=data.kind, description=getattr(data, "description", ""),
-                    summary=data.summary(), created=time.time(), **(extra_meta or {}))
+                    summary=data.summary(), created=time.time(), **(extra_meta or {}), owner=actor.name)
         write_atomic(tmp / "meta.json", json.dumps(meta, indent=2).encode())
         old = None
         if overwrite and folder.exists():
@@ -200,7 +271,7 @@ def save_uploaded(data, *, overwrite: bool = False, extra_meta: dict | None = No
             shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already unless something failed
-    return DatasetInfo(name, data.kind, meta["description"], False, False, meta["summary"])
+    return _upload_info(meta)
 
 
 def _name_taken(name: str) -> UserError:
@@ -237,7 +308,7 @@ def _move_aside(folder: Path, why: str) -> Path | None:
     return aside
 
 
-def delete_dataset(name: str) -> None:
+def delete_dataset(name: str, *, actor: Actor = LOCAL) -> None:
     _ensure_loaded()
     if name in _BUILTINS:
         raise UserError(f"{name!r} is built in and cannot be deleted")
@@ -245,6 +316,8 @@ def delete_dataset(name: str) -> None:
     folder = datasets_dir() / name
     if not (folder / "meta.json").exists():
         raise UserError(f"no uploaded data set called {name!r}")
+    info = dataset_info(name, actor=actor)
+    check_change(actor, info.owner, what="data set")
     # out of sight in one step, so nobody loads a half-deleted set
     aside = _move_aside(folder, "deleting")
     if aside is None:

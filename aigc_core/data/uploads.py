@@ -175,10 +175,16 @@ def import_images(source: bytes | str | Path, name: str, size: int = 28, channel
 
 def import_and_save(source: bytes | str | Path, name: str, size: int = 28, channels: int = 1,
                     filename: str | None = None, overwrite: bool = False,
-                    progress: Callable[[int, int], None] | None = None) -> ImportReport:
-    """Import (as :func:`import_images`) and register the result under ``name``;
-    it then appears in ``list_datasets()`` and persists until deleted."""
+                    progress: Callable[[int, int], None] | None = None, *, actor=None) -> ImportReport:
+    """Import (as :func:`import_images`) and register the result under ``name``
+    as ``actor``'s (default: the single local user); it then appears in
+    ``list_datasets()`` and persists until deleted."""
+    from ..room.identity import LOCAL
+    from .catalog import check_room_for_upload
+
+    actor = actor or LOCAL
     name = check_name(name)
+    check_room_for_upload(actor)  # before reading a byte of the upload
     existing = {d.name: d for d in list_datasets()}
     if name in existing and (existing[name].builtin or not overwrite):
         what = "a built-in data set" if existing[name].builtin else "a data set you already have"
@@ -187,7 +193,7 @@ def import_and_save(source: bytes | str | Path, name: str, size: int = 28, chann
     report = import_images(source, name, size=size, channels=channels, filename=filename, progress=progress)
     extra = dict(source=filename or (str(source) if isinstance(source, (str, Path)) else None),
                  accepted=report.accepted, rejected=len(report.rejected))
-    info: DatasetInfo = save_uploaded(report.data, overwrite=overwrite, extra_meta=extra)
+    info: DatasetInfo = save_uploaded(report.data, overwrite=overwrite, extra_meta=extra, actor=actor)
     report.notes.append(f"saved as data set {info.name!r}")
     return report
 

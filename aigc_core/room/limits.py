@@ -68,6 +68,16 @@ class Limits:
     max_frames: int = 200
     #: ``AIGC_MAX_METRIC_POINTS``: logged points kept per run and metric (older ones are thinned)
     max_metric_points: int = 5000
+    #: ``AIGC_MAX_ACTIVE_RUNS``: runs one participant may have queued or training at once (workshop mode)
+    max_active_runs: int = 2
+    #: ``AIGC_MAX_USER_BYTES``: bytes of uploaded data sets one participant may keep on disk (workshop mode)
+    max_user_bytes: int = 500_000_000
+    #: ``AIGC_MAX_USER_DATASETS``: data sets one participant may keep (workshop mode)
+    max_user_datasets: int = 10
+    #: ``AIGC_PAUSE_RELEASE_SECONDS``: a paused run gives its training slot back after this long
+    pause_release_seconds: float = 180.0
+    #: ``AIGC_TRAIN_THREADS``: CPU threads of one training process; 0 = the machine's cores less one
+    train_threads: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Limits":
@@ -105,6 +115,20 @@ def _default_run_ceiling(workshop: bool) -> float:
     from ..train.device import pick_device
 
     return 600.0 if pick_device("auto").type == "cpu" else 0.0
+
+
+def train_threads(limits: Limits | None = None) -> int:
+    """CPU threads a training process uses: ``AIGC_TRAIN_THREADS``, else every
+    core but one, which stays with the server (measured on 2 cores: a worker
+    on both cores made page loads take up to 19 s)."""
+    limits = limits or Limits.from_env()
+    if limits.train_threads:
+        return int(limits.train_threads)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 # ---- sizes in words --------------------------------------------------------------
@@ -415,6 +439,37 @@ def apply_time_ceiling(train: dict, limits: Limits | None = None) -> dict:
         raise UserError(f"a run may train for at most {ceiling:g} seconds here (AIGC_MAX_RUN_SECONDS); "
                         f"this one asks for {asked:g}; lower the time budget")
     return {**train, "max_seconds": asked or float(ceiling)}
+
+
+def check_active_runs(actor, active: int, limits: Limits | None = None) -> None:
+    """Refuse (UserError) a participant's new or resumed run when they already
+    have ``active`` runs queued or training and that is the limit. The teacher
+    and the single local user have no such limit."""
+    limits = limits or Limits.from_env()
+    if actor.role != "participant" or not limits.max_active_runs or active < limits.max_active_runs:
+        return
+    raise UserError(f"you already have {active} run(s) queued or training; the limit here is "
+                    f"{limits.max_active_runs} at once per person (AIGC_MAX_ACTIVE_RUNS); wait for one to finish "
+                    "or stop one to make room")
+
+
+def check_user_data(actor, count: int, used_bytes: int, adding_bytes: int = 0, *, new: bool = True,
+                    limits: Limits | None = None) -> None:
+    """Refuse (UserError) a participant's upload when they would have more data
+    sets than ``AIGC_MAX_USER_DATASETS`` or more bytes on disk than
+    ``AIGC_MAX_USER_BYTES``. ``count`` and ``used_bytes`` are what they keep
+    now; ``new`` is False when the upload replaces one of theirs."""
+    limits = limits or Limits.from_env()
+    if actor.role != "participant":
+        return
+    free = "delete one of your data sets on the Data page (`python -m aigc_core datasets --user NAME` lists them)"
+    if new and limits.max_user_datasets and count >= limits.max_user_datasets:
+        raise UserError(f"you already keep {count} data set(s); the limit here is {limits.max_user_datasets} per "
+                        f"person (AIGC_MAX_USER_DATASETS); {free} to make room")
+    if limits.max_user_bytes and used_bytes + adding_bytes > limits.max_user_bytes:
+        adding = f"this one needs {bytes_words(adding_bytes)} on disk and " if adding_bytes else ""
+        raise UserError(f"{adding}your data sets already use {bytes_words(used_bytes)}; the limit here is "
+                        f"{bytes_words(limits.max_user_bytes)} per person (AIGC_MAX_USER_BYTES); {free} to free room")
 
 
 def check_weights(path, limits: Limits | None = None, device: torch.device | str = "cpu") -> int:

@@ -10,7 +10,8 @@ none of these rules ever refuses anything.
 - The teacher sees and controls everything.
 - Training slots go round-robin between people: among the queued runs, the
   next one belongs to whoever has the fewest runs training now plus ahead of it
-  in their own queue; ties go to the earlier request.
+  in their own queue; ties go to whoever was served longest ago (a slot last
+  went to them earliest, or never), then to the earlier request.
 """
 
 from __future__ import annotations
@@ -58,20 +59,26 @@ class Waiting:
     seconds: float = 0.0
 
 
-def fair_order(queued: list[Waiting], active_by_user: dict[str, int]) -> list[Waiting]:
+def fair_order(queued: list[Waiting], active_by_user: dict[str, int],
+               last_served: dict[str, float] | None = None) -> list[Waiting]:
     """Queued runs in the order they get slots: round-robin between people.
 
     A run's round is how many runs its owner has training now plus how many of
     the owner's own queued runs were requested before it; lower rounds go
-    first, then earlier requests. With one slot, alice's two runs and then
-    bob's one: alice's first (round 0), bob's (round 0, later), alice's second
-    (round 1)."""
+    first, then whoever got a slot longest ago (``last_served``: person -> when
+    their latest run started; never = first), then earlier requests. With one
+    slot, alice's two runs and then bob's one: alice's first (round 0), bob's
+    (round 0, later), alice's second (round 1); and once alice's first has
+    finished, her second and bob's are both round 0, but alice was served
+    last, so bob's still goes first."""
+    last_served = last_served or {}
     seen: dict[str, int] = {}
     keyed = []
     for w in sorted(queued, key=lambda w: (w.created, w.run_id)):
         ahead = seen.get(w.user, 0)
         seen[w.user] = ahead + 1
-        keyed.append(((active_by_user.get(w.user, 0) + ahead, w.created, w.run_id), w))
+        served = last_served.get(w.user, float("-inf"))
+        keyed.append(((active_by_user.get(w.user, 0) + ahead, served, w.created, w.run_id), w))
     return [w for _, w in sorted(keyed, key=lambda kw: kw[0])]
 
 

@@ -7,6 +7,11 @@ A run config is a plain dict::
      "train": {...every field of TrainSettings...}}
 
 It is written to ``runs/<id>/config.json`` and is all a worker needs.
+
+Every call takes the ``actor`` it acts for (default: the single local user):
+a participant trains only on data sets they may see, has at most
+``AIGC_MAX_ACTIVE_RUNS`` runs queued or training, and controls, exports or
+samples only runs the room's rules allow (:mod:`aigc_core.room.policy`).
 """
 
 from __future__ import annotations
@@ -28,18 +33,19 @@ from ..data.uploads import open_zip
 from ..errors import UserError
 from ..paths import runs_dir
 from ..registry import get_model
-from ..room.limits import Limits, apply_time_ceiling, check_cost
+from ..room.identity import LOCAL, Actor
+from ..room.limits import Limits, apply_time_ceiling, check_active_runs, check_cost
 from .checkpoint import PICKLE_SUFFIXES, latest_checkpoint, load_state, refusal_message
 from .folder import RunFolder
 from .queue import claim, dispatch
-from .store import MAX_NAME, RunStore, clean_name
+from .store import HOLDS_SLOT, MAX_NAME, RunStore, clean_name
 
 
 def make_config(model: str, dataset: str, *, preset: str | None = None, model_set: dict | None = None,
-                train_set: dict | None = None) -> dict:
+                train_set: dict | None = None, actor: Actor = LOCAL) -> dict:
     """A complete, validated run config: preset values first, then the user's."""
     spec = get_model(model)
-    info = dataset_info(dataset)
+    info = dataset_info(dataset, actor=actor)
     if info.kind != spec.data_kind:
         raise UserError(f"{spec.title} trains on {spec.data_kind} data, but {dataset!r} is {info.kind} data; "
                         f"choose a {spec.data_kind} data set or another model")
@@ -71,18 +77,29 @@ def make_config(model: str, dataset: str, *, preset: str | None = None, model_se
     return config
 
 
-def submit(config: dict, *, name: str | None = None, store: RunStore | None = None, start: bool = True):
+def active_runs(store: RunStore, actor: Actor) -> int:
+    """How many runs ``actor`` has queued or training (a paused run that gave its slot back does not count)."""
+    rows = store._query(f"SELECT COUNT(*) AS n FROM runs WHERE user IS ? AND (status = 'queued' OR {HOLDS_SLOT})",
+                        (actor.name,))
+    return int(rows[0]["n"])
+
+
+def submit(config: dict, *, name: str | None = None, store: RunStore | None = None, start: bool = True,
+           actor: Actor = LOCAL):
     """Queue a run for a background worker (and start it if a slot is free)."""
     store = store or RunStore()
     spec = get_model(config["model"])
+    dataset_info(config["dataset"], actor=actor)
+    check_active_runs(actor, active_runs(store, actor))
     run = store.create(model=spec.name, family=spec.family, dataset=config["dataset"], data_kind=spec.data_kind,
-                       config=config, name=name)
+                       config=config, name=name, actor=actor)
     if start:
         dispatch(store)
     return store.get(run.id)
 
 
-def run_in_foreground(config: dict, *, name: str | None = None, store: RunStore | None = None, echo=print):
+def run_in_foreground(config: dict, *, name: str | None = None, store: RunStore | None = None, echo=print,
+                      actor: Actor = LOCAL):
     """Train in this process (the command line's ``train`` without ``--detach``).
 
     The run still waits its turn in the queue, so it never oversubscribes the
@@ -91,8 +108,10 @@ def run_in_foreground(config: dict, *, name: str | None = None, store: RunStore 
 
     store = store or RunStore()
     spec = get_model(config["model"])
+    dataset_info(config["dataset"], actor=actor)
+    check_active_runs(actor, active_runs(store, actor))
     run = store.create(model=spec.name, family=spec.family, dataset=config["dataset"], data_kind=spec.data_kind,
-                       config=config, name=name, owner="foreground")
+                       config=config, name=name, owner="foreground", actor=actor, pid=os.getpid())
     echo(f"run {run.id}")
     told = False
     while not claim(store, run.id):
@@ -107,21 +126,40 @@ def run_in_foreground(config: dict, *, name: str | None = None, store: RunStore 
     return store.get(run.id)
 
 
-def resume(run_id: str, store: RunStore | None = None):
+def resume(run_id: str, store: RunStore | None = None, *, actor: Actor = LOCAL):
+    """Resume a run: a paused run that still holds its slot carries on; any
+    other goes back to the queue (within the actor's limit of active runs)."""
     store = store or RunStore()
     store.refresh()
-    run = store.request(run_id, "resume")
+    run = store.get_to_change(run_id, actor)
+    if run.status != "queued" and not run.holds_slot:
+        check_active_runs(actor, active_runs(store, actor))
+    run = store.request(run_id, "resume", actor=actor)
     dispatch(store)
     return store.get(run.id)
 
 
+def control(run_id: str, action: str, store: RunStore | None = None, *, actor: Actor = LOCAL):
+    """Pause, resume, stop, publish, unpublish or delete a run, as ``actor``."""
+    store = store or RunStore()
+    if action == "resume":
+        return resume(run_id, store, actor=actor)
+    if action in ("publish", "unpublish"):
+        return store.publish(run_id, action == "publish", actor=actor)
+    if action == "delete":
+        run = store.get_to_change(run_id, actor)
+        store.delete(run_id, actor=actor)
+        return run
+    return store.request(run_id, action, actor=actor)
+
+
 # ---- export / import ------------------------------------------------------------
 
-def export_run(run_id: str, store: RunStore | None = None) -> bytes:
+def export_run(run_id: str, store: RunStore | None = None, *, actor: Actor = LOCAL) -> bytes:
     """A zip with config.json, the latest weights (model.safetensors), a short
     model card and the latest film-strip frame."""
     store = store or RunStore()
-    run = store.get(run_id)
+    run = store.get(run_id, actor=actor)
     found = latest_checkpoint(run.folder.checkpoints)
     if not found:
         raise UserError(f"run {run_id} has no checkpoint yet; let it train a little first")
@@ -196,7 +234,7 @@ def _validated_import(config, filename: str) -> tuple[dict, dict]:
     return clean, fields
 
 
-def import_run(data: bytes, filename: str = "run.zip", store: RunStore | None = None):
+def import_run(data: bytes, filename: str = "run.zip", store: RunStore | None = None, *, actor: Actor = LOCAL):
     """Import a run exported by the studio. Pickled files are refused.
 
     All or nothing: everything is read and checked before anything is written;
@@ -252,7 +290,7 @@ def import_run(data: bytes, filename: str = "run.zip", store: RunStore | None = 
     try:
         store.insert(run_id, folder, model=spec.name, family=spec.family, dataset=config["dataset"],
                      data_kind=spec.data_kind, config=config, owner="worker", status="completed",
-                     message="imported from an exported run", finished=time.time(), **fields)
+                     message="imported from an exported run", finished=time.time(), user=actor.name, **fields)
     except BaseException:
         shutil.rmtree(folder.path, ignore_errors=True)
         raise

@@ -197,22 +197,25 @@ class RunFolder:
         return self._stride
 
     # ---- the ratings file ---------------------------------------------------------------
-    def append_rating(self, item: str, rating: int | None, payload: dict | None, created: float) -> None:
-        """A copy of each rating (None = taken back) for ``repair``; the last line per item wins."""
+    def append_rating(self, item: str, rating: int | None, payload: dict | None, created: float,
+                      user: str = "local") -> None:
+        """A copy of each rating (None = taken back) for ``repair``; the last line per item and user wins."""
         if self.exists():
             with open(self.ratings_file, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"item": item, "rating": rating, "payload": payload, "created": created}) + "\n")
+                fh.write(json.dumps({"item": item, "rating": rating, "payload": payload, "created": created,
+                                     "user": user}) + "\n")
 
-    def read_ratings(self) -> dict[str, tuple[int, dict, float]]:
-        """item -> (rating, payload, created) as the ratings file last left them."""
-        out: dict[str, tuple[int, dict, float]] = {}
+    def read_ratings(self) -> dict[tuple[str, str], tuple[int, dict, float]]:
+        """(item, user) -> (rating, payload, created) as the ratings file last left them
+        (a line from before ratings had a user is the single local user's)."""
+        out: dict[tuple[str, str], tuple[int, dict, float]] = {}
         if not self.ratings_file.exists():
             return out
         with open(self.ratings_file, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 try:
                     row = json.loads(line)
-                    item = str(row["item"])
+                    item = (str(row["item"]), str(row.get("user") or "local"))
                     if row["rating"] is None:
                         out.pop(item, None)
                     else:

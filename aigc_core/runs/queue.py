@@ -8,6 +8,11 @@ runs; it claims slots inside one IMMEDIATE transaction and starts a worker
 process (``python -m aigc_core worker RUN_ID --claim TOKEN``) for each claimed
 run. Each claim writes a fresh random token into the run's row; the worker's
 writes name it, so a worker whose run was handed on can no longer write.
+
+Slots go round-robin between people (:func:`aigc_core.room.policy.fair_order`):
+with one slot, alice's two runs and then bob's one, bob's run starts before
+alice's second. A run waiting for its ``train`` command in the foreground
+takes its place in the same order; the command claims it itself.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import secrets
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from .store import ACTIVE, RunStore
+from ..room.policy import Waiting, expected_wait, fair_order
+from .store import HOLDS_SLOT, RunStore
 
 _children: list[subprocess.Popen] = []
 
@@ -46,28 +53,98 @@ def _reap() -> None:
             _children.remove(child)
 
 
+def _seconds_per_step(conn) -> dict[str, float]:
+    """model -> training seconds per step, from this workspace's finished runs (the median)."""
+    speeds: dict[str, list[float]] = {}
+    for model, seconds, step in conn.execute(
+            "SELECT model, train_seconds, step FROM runs WHERE status = 'completed' AND step > 0 AND train_seconds > 0"):
+        speeds.setdefault(model, []).append(seconds / step)
+    return {m: sorted(v)[len(v) // 2] for m, v in speeds.items()}
+
+
+def _expected_seconds(max_seconds: float, steps: int, done_seconds: float, done_steps: int,
+                      per_step: float | None) -> float | None:
+    """Training seconds a run still needs: its time budget, or its steps at the
+    speed its model had here before, whichever ends first (None = unknown)."""
+    left = []
+    if max_seconds:
+        left.append(max(0.0, max_seconds - done_seconds))
+    if steps and per_step is not None:
+        left.append(max(0, steps - done_steps) * per_step)
+    return min(left) if left else None
+
+
+def _queue_state(conn) -> tuple[list[Waiting], dict[str, int], list[float | None], dict[str, str]]:
+    """(queued runs as the fair order sees them, slot-holding runs per person,
+    seconds left of each slot-holding run, run id -> who trains it)."""
+    speeds = _seconds_per_step(conn)
+    queued, owners = [], {}
+    for rid, user, created, model, max_s, steps, done_s, done_steps, owner in conn.execute(
+            "SELECT id, user, created, model, max_seconds, total_steps, train_seconds, step, owner FROM runs"
+            " WHERE status = 'queued'"):
+        seconds = _expected_seconds(max_s, steps, done_s, done_steps, speeds.get(model))
+        queued.append(Waiting(rid, user or "", created, -1.0 if seconds is None else seconds))
+        owners[rid] = owner
+    active: dict[str, int] = {}
+    busy: list[float | None] = []
+    for user, status, model, max_s, steps, done_s, done_steps in conn.execute(
+            f"SELECT user, status, model, max_seconds, total_steps, train_seconds, step FROM runs WHERE {HOLDS_SLOT}"):
+        active[user or ""] = active.get(user or "", 0) + 1
+        busy.append(_expected_seconds(max_s, steps, done_s, done_steps, speeds.get(model)))
+    served = {user or "": when for user, when in conn.execute(
+        "SELECT user, MAX(started) FROM runs WHERE started IS NOT NULL GROUP BY user")}
+    return fair_order(queued, active, served), active, busy, owners
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    """Where a queued run stands: ``ahead`` runs start before it; it should
+    start in about ``wait_seconds`` (None when a run ahead has no known length)."""
+
+    ahead: int
+    wait_seconds: float | None
+    slots: int
+
+
+def queue_place(store: RunStore, run_id: str) -> QueuePlace | None:
+    """The run's place in the fair queue, or None when it is not waiting."""
+    conn = store.connect()
+    try:
+        order, _, busy, _ = _queue_state(conn)
+    finally:
+        conn.close()
+    ids = [w.run_id for w in order]
+    if run_id not in ids:
+        return None
+    slots = max_jobs()
+    index = ids.index(run_id)
+    known = all(b is not None for b in busy) and all(w.seconds >= 0 for w in order[:index])
+    wait = expected_wait(order, run_id, slots, [b or 0.0 for b in busy]) if known else None
+    return QueuePlace(index, wait, slots)
+
+
 def queue_position(store: RunStore, run_id: str) -> int:
-    """How many queued runs are ahead of this one (0 = next)."""
-    queued = [r.id for r in sorted(store.list(statuses=("queued",)), key=lambda r: r.created)]
-    return queued.index(run_id) if run_id in queued else 0
+    """How many queued runs start before this one (0 = next), in the fair order."""
+    place = queue_place(store, run_id)
+    return place.ahead if place else 0
 
 
 def claim(store: RunStore, run_id: str | None = None) -> list[str]:
-    """Claim free slots for queued runs (or for one given run); returns the ids claimed."""
+    """Claim free slots for queued runs in the fair order (or for one given
+    run, when its turn has come); returns the ids claimed."""
     store.refresh()
     with store.transaction() as conn:
-        active = conn.execute(
-            f"SELECT COUNT(*) FROM runs WHERE status IN ({','.join('?' * len(ACTIVE))})", ACTIVE).fetchone()[0]
+        active = conn.execute(f"SELECT COUNT(*) FROM runs WHERE {HOLDS_SLOT}").fetchone()[0]
         free = max_jobs() - active
         if free <= 0:
             return []
+        order, _, _, owners = _queue_state(conn)
+        # the next `free` runs in the fair order get the slots; a foreground run among them is its command's to take
+        turn = [w.run_id for w in order[:free]]
         if run_id is not None:
-            rows = conn.execute("SELECT id FROM runs WHERE id = ? AND status = 'queued'", (run_id,)).fetchall()
+            ids = [run_id] if run_id in turn else []
         else:
-            rows = conn.execute(
-                "SELECT id FROM runs WHERE status = 'queued' AND owner = 'worker' ORDER BY created LIMIT ?",
-                (free,)).fetchall()
-        ids = [r[0] for r in rows][:free]
+            ids = [rid for rid in turn if owners[rid] == "worker"]
         now = time.time()
         for rid in ids:
             conn.execute("UPDATE runs SET status = 'starting', heartbeat = ?, started = COALESCE(started, ?),"

@@ -123,6 +123,9 @@ def recover_row(folder: RunFolder) -> tuple[dict, list[tuple]]:
         total_steps=int(train.get("steps", 0) or 0), max_seconds=float(train.get("max_seconds", 0) or 0),
         train_seconds=float(record.get("train_seconds") or 0.0), samples_per_s=record.get("samples_per_s"),
         message=message, final_metrics=json.dumps(record.get("final_metrics") or {}), note=record.get("note"),
+        # a record from before runs had a user: the single local user's, a starter nobody's
+        user=record["user"] if "user" in record else (None if record.get("owner") == "starter" else "local"),
+        published=int(bool(record.get("published"))),
     )
     metric_rows = [(folder.name, s, k, v, wall) for s, wall, values in metrics for k, v in values.items()]
     return row, metric_rows
@@ -161,9 +164,9 @@ def repair(db_path: Path | None = None) -> RepairReport:
                                  tuple(row.values())).rowcount
             if added:  # another repair running at the same time already brought this one back otherwise
                 conn.executemany("INSERT INTO metrics (run_id, step, key, value, wall) VALUES (?,?,?,?,?)", metric_rows)
-                conn.executemany("INSERT OR REPLACE INTO ratings (run_id, item, rating, payload, created)"
-                                 " VALUES (?,?,?,?,?)", [(row["id"], item, r, json.dumps(p), c)
-                                                         for item, (r, p, c) in ratings.items()])
+                conn.executemany("INSERT OR REPLACE INTO ratings (run_id, item, rating, payload, created, user)"
+                                 " VALUES (?,?,?,?,?,?)", [(row["id"], item, r, json.dumps(p), c, user)
+                                                           for (item, user), (r, p, c) in ratings.items()])
         if added:
             store.save_record(row["id"])
             report.recovered.append({"run_id": row["id"], "name": row["name"], "status": row["status"],

@@ -16,6 +16,18 @@ token when it hands the run out, and every write the worker makes names it
 else (it was marked interrupted and resumed), the old worker's writes match no
 row, and it stops without touching the new worker's progress.
 
+Who may see and change a run is the room's rule (:mod:`aigc_core.room.policy`):
+every call that lists, reads or changes runs or ratings takes an ``actor``
+(default :data:`~aigc_core.room.identity.LOCAL`, the single user, who may do
+everything). A run's ``user`` is the person who made it (``None`` for the
+shipped starters, which belong to nobody); its ``owner`` is something else:
+which process trains it (``worker``, ``foreground``, ``starter``).
+
+A paused run holds its training slot only for a while
+(``AIGC_PAUSE_RELEASE_SECONDS``): then its worker saves a checkpoint, drops
+its claim and exits, and the run stays ``paused`` with no claim. Such a run
+holds no slot; Resume puts it back in the queue.
+
 If ``runs.db`` is deleted while the app runs, the next call recreates its
 tables (empty; ``repair`` brings the runs back from their folders). A damaged
 ``runs.db`` is never moved by the store itself (two processes moving files at
@@ -39,11 +51,15 @@ from typing import Any, Iterator
 
 from ..errors import UserError
 from ..paths import aigc_home, runs_dir, write_atomic
+from ..room.identity import LOCAL, Actor
+from ..room.policy import can_see, check_change, check_see
 from .folder import RunFolder
 
 STATUSES = ("queued", "starting", "running", "paused", "completed", "stopped", "failed", "interrupted")
 ACTIVE = ("starting", "running", "paused")
 FINISHED = ("completed", "stopped", "failed", "interrupted")
+#: SQL: the run holds a training slot (a paused run whose worker gave its slot back has no claim)
+HOLDS_SLOT = ("(status IN ('starting', 'running') OR (status = 'paused' AND claim IS NOT NULL))")
 #: a worker whose heartbeat is older than this (seconds) is considered dead
 STALE_AFTER = 30.0
 MAX_NAME = 120
@@ -86,7 +102,9 @@ CREATE TABLE IF NOT EXISTS runs (
     message TEXT,
     final_metrics TEXT,
     note TEXT,
-    claim TEXT
+    claim TEXT,
+    user TEXT,
+    published INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL,
@@ -102,8 +120,19 @@ CREATE TABLE IF NOT EXISTS ratings (
     rating INTEGER NOT NULL,
     payload TEXT,
     created REAL NOT NULL,
-    PRIMARY KEY (run_id, item)
+    user TEXT NOT NULL DEFAULT 'local',
+    PRIMARY KEY (run_id, item, user)
 );
+"""
+
+#: ratings made before ratings had a user (one per item): rebuilt with the user in the key
+_RATINGS_MIGRATION = """
+CREATE TABLE ratings_new (
+    run_id TEXT NOT NULL, item TEXT NOT NULL, rating INTEGER NOT NULL, payload TEXT, created REAL NOT NULL,
+    user TEXT NOT NULL DEFAULT 'local', PRIMARY KEY (run_id, item, user));
+INSERT INTO ratings_new (run_id, item, rating, payload, created) SELECT run_id, item, rating, payload, created FROM ratings;
+DROP TABLE ratings;
+ALTER TABLE ratings_new RENAME TO ratings;
 """
 
 
@@ -135,6 +164,15 @@ class Run:
     final_metrics: dict = field(default_factory=dict)
     note: str | None = None
     claim: str | None = None
+    #: who made it (a participant's name, "local" for the single user); None = nobody (a starter)
+    user: str | None = None
+    #: shown to the whole room (the wall, the room leaderboard)
+    published: bool = False
+
+    @property
+    def holds_slot(self) -> bool:
+        """Whether the run takes one of the machine's training slots now."""
+        return self.status in ("starting", "running") or (self.status == "paused" and self.claim is not None)
 
     @property
     def folder(self) -> RunFolder:
@@ -161,7 +199,7 @@ class Run:
 
 
 #: fields whose change is copied to the folder's run.json
-_RECORDED = {"status", "name", "final_metrics", "message", "note", "finished"}
+_RECORDED = {"status", "name", "final_metrics", "message", "note", "finished", "user", "published"}
 
 
 def clean_name(name: str | None) -> str:
@@ -173,6 +211,7 @@ def _row_to_run(row: sqlite3.Row) -> Run:
     d = dict(row)
     d["config"] = json.loads(d["config"])
     d["final_metrics"] = json.loads(d["final_metrics"]) if d["final_metrics"] else {}
+    d["published"] = bool(d.get("published"))
     return Run(**d)
 
 
@@ -239,19 +278,39 @@ class RunStore:
 
     def ensure_schema(self) -> None:
         """Create missing tables and add columns newer versions need (an
-        existing runs.db gains the ``claim`` column on first open)."""
+        existing runs.db gains the ``claim``, ``user`` and ``published``
+        columns on first open; its runs become the single local user's, except
+        the starters, which belong to nobody; its ratings become the local user's)."""
         conn = self.connect()
         try:
             with self._guard():
                 _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))  # stored in the file: once is enough
                 _retry_locked(lambda: conn.executescript(SCHEMA))
                 cols = {r["name"] for r in conn.execute("PRAGMA table_info(runs)")}
-                if "claim" not in cols:
+                for column, sql in (("claim", "claim TEXT"), ("user", "user TEXT"),
+                                    ("published", "published INTEGER NOT NULL DEFAULT 0")):
+                    if column in cols:
+                        continue
                     try:
-                        conn.execute("ALTER TABLE runs ADD COLUMN claim TEXT")
+                        conn.execute(f"ALTER TABLE runs ADD COLUMN {sql}")
+                        if column == "user":
+                            conn.execute("UPDATE runs SET user = 'local' WHERE owner != 'starter'")
                     except sqlite3.OperationalError as exc:  # another process added it a moment ago
                         if "duplicate column" not in str(exc):
                             raise
+                if "user" not in {r["name"] for r in conn.execute("PRAGMA table_info(ratings)")}:
+                    def migrate():
+                        conn.execute("BEGIN IMMEDIATE")
+                        try:
+                            if "user" not in {r["name"] for r in conn.execute("PRAGMA table_info(ratings)")}:
+                                for statement in _RATINGS_MIGRATION.strip().split(";"):
+                                    if statement.strip():
+                                        conn.execute(statement)
+                            conn.execute("COMMIT")
+                        except BaseException:
+                            conn.execute("ROLLBACK")
+                            raise
+                    _retry_locked(migrate)
         finally:
             conn.close()
 
@@ -335,11 +394,13 @@ class RunStore:
 
     # ---- runs ------------------------------------------------------------------
     def create(self, *, model: str, family: str, dataset: str, data_kind: str, config: dict,
-               name: str | None = None, owner: str = "worker") -> Run:
+               name: str | None = None, owner: str = "worker", actor: Actor = LOCAL, **extra: Any) -> Run:
+        """A new queued run, made by ``actor``."""
         run_id, folder = self.new_folder(model)
         try:
             self.insert(run_id, folder, model=model, family=family, dataset=dataset, data_kind=data_kind,
-                        config=config, name=name, owner=owner, status="queued")
+                        config=config, name=name, owner=owner, status="queued",
+                        user=None if owner == "starter" else actor.name, **extra)  # a starter is nobody's
         except BaseException:
             shutil.rmtree(folder.path, ignore_errors=True)  # a failed insert leaves no orphan folder
             raise
@@ -376,16 +437,27 @@ class RunStore:
         self._exec(f"INSERT INTO runs ({', '.join(row)}) VALUES ({','.join('?' * len(row))})", tuple(row.values()))
         self.save_record(run_id)
 
-    def get(self, run_id: str) -> Run:
+    def get(self, run_id: str, *, actor: Actor = LOCAL) -> Run:
+        """The run, if ``actor`` may see it (UserError "this run belongs to alice" otherwise)."""
         rows = self._query("SELECT * FROM runs WHERE id = ?", (run_id,))
         if not rows:
             raise UserError(f"no run called {run_id!r}; `python -m aigc_core runs` lists them")
-        return _row_to_run(rows[0])
+        run = _row_to_run(rows[0])
+        check_see(actor, run.user, run.published)
+        return run
+
+    def get_to_change(self, run_id: str, actor: Actor = LOCAL) -> Run:
+        """The run, if ``actor`` may stop, resume, rename, publish or delete it."""
+        run = self.get(run_id)
+        check_change(actor, run.user)
+        return run
 
     def exists(self, run_id: str) -> bool:
         return bool(self._query("SELECT 1 FROM runs WHERE id = ?", (run_id,)))
 
-    def list(self, statuses: tuple[str, ...] | None = None, data_kind: str | None = None) -> list[Run]:
+    def list(self, statuses: tuple[str, ...] | None = None, data_kind: str | None = None, *,
+             actor: Actor = LOCAL) -> list[Run]:
+        """Runs ``actor`` may see (their own, published ones and the starters), newest first."""
         sql, args = "SELECT * FROM runs", []
         where = []
         if statuses:
@@ -396,7 +468,8 @@ class RunStore:
             args.append(data_kind)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [_row_to_run(r) for r in self._query(sql + " ORDER BY created DESC", tuple(args))]
+        runs = [_row_to_run(r) for r in self._query(sql + " ORDER BY created DESC", tuple(args))]
+        return [r for r in runs if can_see(actor, r.user, r.published)]
 
     def update(self, run_id: str, **fields: Any) -> None:
         if not fields:
@@ -447,14 +520,22 @@ class RunStore:
         if folder.exists():
             write_atomic(folder.record, json.dumps(record, indent=1).encode())
 
-    def rename(self, run_id: str, name: str) -> None:
+    def rename(self, run_id: str, name: str, *, actor: Actor = LOCAL) -> None:
+        self.get_to_change(run_id, actor)
         name = clean_name(name)
         if not name:
             raise UserError("a run name cannot be empty")
         self.update(run_id, name=name)
 
-    def delete(self, run_id: str) -> None:
-        run = self.get(run_id)
+    def publish(self, run_id: str, published: bool = True, *, actor: Actor = LOCAL) -> Run:
+        """Show a run to the whole room (its samples on the wall, its scores on the
+        room leaderboard), or take it back."""
+        self.get_to_change(run_id, actor)
+        self.update(run_id, published=int(bool(published)))
+        return self.get(run_id)
+
+    def delete(self, run_id: str, *, actor: Actor = LOCAL) -> None:
+        run = self.get_to_change(run_id, actor)
         if run.status in ACTIVE and _pid_alive(run.pid):
             raise UserError(f"run {run_id} is still {run.status}; stop it before deleting it")
         with self.transaction() as conn:
@@ -464,18 +545,20 @@ class RunStore:
         shutil.rmtree(runs_dir() / run_id, ignore_errors=True)
 
     # ---- control -------------------------------------------------------------
-    def request(self, run_id: str, action: str) -> Run:
+    def request(self, run_id: str, action: str, *, actor: Actor = LOCAL) -> Run:
         """Ask a run to pause, resume or stop (the worker acts between steps).
 
         A queued run that is stopped never starts; an interrupted or stopped
-        run that is resumed goes back to the queue and continues from its last
-        checkpoint."""
-        run = self.get(run_id)
+        run, or a paused one that gave its slot back, goes back to the queue
+        when resumed and continues from its last checkpoint."""
+        run = self.get_to_change(run_id, actor)
         if action not in ("pause", "resume", "stop"):
             raise UserError(f"unknown action {action!r}; use pause, resume or stop")
+        released = run.status == "paused" and run.claim is None
         if action == "stop":
-            if run.status == "queued":
-                self.set_status(run_id, "stopped", "stopped before it started")
+            if run.status == "queued" or released:
+                self.set_status(run_id, "stopped", "stopped before it started" if run.status == "queued"
+                                else "stopped while paused")
             elif run.status in ACTIVE:
                 self.update(run_id, control="stop")
             else:
@@ -485,7 +568,14 @@ class RunStore:
                 raise UserError(f"only a running run can be paused; {run_id} is {run.status}")
             self.update(run_id, control="pause")
         else:
-            if run.status == "paused" or (run.status in ("running", "starting") and run.control == "pause"):
+            if released:
+                # only if the worker did give the slot back (a worker still holding it takes "resume" itself)
+                if not self._exec("UPDATE runs SET status = 'queued', control = NULL, owner = 'worker', message = ?"
+                                  " WHERE id = ? AND status = 'paused' AND claim IS NULL",
+                                  ("waiting in the queue to continue from its last checkpoint", run_id)):
+                    return self.request(run_id, action, actor=actor)
+                self.save_record(run_id)
+            elif run.status == "paused" or (run.status in ("running", "starting") and run.control == "pause"):
                 self.update(run_id, control="resume")
             elif run.status in ("interrupted", "stopped", "failed"):
                 self.update(run_id, status="queued", control=None, message="resuming from the last checkpoint",
@@ -503,6 +593,17 @@ class RunStore:
             return "lost"
         return rows[0]["control"] if rows else None
 
+    def release_paused(self, run_id: str, claim: str | None, message: str) -> bool:
+        """A paused run's worker gives its slot back: the run stays ``paused``
+        with no claim and no process. False when a Resume or Stop came first
+        (the worker carries on with it)."""
+        changed = self._exec("UPDATE runs SET claim = NULL, pid = NULL, heartbeat = NULL, message = ?"
+                             " WHERE id = ? AND claim IS ? AND status = 'paused' AND control IS NULL",
+                             (message, run_id, claim))
+        if changed:
+            self.save_record(run_id)
+        return bool(changed)
+
     def refresh(self) -> list[str]:
         """Mark runs whose worker died as ``interrupted``; returns their ids.
 
@@ -512,7 +613,18 @@ class RunStore:
         finished meanwhile keeps its ``completed``."""
         dead = []
         now = time.time()
+        for run in self.list(statuses=("queued",)):
+            # a foreground `train` that ended while its run waited: nobody will ever claim it
+            if run.owner == "foreground" and run.pid and not _pid_alive(run.pid):
+                if self._exec("UPDATE runs SET status = 'interrupted', finished = ?, owner = 'worker', message = ?"
+                              " WHERE id = ? AND status = 'queued' AND owner = 'foreground'",
+                              (now, "the command that queued it ended before it started; press Resume to queue it "
+                               "for a background worker", run.id)):
+                    dead.append(run.id)
+                    self.save_record(run.id)
         for run in self.list(statuses=ACTIVE):
+            if not run.holds_slot:
+                continue  # paused, with its slot given back: no worker to check on
             stale = run.heartbeat is None or now - run.heartbeat > STALE_AFTER
             alive = _pid_alive(run.pid)
             # no pid yet: claimed a moment ago and the worker is starting (its heartbeat says how long ago)
@@ -589,21 +701,31 @@ class RunStore:
         return {r["key"]: r["value"] for r in rows}
 
     # ---- ratings (the data loop) ---------------------------------------------
-    def rate(self, run_id: str, item: str, rating: int, payload: dict | None = None) -> None:
+    def rate(self, run_id: str, item: str, rating: int, payload: dict | None = None, *, actor: Actor = LOCAL) -> None:
+        """``actor``'s rating of one sample of a run they may see (one rating per person and sample)."""
+        self.get(run_id, actor=actor)
         created = time.time()
-        self._exec("INSERT OR REPLACE INTO ratings (run_id, item, rating, payload, created) VALUES (?,?,?,?,?)",
-                   (run_id, item, int(rating), json.dumps(payload or {}), created))
-        RunFolder(runs_dir() / run_id).append_rating(item, int(rating), payload or {}, created)
+        self._exec("INSERT OR REPLACE INTO ratings (run_id, item, rating, payload, created, user) VALUES (?,?,?,?,?,?)",
+                   (run_id, item, int(rating), json.dumps(payload or {}), created, actor.name))
+        RunFolder(runs_dir() / run_id).append_rating(item, int(rating), payload or {}, created, user=actor.name)
 
-    def unrate(self, run_id: str, item: str) -> None:
-        """Take a rating back (in the database and in the folder's copy)."""
-        self._exec("DELETE FROM ratings WHERE run_id = ? AND item = ?", (run_id, item))
-        RunFolder(runs_dir() / run_id).append_rating(item, None, None, time.time())
+    def unrate(self, run_id: str, item: str, *, actor: Actor = LOCAL) -> None:
+        """Take ``actor``'s rating back (in the database and in the folder's copy)."""
+        self._exec("DELETE FROM ratings WHERE run_id = ? AND item = ? AND user = ?", (run_id, item, actor.name))
+        RunFolder(runs_dir() / run_id).append_rating(item, None, None, time.time(), user=actor.name)
 
-    def ratings(self, run_id: str | None = None) -> list[dict]:
-        sql, args = "SELECT * FROM ratings", ()
+    def ratings(self, run_id: str | None = None, *, actor: Actor = LOCAL) -> list[dict]:
+        """Ratings ``actor`` made (the teacher and the single user: everyone's), oldest first."""
+        sql, where, args = "SELECT * FROM ratings", [], []
         if run_id:
-            sql, args = sql + " WHERE run_id = ?", (run_id,)
+            where.append("run_id = ?")
+            args.append(run_id)
+        if not actor.sees_everything:
+            where.append("user = ?")
+            args.append(actor.name)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        args = tuple(args)
         out = []
         for r in self._query(sql + " ORDER BY created", args):
             d = dict(r)

@@ -33,6 +33,15 @@ from .device import device_name
 CONTROL_POLL_S = 0.5
 HEARTBEAT_S = 2.0
 CHECKPOINT_EVERY_S = 60.0  # also save by time, so a crash loses at most a minute
+PAUSE_RELEASED_MESSAGE = ("paused; its training slot went back to the queue after a while. "
+                          "Resume puts it back in the queue; it continues from where it paused")
+
+
+def _pause_release_seconds() -> float:
+    """How long a paused run keeps its slot (``AIGC_PAUSE_RELEASE_SECONDS``; 0 = for ever)."""
+    from ..room.limits import Limits
+
+    return Limits.from_env().pause_release_seconds or float("inf")
 
 
 class _Heartbeat(threading.Thread):
@@ -209,9 +218,17 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
                 train_seconds += now - seg_start
                 write(status="paused", control=None, train_seconds=train_seconds)
                 say("paused")
+                release_at = time.monotonic() + _pause_release_seconds()
                 while (control := store.take_control(run_id, claim)) not in ("resume", "stop"):
                     if control == "lost" or beat.lost.is_set():
                         raise LostClaim(run_id)
+                    if time.monotonic() >= release_at:
+                        # paused too long: save, give the slot to the queue and end this worker
+                        checkpoint()
+                        if store.release_paused(run_id, claim, PAUSE_RELEASED_MESSAGE):
+                            say("paused for a while: the training slot went back to the queue")
+                            return "paused"
+                        release_at = float("inf")  # a Resume or Stop came first: take it
                     time.sleep(0.25)
                 if control == "stop":
                     status = "stopped"
