@@ -14,7 +14,8 @@ import torch
 from aigc_core.config import config_problems, from_dict
 from aigc_core.errors import UserError
 from aigc_core.registry import all_models, get_model
-from aigc_core.room.limits import Limits, estimate, thinned
+from aigc_core.room.limits import Limits, thinned
+from aigc_core.room.model_cost import estimate
 from aigc_core.runs import api, checkpoint
 from aigc_core.runs.store import RunStore
 from tests.test_cli import cli

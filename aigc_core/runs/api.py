@@ -34,7 +34,8 @@ from ..errors import UserError
 from ..paths import runs_dir
 from ..registry import get_model
 from ..room.identity import LOCAL, Actor
-from ..room.limits import Limits, apply_time_ceiling, check_active_runs, check_cost
+from ..room.limits import Limits, apply_time_ceiling, check_active_runs
+from ..room.model_cost import check_cost
 from .checkpoint import PICKLE_SUFFIXES, latest_checkpoint, load_state, refusal_message
 from .folder import RunFolder
 from .queue import claim, dispatch
