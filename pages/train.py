@@ -107,6 +107,18 @@ def preset_caption(spec, preset: str) -> str:
     return "up to " + " or ".join(parts) if parts else ""
 
 
+def setting_problems(spec, values: dict) -> list[str]:
+    """Why the form's current model settings cannot work together (the same
+    check ``make_config`` makes), so the form says it before Start, not the run after it."""
+    from aigc_core.config import config_problems, from_dict
+    from aigc_core.errors import UserError
+
+    try:
+        return config_problems(from_dict(spec.config_cls, values, strict=False))
+    except UserError as exc:
+        return [str(exc)]
+
+
 def new_run_form() -> None:
     from aigc_core.config import TrainSettings, describe
     from aigc_core.data.catalog import list_datasets
@@ -168,6 +180,9 @@ def new_run_form() -> None:
                                       not editable)
         chosen_train |= settings_grid([f for f in train_fields if f.get("advanced")], train_values, prefix + "_t",
                                       not editable)
+    clashes = setting_problems(spec, chosen_model)
+    for clash in clashes:
+        st.error(clash, icon=":material/block:")
     with st.expander(f"How {spec.title} learns: the formulas, and how to read its curves", icon=":material/school:"):
         explain(spec, chosen_model)
 
@@ -177,7 +192,8 @@ def new_run_form() -> None:
                           "machine has are offered.")
     name = c2.text_input("Run name", key=f"tr_name_{model}_{dataset}", placeholder=f"{model} on {dataset}",
                          help="A name to find the run by later (optional; two runs may share one).")
-    if c3.button("Start training", type="primary", icon=":material/play_arrow:", key="tr_start", width="stretch"):
+    if c3.button("Start training", type="primary", icon=":material/play_arrow:", key="tr_start", width="stretch",
+                 disabled=bool(clashes), help="Change the settings named above first." if clashes else None):
         with guard("Starting the run"):
             from aigc_core.runs.api import make_config, submit
 
