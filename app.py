@@ -10,7 +10,7 @@ import streamlit as st
 
 st.set_page_config(page_title="AIGC Studio", page_icon=":material/auto_awesome:", layout="wide")
 
-from pages.common import sidebar  # noqa: E402 - after set_page_config
+from pages.common import show_page  # noqa: E402 - after set_page_config
 
 HERE = Path(__file__).resolve().parent
 PAGES = [  # (file, title, icon)
@@ -23,5 +23,4 @@ PAGES = [  # (file, title, icon)
 
 page = st.navigation([st.Page(path, title=title, icon=icon, default=(title == "Home"))
                       for path, title, icon in PAGES if (HERE / path).exists()])
-sidebar()
-page.run()
+show_page(page)

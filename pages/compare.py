@@ -1,11 +1,13 @@
 """Compare: runs side by side (settings, final numbers, curves, samples), and
 the bake-off that trains several models on the same data with the same budget."""
 
+import html
+
 import streamlit as st
 
 from aigc_core.bakeoff import metric_info, metric_order
 from aigc_core.metrics.features import FEATURE_NOTE
-from pages.common import current_dataset, current_run, get_store, guard, sampling_trainer
+from pages.common import current_dataset, current_run, get_store, guard, plain, run_label, sampling_trainer
 
 st.title("Compare")
 st.caption("Which model is better on my data? Put runs side by side: what was different, the numbers they "
@@ -120,14 +122,15 @@ def curves(runs, labels) -> None:
         if frame.empty:
             continue
         x = frame["step"] if axis != "Wall time (s)" else frame["wall"] - frame["wall"].min()
-        fig.add_scatter(x=x, y=frame["value"], mode="lines+markers" if len(frame) < 30 else "lines", name=labels[r.id])
+        fig.add_scatter(x=x, y=frame["value"], mode="lines+markers" if len(frame) < 30 else "lines",
+                        name=html.escape(labels[r.id]))  # plotly reads <a>, <b> in trace names
     fig.update_layout(height=420, xaxis_title="training step" if axis != "Wall time (s)" else "seconds since the first log",
                       yaxis_title=key, yaxis_type="log" if log_y else "linear", legend=dict(orientation="h", y=-0.2),
                       margin=dict(t=30))
     st.plotly_chart(fig, key="c_curves")
     missing = [labels[r.id] for r in runs if key not in keys_by_run[r.id]]
     if missing:
-        st.caption(f"{', '.join(missing)} did not log {key}.")
+        st.caption(f"{plain(', '.join(missing))} did not log {key}.")
 
 
 def samples_of(run, seed: int) -> None:
@@ -146,10 +149,10 @@ def side_by_side(runs, labels) -> None:
         cols = st.columns(per_row)
         for col, r in zip(cols, runs[start:start + per_row]):
             with col:
-                st.markdown(f"**{labels[r.id]}**")
+                st.markdown(f"**{plain(labels[r.id])}**")
                 if r.status == "failed":
                     st.error(f"failed: {r.message or 'no reason recorded'}")
-                with guard(f"Sampling {r.name}"):
+                with guard(f"Sampling {plain(r.name)}"):
                     samples_of(r, seed)
 
 
@@ -168,7 +171,7 @@ def bits_per_character(runs, labels) -> None:
     cols = st.columns(len(text_runs))
     for col, r in zip(cols, text_runs):
         bpc = final_numbers(r).get("val_bpc")
-        col.metric(labels[r.id], "not measured yet" if bpc is None else f"{bpc:.3f} bits")
+        col.metric(plain(labels[r.id]), "not measured yet" if bpc is None else f"{bpc:.3f} bits")
 
 
 def compare_runs() -> None:
@@ -187,7 +190,7 @@ def compare_runs() -> None:
     else:
         default = [r.id for r in runs[:2]]
     picked = st.multiselect("Runs to compare (2 to 6)", list(by_id), default=default, max_selections=6,
-                            format_func=lambda i: f"{by_id[i].name} · {by_id[i].status} · step {by_id[i].step} · {i}",
+                            format_func=lambda i: run_label(by_id[i]),
                             key="c_runs", persist_state="session")
     if len(picked) < 2:
         st.info("Pick at least two runs.", icon=":material/info:")
@@ -196,7 +199,7 @@ def compare_runs() -> None:
     labels = run_labels(picked_runs)
     datasets = sorted({r.dataset for r in picked_runs})
     if len(datasets) > 1:
-        st.warning(f"These runs trained on different data sets ({', '.join(datasets)}). Their losses and quality "
+        st.warning(f"These runs trained on different data sets ({plain(', '.join(datasets))}). Their losses and quality "
                    "scores measure different things; compare runs on the same data.", icon=":material/warning:")
 
     st.subheader("Settings that differ")
@@ -242,7 +245,7 @@ def bakeoff_form() -> None:
     info = sets[dataset]
     fitting = {s.name: s for s in models_for(info.kind, info.summary or None)}
     if len(fitting) < 2:
-        st.info(f"Only {len(fitting)} model can train on {info.kind} data like {dataset!r}; a bake-off needs two. "
+        st.info(f"Only {len(fitting)} model can train on {info.kind} data like {plain(dataset)}; a bake-off needs two. "
                 "Pick another data set.", icon=":material/info:")
         return
     models = c2.multiselect("Models (2 to 6)", list(fitting), default=list(fitting)[:2], max_selections=6,
@@ -344,7 +347,7 @@ def bakeoff_curves(report: dict) -> None:
     st.plotly_chart(fig, key="bo_curves")
     missing = [names[rid] for rid in names if rid not in report["curves"].get(key, {})]
     if missing:
-        st.caption(f"{', '.join(missing)} did not log {key}.")
+        st.caption(f"{plain(', '.join(missing))} did not log {key}.")
 
 
 def show_preview(s: dict) -> None:
@@ -402,7 +405,7 @@ def bakeoff_result(bakeoff_id: str) -> None:
     store = get_store()
     b = load_bakeoff(bakeoff_id)
     if not b.finished(store):
-        st.markdown(f"**Training**: {', '.join(b.models)} on {b.dataset}, {b.max_seconds:g} s each, seed {b.seed}.")
+        st.markdown(f"**Training**: {', '.join(b.models)} on {plain(b.dataset)}, {b.max_seconds:g} s each, seed {b.seed}.")
         bakeoff_progress(bakeoff_id)
         if st.button("Stop this bake-off", icon=":material/stop_circle:", key="bo_stop"):
             for r in b.runs(store):

@@ -7,7 +7,7 @@ visitor presses a button.
 
 import streamlit as st
 
-from pages.common import get_store, guard, sampling_trainer, set_current_dataset, set_current_run
+from pages.common import get_store, guard, plain, sampling_trainer, set_current_dataset, set_current_run
 
 st.title("AIGC Studio")
 st.markdown(
@@ -26,12 +26,13 @@ def live(run_id: str) -> None:
     """Re-reads the run store every second; never waits on training."""
     run = get_store().get(run_id)
     st.progress(run.progress, text=f"{run.status} · step {run.step} · {run.train_seconds:.0f} s")
-    frames = sorted((run.folder / "samples").glob("step_*.png"))
+    frames = run.folder.frames((".png",))
     if frames:
-        st.image(str(frames[-1]), caption=f"Samples from fixed noise at {frames[-1].stem.replace('_', ' ')}", width=320)
-    texts = sorted((run.folder / "samples").glob("step_*.txt"))
+        step, path = frames[-1]
+        st.image(str(path), caption=f"Samples from fixed noise at step {step}", width=320)
+    texts = run.folder.frames((".txt",))
     if texts:
-        st.code(texts[-1].read_text(encoding="utf-8")[:600], language=None)
+        st.code(texts[-1][1].read_text(encoding="utf-8")[:600], language=None)
     if run.status == "failed":
         st.error(run.message or "the run failed")
 
@@ -63,7 +64,7 @@ def starter_samples(run_ids: list[str]) -> None:
     with st.spinner("Loading the model (the first time also prepares the data set it was trained on) ..."):
         trainer, step = sampling_trainer(run_id)
         samples = trainer.sample(count, seed)
-    about = f"new samples from {runs[run_id].name} (seed {seed}, trained {step} steps)"
+    about = f"new samples from {plain(runs[run_id].name)} (seed {seed}, trained {step} steps)"
     if isinstance(samples, list):  # texts
         st.code("\n".join(samples), language=None)
         st.caption(f"{count} {about}")

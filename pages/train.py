@@ -12,8 +12,8 @@ import math
 
 import streamlit as st
 
-from pages.common import current_dataset, current_run, data_kind, film_strip, get_store, guard, run_label, \
-    set_current_dataset, set_current_run
+from pages.common import current_dataset, current_run, data_kind, film_strip, get_store, guard, plain, \
+    run_label, set_current_dataset, set_current_run
 
 #: statuses during which the live section refreshes itself
 LIVE = ("queued", "starting", "running", "paused")
@@ -145,7 +145,7 @@ def new_run_form() -> None:
     fitting = {s.name: s for s in models_for(info.kind, info.summary or None)}
     unfit = [(s, s.fits(info.summary)) for s in all_models() if s.data_kind == info.kind and s.name not in fitting]
     if not fitting:
-        st.warning(f"No model can train on {dataset!r} ({info.kind} data)"
+        st.warning(f"No model can train on {plain(dataset)} ({info.kind} data)"
                    + (": " + "; ".join(f"{s.name}: {why}" for s, why in unfit) if unfit else "")
                    + ". Pick another data set or re-import this one on the Data page.", icon=":material/warning:")
         return
@@ -468,9 +468,9 @@ def live_view(run_id: str, watching_live: bool) -> None:
     run = store.get(run_id)
     if (run.status in LIVE) != watching_live:
         st.rerun()  # it ended (or was resumed): redraw the whole page, with or without the timer
-    st.markdown(f"### {run.name}")
+    st.markdown(f"### {plain(run.name)}")
     device = run.device_name or run.device or ("device chosen when it starts" if run.status in LIVE else "no device used")
-    st.caption(f"{run.model} on {run.dataset} · preset {run.config.get('preset') or 'Custom'} · {device} · "
+    st.caption(f"{run.model} on {plain(run.dataset)} · preset {run.config.get('preset') or 'Custom'} · {device} · "
                f"run id `{run.id}`")
     controls(run)
     status_row(run)
@@ -537,7 +537,8 @@ with guard("The run list"):
     ids = [r.id for r in runs]
     url_run = st.query_params.get("run")
     if url_run and url_run not in ids:
-        st.warning(f"There is no run {url_run!r} in this workspace (it may have been deleted); showing another one.",
+        st.warning(f"There is no run {plain(repr(url_run[:60]))} in this workspace (it may have been deleted); "
+                   "showing another one.",
                    icon=":material/warning:")
     if not runs:
         st.info("No runs yet: start one above.", icon=":material/info:")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
 
 from aigc_core.runs.store import RunStore
 from tests.tiny_runs import open_page, tiny_lines, tiny_table
 
 TRAIN = "pages/train.py"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _pick(data: str, kind: str, model: str, preset: str):
@@ -51,3 +55,157 @@ def test_train_refuses_settings_that_cannot_work_together_with_exit_status_2(fre
     err = capsys.readouterr().err
     assert err.startswith("error:") and "must be a multiple of" in err
     assert RunStore().list() == []
+
+
+# ---- user text is shown as text (issue 10 item 15) -----------------------------------------
+
+EVIL = "[click](http://evil.example) ![x](http://evil.example/x.png) **bold**"
+
+
+@pytest.fixture(scope="module")
+def evil_runs(tmp_path_factory):
+    """Two finished runs in a workspace of their own, the newer one named like a Markdown attack."""
+    from tests.tiny_runs import dcgan_run
+
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("evil_home")
+        mp.setenv("AIGC_HOME", str(home))
+        older = dcgan_run(steps=10, name="plain older run")
+        evil = dcgan_run(steps=10, name=EVIL)
+        yield older, evil
+
+
+def markdown_texts(at) -> list[str]:
+    """Every piece of Markdown the page and its sidebar hand the browser."""
+    parts = [*at.markdown, *at.caption, *at.info, *at.warning, *at.error, *at.success, *at.sidebar.markdown,
+             *at.sidebar.caption]
+    return [str(p.value) for p in parts] + [f"{m.label} {m.value}" for m in at.metric]
+
+
+@contextmanager
+def with_sidebar(page: str, run_id: str):
+    """A page drawn through app.py's navigation and sidebar, opened first. (AppTest's switch_page runs a page
+    file on its own, without app.py and so without the sidebar.) The entry script must sit beside pages/, so
+    that page links resolve: a copy of app.py whose first page is ``page``, removed afterwards."""
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    title = {"pages/home.py": "Home", TRAIN: "Train", "pages/gallery.py": "Gallery", "pages/compare.py": "Compare"}
+    entry = REPO / f".apptest_{os.getpid()}_{title[page]}.py"
+    text = (REPO / "app.py").read_text().replace('default=(title == "Home")', f'default=(title == "{title[page]}")')
+    assert f"title == \"{title[page]}\"" in text
+    entry.write_text(text)
+    try:
+        at = AppTest.from_file(str(entry), default_timeout=120)
+        at.query_params["run"] = run_id
+        yield at.run()
+    finally:
+        entry.unlink()
+
+
+def test_plain_escapes_every_character_markdown_would_read_as_syntax():
+    from pages.common import plain
+
+    assert plain(EVIL) == r"\[click\]\(http\://evil.example\) \!\[x\]\(http\://evil.example/x.png\) \*\*bold\*\*"
+    assert plain("- a list?") == r"\- a list?" and plain("1. first") == r"1\. first"
+    assert plain(":red[x] $y$ <b>") == r"\:red\[x\] \$y\$ \<b\>"
+    assert plain("no-such_run") == r"no-such\_run"
+
+
+@pytest.mark.parametrize("page", ["pages/home.py", TRAIN, "pages/gallery.py", "pages/compare.py"])
+def test_a_run_named_like_markdown_shows_literally_on_every_page_and_the_sidebar(evil_runs, page, monkeypatch):
+    from pages.common import plain
+
+    older, evil = evil_runs
+    monkeypatch.setenv("AIGC_HOME", str(evil.folder.path.parent.parent))
+    with with_sidebar(page, evil.id) as at:
+        shown = markdown_texts(at)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [t for t in shown if "](http" in t or "**bold**" in t], "a user's text went out as Markdown"
+    assert any(plain(EVIL) in t for t in at.sidebar.markdown.values), at.sidebar.markdown.values
+    if page in (TRAIN, "pages/compare.py"):
+        assert any(plain(EVIL) in t for t in [*at.markdown.values, *at.caption.values, *at.metric.values]
+                   + [m.label for m in at.metric])
+
+
+def test_an_unknown_run_in_the_address_is_never_echoed_as_markdown(evil_runs, monkeypatch):
+    older, evil = evil_runs
+    monkeypatch.setenv("AIGC_HOME", str(evil.folder.path.parent.parent))
+    at = open_page(TRAIN, "[x](http://evil.example)")
+    assert any("no run" in w.value for w in at.warning)
+    assert not [t for t in markdown_texts(at) if "](http" in t]
+
+
+# ---- 1. labels that name a run's state ------------------------------------------------------
+
+def test_the_run_picker_names_no_state_that_could_be_stale(evil_runs, monkeypatch):
+    older, evil = evil_runs
+    monkeypatch.setenv("AIGC_HOME", str(evil.folder.path.parent.parent))
+    at = open_page(TRAIN, older.id)
+    picker = at.selectbox(key="tr_run")
+    assert all("completed" not in o and "step" not in o for o in picker.options)
+
+
+def test_the_sidebar_names_the_run_the_page_has_just_picked(evil_runs, monkeypatch):
+    """The address says the older run; the page picks the other one on this very run of the script (as the
+    Train page's picker does): the sidebar, drawn after the page, follows the page."""
+    from streamlit.testing.v1 import AppTest
+
+    from pages.common import plain
+
+    older, evil = evil_runs
+    monkeypatch.setenv("AIGC_HOME", str(evil.folder.path.parent.parent))
+
+    def app(picked: str) -> None:
+        import streamlit as st
+
+        from pages.common import set_current_run, show_page
+
+        show_page(st.navigation([st.Page(lambda: set_current_run(picked), title="Picker", default=True)]))
+
+    at = AppTest.from_function(app, args=(evil.id,), default_timeout=60)
+    at.query_params["run"] = older.id
+    names = " ".join(at.run().sidebar.markdown.values)
+    assert plain(EVIL) in names and "plain older run" not in names
+
+
+# ---- 5. Home opens without torch ------------------------------------------------------------
+
+def test_home_renders_without_importing_torch(tmp_path):
+    """In a process of its own, so the imports of other tests do not count."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    script = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+              f"at = AppTest.from_file({str(repo / 'app.py')!r}, default_timeout=60).run()\n"
+              "assert not at.exception, [e.value for e in at.exception]\n"
+              "assert any(b.value == 'Quick train' or b.label == 'Quick train' for b in at.button)\n"
+              "print('torch' in sys.modules)\n")
+    env = dict(os.environ, AIGC_HOME=str(tmp_path), PYTHONPATH=str(repo))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_device_badge_comes_from_a_light_probe():
+    from aigc_core.train import probe
+
+    assert probe.device_badge()
+    assert probe._nvidia_gpu_names(Path("/nonexistent")) == []
+
+
+# ---- run-folder names have one owner --------------------------------------------------------
+
+def test_a_rating_taken_back_stays_taken_back_in_the_run_folder(evil_runs, monkeypatch):
+    from aigc_core import data_loop
+
+    older, evil = evil_runs
+    monkeypatch.setenv("AIGC_HOME", str(evil.folder.path.parent.parent))
+    item = data_loop.rate_row(older.id, {"x": 1.0}, 1, step=10, seed=0, index=0)
+    assert item in older.folder.read_ratings()
+    data_loop.unrate(older.id, item)
+    assert item not in older.folder.read_ratings()  # what `repair` rebuilds the ratings from
