@@ -64,12 +64,12 @@ def starter_samples(run_ids: list[str]) -> None:
     with st.spinner("Loading the model (the first time also prepares the data set it was trained on) ..."):
         trainer, step = sampling_trainer(run_id)
         samples = trainer.sample(count, seed)
-    about = f"new samples from {plain(runs[run_id].name)} (seed {seed}, trained {step} steps)"
+    about = f"new samples from {runs[run_id].name} (seed {seed}, trained {step} steps)"
     if isinstance(samples, list):  # texts
         st.code("\n".join(samples), language=None)
-        st.caption(f"{count} {about}")
+        st.caption(plain(f"{count} {about}"))
     else:
-        st.image(upscale(grid_image(samples, nrow=4), 320), caption=f"{count} {about}")
+        st.image(upscale(grid_image(samples, nrow=4), 320), caption=f"{count} {about}")  # an image caption is plain text
     c1, c2 = st.columns(2)
     if c1.button("New samples", icon=":material/casino:", key="starter_new"):
         st.session_state["starter_seed"] = seed + 1
