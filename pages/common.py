@@ -65,9 +65,10 @@ def device_label() -> str:
     return device_badge()
 
 
-#: characters Markdown (and Streamlit's directives :red[...], :material/x:, $math$) give a meaning to
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+!|~<>$&:=])")
-_LINE_START = re.compile(r"^(\s*)(\d*)([-.)])", re.M)  # a list item: "- x", "1. x", "1) x"
+#: characters Markdown (and Streamlit's directives :red[...], :material/x:, $math$) give a meaning to; ( ) and !
+#: only make a link or an image after a [ ], which is escaped
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*{}\[\]#|~<>$&:]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")  # a_b is not emphasis
+_LINE_START = re.compile(r"^(\s*)(\d*)([-+=.)])", re.M)  # a list item ("- x", "+ x", "1. x"), a === rule
 
 
 def plain(text) -> str:
