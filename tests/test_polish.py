@@ -215,3 +215,30 @@ def test_a_rating_taken_back_stays_taken_back_in_the_run_folder(evil_runs, monke
     assert item in older.folder.read_ratings()
     data_loop.unrate(older.id, item)
     assert item not in older.folder.read_ratings()  # what `repair` rebuilds the ratings from
+
+
+# ---- 2. training time from the first step ---------------------------------------------------
+
+def test_training_time_and_step_count_up_before_the_first_logging_interval(fresh_home):
+    import time
+
+    from aigc_core.runs import api
+
+    store = RunStore()
+    cfg = api.make_config("tiny_line", "tiny_points", model_set={"step_sleep": 0.02},
+                          train_set={"steps": 100000, "log_every": 10000, "sample_every": 10000})
+    run = api.submit(cfg, store=store)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            now = store.get(run.id)
+            if now.status == "running" and now.train_seconds > 0:
+                break
+            time.sleep(0.2)
+        assert now.train_seconds > 0 and now.step > 0, (now.status, now.train_seconds, now.step)
+        assert store.metrics(run.id).empty  # nothing logged yet: the clock did not wait for it
+    finally:
+        store.request(run.id, "stop")
+        deadline = time.time() + 60
+        while store.get(run.id).status not in ("stopped", "completed", "failed") and time.time() < deadline:
+            time.sleep(0.2)

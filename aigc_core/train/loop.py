@@ -196,6 +196,8 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
         now = time.perf_counter()
         if now - last_poll >= CONTROL_POLL_S:
             last_poll = now
+            if step:  # the page's clock and step counter move from the first step, not the first log
+                write(step=step, train_seconds=train_seconds + (now - seg_start))
             control = store.take_control(run_id, claim)
             if control == "lost" or beat.lost.is_set():
                 raise LostClaim(run_id)
