@@ -330,7 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("eval", help="quality metrics of a run")
     s.add_argument("--run", required=True)
-    s.add_argument("-n", type=int, default=5000, help="generated and real samples to compare")
+    s.add_argument("-n", type=int, default=None,
+                   help="generated and real samples to compare (default 5000; tables: synthetic rows in the report, "
+                        "default as many as the training rows)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
 

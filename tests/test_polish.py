@@ -242,3 +242,24 @@ def test_training_time_and_step_count_up_before_the_first_logging_interval(fresh
         deadline = time.time() + 60
         while store.get(run.id).status not in ("stopped", "completed", "failed") and time.time() < deadline:
             time.sleep(0.2)
+
+
+# ---- 6. eval -n on a table run --------------------------------------------------------------
+
+def test_eval_n_sets_how_many_rows_a_table_run_s_report_samples(fresh_home, monkeypatch, capsys):
+    from aigc_core.cli import main
+    from aigc_core.models.tabular.trainer import TabularTrainer
+    from tests.tiny_runs import finished
+
+    run = finished("tab_vae", tiny_table(), 10, hidden=16, layers=1, latent_dim=4, batch_size=20)
+    asked = []
+    report = TabularTrainer.report
+
+    def spy(self, n=None, seed=0):
+        asked.append(n)
+        return report(self, n, seed)
+
+    monkeypatch.setattr(TabularTrainer, "report", spy)
+    assert main(["eval", "--run", run.id, "-n", "37", "--json"]) == 0
+    assert main(["eval", "--run", run.id, "--json"]) == 0
+    assert asked == [37, None]  # None: as many rows as the training rows
