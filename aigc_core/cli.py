@@ -49,11 +49,12 @@ def cmd_import_data(args) -> int:
     data = path.read_bytes()
     if suffix in (".txt", ".text", ".md"):
         from .data.catalog import save_uploaded
-        from .data.text import import_text
+        from .data.text import guess_text_mode, import_text
 
-        text = import_text(data, name, mode=args.text_mode, filename=path.name)
+        mode, why = (args.text_mode, "as asked") if args.text_mode != "auto" else guess_text_mode(data)
+        text = import_text(data, name, mode=mode, filename=path.name)
         save_uploaded(text)
-        result = {"name": name, "kind": "text", **text.summary()}
+        result = {"name": name, "kind": "text", **text.summary(), "mode": mode, "mode_reason": why}
     elif suffix in (".csv", ".tsv"):
         from .data.catalog import save_uploaded
         from .data.table import import_csv
@@ -280,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name")
     s.add_argument("--size", type=int, choices=(28, 32, 64), default=28)
     s.add_argument("--channels", type=int, choices=(1, 3), default=1)
-    s.add_argument("--text-mode", choices=("stream", "lines"), default="stream")
+    s.add_argument("--text-mode", choices=("auto", "stream", "lines"), default="auto",
+                   help="auto: lines when the file looks like a list of short items (names, titles), else stream")
     s.add_argument("--label", help="label column of a CSV")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_import_data)

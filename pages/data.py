@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 import streamlit as st
 
 from aigc_core.errors import UserError
-from pages.common import current_dataset, get_store, guard, set_current_dataset
+from pages.common import current_dataset, get_store, guard, plain, set_current_dataset
 
 st.title("Data")
 st.caption("Every model learns from a data set: pick one of the built-in sets or upload your own images, text or "
@@ -511,13 +511,24 @@ def _text_preview(file_id: str, _raw: bytes, filename: str, mode: str):
     return data, text_stats(data)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _text_guess(file_id: str, _raw: bytes) -> tuple[str, str]:
+    from aigc_core.data.text import guess_text_mode
+
+    return guess_text_mode(_raw)
+
+
 def upload_text(file, raw: bytes, key: str) -> None:
     from aigc_core.data.catalog import save_uploaded
 
-    mode = st.radio("How to read it", ["stream", "lines"], horizontal=True, key=f"{key}:mode",
+    guessed, why = _text_guess(file.file_id, raw)
+    modes = ["stream", "lines"]
+    mode = st.radio("How to read it", modes, index=modes.index(guessed), horizontal=True, key=f"{key}:mode",
                     format_func=lambda m: {"stream": "one long text (stories, code, songs)",
                                            "lines": "one item per line (names, titles)"}[m],
                     help="A stream model learns to continue the text; a line model writes whole new items.")
+    st.caption(f"Guessed from the file: **{'one item per line' if guessed == 'lines' else 'one long text'}**, "
+               f"because {plain(why)}.")
     data, stats = _text_preview(file.file_id, raw, file.name, mode)
     c = st.columns(3)
     c[0].metric("Characters", f"{stats['chars']:,}")

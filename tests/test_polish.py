@@ -263,3 +263,51 @@ def test_eval_n_sets_how_many_rows_a_table_run_s_report_samples(fresh_home, monk
     assert main(["eval", "--run", run.id, "-n", "37", "--json"]) == 0
     assert main(["eval", "--run", run.id, "--json"]) == 0
     assert asked == [37, None]  # None: as many rows as the training rows
+
+
+# ---- 4. text uploads: stream or lines, guessed and explained ---------------------------------
+
+NAMES = "\n".join(["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov", "Donald Knuth",
+                   "Frances Allen", "John McCarthy", "Margaret Hamilton", "Ken Thompson", "Dennis Ritchie",
+                   "Radia Perlman", "Tim Berners-Lee", "Shafi Goldwasser", "Leslie Lamport", "Niklaus Wirth",
+                   "Adele Goldberg", "Tony Hoare", "Fran Allen", "Jean Sammet", "Kathleen Booth", "Guido van Rossum"])
+PROSE = ("It was a bright cold day in April, and the clocks were striking thirteen. Winston Smith, his chin nuzzled "
+         "into his breast in an effort to escape the vile wind, slipped quickly through the glass doors.\n") * 30
+WRAPPED = "\n".join(["The quick brown fox jumps over the lazy dog,", "and then it runs away into the woods;",
+                     "nobody saw where it went."] * 10)
+
+
+@pytest.mark.parametrize("text,mode,because", [
+    (NAMES, "lines", "short lines"),
+    (PROSE, "stream", "long"),
+    (WRAPPED, "stream", "end with punctuation"),
+    ("\n".join(["chorus line"] * 40), "stream", "different"),
+    ("just one line of text", "stream", "only 1 non-empty"),
+])
+def test_a_text_file_s_mode_is_guessed_from_its_lines_with_the_reason(text, mode, because):
+    from aigc_core.data.text import guess_text_mode
+
+    guessed, why = guess_text_mode(text.encode())
+    assert guessed == mode and because in why
+
+
+@pytest.mark.parametrize("text,mode", [(NAMES, "lines"), (PROSE, "stream")])
+def test_the_upload_form_starts_on_the_guessed_mode_and_says_why(fresh_home, text, mode):
+    from tests.test_page_data import open_data_page, upload
+
+    at = upload(open_data_page("digits"), "people.txt", text.encode())
+    assert at.radio(key="up0:mode").value == mode
+    assert any(c.value.startswith("Guessed from the file") and "because" in c.value for c in at.caption)
+
+
+def test_import_data_guesses_the_text_mode_and_says_why(fresh_home, tmp_path, capsys):
+    import json
+
+    from aigc_core.cli import main
+    from aigc_core.data.catalog import load_dataset
+
+    (tmp_path / "people.txt").write_text(NAMES, encoding="utf-8")
+    assert main(["import-data", str(tmp_path / "people.txt"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "lines" and "short lines" in out["mode_reason"]
+    assert load_dataset("people").mode == "lines"
