@@ -183,6 +183,11 @@ def new_run_form() -> None:
     clashes = setting_problems(spec, chosen_model)
     for clash in clashes:
         st.error(clash, icon=":material/block:")
+    if "max_vocab" in chosen_model and info.summary:  # a character model: what it keeps of this text's alphabet
+        from aigc_core.data.vocab import vocabulary_note
+
+        if note := vocabulary_note(info.summary, chosen_model["max_vocab"]):
+            st.info(note, icon=":material/translate:")
     with st.expander(f"How {spec.title} learns: the formulas, and how to read its curves", icon=":material/school:"):
         explain(spec, chosen_model)
 

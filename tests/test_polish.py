@@ -311,3 +311,18 @@ def test_import_data_guesses_the_text_mode_and_says_why(fresh_home, tmp_path, ca
     out = json.loads(capsys.readouterr().out)
     assert out["mode"] == "lines" and "short lines" in out["mode_reason"]
     assert load_dataset("people").mode == "lines"
+
+
+# ---- the vocabulary note on the Train page ------------------------------------------------------
+
+def test_the_train_page_says_what_a_character_model_keeps_of_a_large_alphabet(fresh_home):
+    from aigc_core.data.base import TextData
+    from aigc_core.data.catalog import save_uploaded
+
+    alphabet = "".join(chr(0x4E00 + i) for i in range(700))  # 700 distinct characters, more than are kept
+    save_uploaded(TextData("hanzi", "\n".join(alphabet[i:i + 7] for i in range(0, 700, 7)) * 2, mode="lines"))
+    at = _pick("hanzi", "text", "char_gpt", "Quick")
+    notes = [i.value for i in at.info if "distinct characters" in i.value]
+    assert notes and "keep the 512 most frequent" in notes[0]
+    at = _pick(tiny_lines(), "text", "char_gpt", "Quick")
+    assert not [i.value for i in at.info if "distinct characters" in i.value]
