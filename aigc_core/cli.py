@@ -238,7 +238,8 @@ def cmd_bakeoff(args) -> int:
     from .bakeoff import run_bakeoff
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    result = run_bakeoff(args.dataset, models, max_seconds=args.max_seconds, out=args.out, echo=print)
+    result = run_bakeoff(args.dataset, models, max_seconds=args.max_seconds, out=args.out, echo=print,
+                         budget=args.budget, steps=args.steps or 0)
     if args.json:
         _print_json(result)
     return 0
@@ -341,7 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bakeoff", help="train several models on the same data and budget, then compare")
     s.add_argument("--dataset", required=True)
     s.add_argument("--models", required=True, help="comma-separated model names")
-    s.add_argument("--max-seconds", type=float, default=60)
+    s.add_argument("--max-seconds", type=float, default=60, help="seconds per model (processor or clock, see --budget)")
+    s.add_argument("--budget", choices=("cpu", "wall", "steps"), default="cpu",
+                   help="what the budget counts: processor seconds (fair on a shared machine), clock seconds, "
+                        "or --steps optimisation steps")
+    s.add_argument("--steps", type=int, help="steps per model, with --budget steps")
     s.add_argument("--out", help="write the HTML report here")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_bakeoff)

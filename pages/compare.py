@@ -251,24 +251,39 @@ def bakeoff_form() -> None:
     models = c2.multiselect("Models (2 to 6)", list(fitting), default=list(fitting)[:2], max_selections=6,
                             format_func=lambda m: f"{fitting[m].title} ({m})", key=f"bo_models_{dataset}",
                             help="Only the models that can train on this data set are offered.")
-    c3, c4 = st.columns([1, 1])
-    seconds = c3.number_input("Training time per model (seconds)", 1, 24 * 3600, 60, step=10, key="bo_seconds",
-                              help="The same wall-clock budget for every model: a fast model gets more steps, "
-                                   "a slow one fewer. That is the point of a bake-off.")
-    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="bo_seed", help="The same seed for every run.")
+    c3, c4, c5 = st.columns([2, 1, 1])
+    budget = c3.radio("Budget per model", list(bakeoff.BUDGETS), horizontal=True, key="bo_budget",
+                      format_func=lambda b: {"cpu": "processor time", "wall": "clock time", "steps": "steps"}[b],
+                      help="Processor time is fair when other work shares the machine: a model is not cut short "
+                           "because another process had the CPU. Clock time is what you wait. Steps give every "
+                           "model the same number of updates, however slow each one is.")
+    if budget == "steps":
+        steps = c4.number_input("Steps per model", 1, 10_000_000, 500, step=100, key="bo_steps")
+        seconds = 0
+    else:
+        steps = 0
+        seconds = c4.number_input("Seconds per model", 1, 24 * 3600, 60, step=10, key="bo_seconds",
+                                  help="The same budget for every model: a fast model gets more steps, a slow one "
+                                       "fewer. That is the point of a bake-off.")
+    seed = c5.number_input("Seed", 0, 2**31 - 1, 0, key="bo_seed", help="The same seed for every run.")
     from aigc_core.runs.queue import max_jobs
 
     slots = max_jobs()
-    total = -(-len(models) // slots) * seconds
-    took = f"{total:.0f} s" if total < 120 else f"{total / 60:.0f} min"
     together = "one at a time" if slots == 1 else f"{slots} at a time (one per training slot)"
-    st.caption(f"The runs wait in the training queue and train {together}, so the whole bake-off takes about "
-               f"{took} of training, plus start-up and evaluation after each run. "
-               "Each model uses its Quick settings where it has them.")
+    if budget == "steps":
+        took = "as long as the slowest models need for their steps"
+    else:
+        total = -(-len(models) // slots) * seconds
+        took = f"about {total:.0f} s" if total < 120 else f"about {total / 60:.0f} min"
+        took += " of training" + (" (processor seconds: longer on the clock when the machine is busy)"
+                                  if budget == "cpu" else "")
+    st.caption(f"The runs wait in the training queue and train {together}, so the whole bake-off takes {took}, "
+               "plus start-up and evaluation after each run. Each model uses its Quick settings where it has them.")
     if st.button("Start the bake-off", type="primary", icon=":material/sports_score:", key="bo_start",
                  disabled=len(models) < 2):
         with guard("Starting the bake-off"):
-            started = bakeoff.start_bakeoff(dataset, models, float(seconds), seed=int(seed), store=get_store())
+            started = bakeoff.start_bakeoff(dataset, models, float(seconds), seed=int(seed), store=get_store(),
+                                            budget=budget, steps=int(steps))
             st.session_state["bo_pick"] = started.id
             st.toast(f"Bake-off queued: {', '.join(started.models)}")
 
@@ -284,7 +299,9 @@ def bakeoff_progress(bakeoff_id: str) -> None:
     store.refresh()
     b = bakeoff.load_bakeoff(bakeoff_id)
     for r in b.runs(store):
-        text = f"{r.model}: {r.status} · step {r.step} · {r.train_seconds:.0f} of {b.max_seconds:g} s"
+        spent = f"{r.step:,} of {b.steps:,} steps" if b.budget == "steps" else \
+            f"{r.train_seconds:.0f} of {b.max_seconds:g} {'CPU ' if b.budget == 'cpu' else ''}s"
+        text = f"{r.model}: {r.status} · {spent}"
         if r.status == "queued":
             ahead = queue_position(store, r.id)
             text += f" · {ahead} run{'s' if ahead > 1 else ''} ahead in the queue" if ahead else " · next in the queue"
@@ -405,7 +422,7 @@ def bakeoff_result(bakeoff_id: str) -> None:
     store = get_store()
     b = load_bakeoff(bakeoff_id)
     if not b.finished(store):
-        st.markdown(f"**Training**: {', '.join(b.models)} on {plain(b.dataset)}, {b.max_seconds:g} s each, seed {b.seed}.")
+        st.markdown(f"**Training**: {', '.join(b.models)} on {plain(b.dataset)}, {b.budget_text}, seed {b.seed}.")
         bakeoff_progress(bakeoff_id)
         if st.button("Stop this bake-off", icon=":material/stop_circle:", key="bo_stop"):
             for r in b.runs(store):

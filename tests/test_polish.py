@@ -326,3 +326,81 @@ def test_the_train_page_says_what_a_character_model_keeps_of_a_large_alphabet(fr
     assert notes and "keep the 512 most frequent" in notes[0]
     at = _pick(tiny_lines(), "text", "char_gpt", "Quick")
     assert not [i.value for i in at.info if "distinct characters" in i.value]
+
+
+# ---- 7. fair budgets under load ---------------------------------------------------------------
+
+def test_a_bake_off_budgets_processor_seconds_by_default_and_its_report_says_so(fresh_home):
+    from aigc_core import bakeoff
+
+    b = bakeoff.start_bakeoff("tiny_points", ["tiny_line", "toy_gan"], 2, start=False)
+    assert b.budget == "cpu" and "2 processor seconds each" in b.title
+    for r in b.runs():
+        assert (r.config["train"]["clock"], r.config["train"]["max_seconds"], r.config["train"]["steps"]) == \
+            ("cpu", 2.0, 0)
+    report = bakeoff.bakeoff_report(b.id, with_samples=False)
+    assert report["budget"] == "cpu" and "2 processor seconds each" in bakeoff.export_html(report)
+    assert bakeoff.report_summary(report)["budget_text"] == "2 processor seconds each"
+
+
+def test_a_bake_off_can_give_every_model_the_same_number_of_steps(fresh_home):
+    from aigc_core import bakeoff
+    from aigc_core.errors import UserError
+
+    b = bakeoff.start_bakeoff("tiny_points", ["tiny_line", "toy_gan"], 0, budget="steps", steps=40, start=False)
+    assert "40 optimisation steps each" in b.title
+    assert all((r.config["train"]["steps"], r.config["train"]["max_seconds"]) == (40, 0.0) for r in b.runs())
+    with pytest.raises(UserError, match="number of steps"):
+        bakeoff.start_bakeoff("tiny_points", ["tiny_line", "toy_gan"], 0, budget="steps", start=False)
+    with pytest.raises(UserError, match="budget is one of"):
+        bakeoff.start_bakeoff("tiny_points", ["tiny_line", "toy_gan"], 5, budget="moon", start=False)
+
+
+def test_a_processor_time_budget_does_not_count_time_the_run_spent_off_the_cpu(fresh_home):
+    """tiny_line sleeps 20 ms a step (off the CPU, as when another process has the cores): a wall-clock budget
+    counts the sleep, a processor-time budget does not, so the same budget buys many more steps."""
+    import time
+
+    from aigc_core.runs import api
+    from tests.tiny_runs import QUIET
+
+    done = {}
+    for clock in ("wall", "cpu"):
+        cfg = api.make_config("tiny_line", "tiny_points", model_set={"step_sleep": 0.02},
+                              train_set={"steps": 0, "max_seconds": 0.4, "clock": clock, "log_every": 5})
+        t0 = time.perf_counter()
+        done[clock] = (api.run_in_foreground(cfg, **QUIET), time.perf_counter() - t0)
+    wall, cpu = done["wall"][0], done["cpu"][0]
+    assert wall.status == cpu.status == "completed"
+    assert 0.4 <= wall.train_seconds < 0.4 + 0.5 and 0.4 <= cpu.train_seconds < 0.4 + 0.5
+    assert cpu.step > 2 * wall.step, (cpu.step, wall.step)
+
+
+def test_workers_on_a_shared_machine_wait_passively_for_work(fresh_home, monkeypatch):
+    import subprocess
+
+    from aigc_core.runs import api, queue
+
+    seen = []
+
+    class FakeWorker:
+        pid = 0
+
+        def __init__(self, args, env, **kw):
+            seen.append(env.get("OMP_WAIT_POLICY"))
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeWorker)
+    run = api.submit(api.make_config("tiny_line", "tiny_points", train_set={"steps": 5}), start=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("AIGC_MAX_JOBS", "2")
+    queue.spawn_worker(run.id)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # what the person running the studio set wins
+    queue.spawn_worker(run.id)
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("AIGC_MAX_JOBS", "1")
+    monkeypatch.setattr(queue.os, "cpu_count", lambda: 64)  # one slot on a big machine: left to OpenMP
+    queue.spawn_worker(run.id)
+    assert seen == ["PASSIVE", "ACTIVE", None]
