@@ -483,7 +483,7 @@ def upload_images(file, raw: bytes, key: str) -> None:
                       help="Grey images have 1 channel and train faster; colour keeps red, green and blue (3 channels).")
     name = name_field(file.name, f"{key}:name")
     if st.button("Import the images", type="primary", icon=":material/upload:", disabled=name is None, key=f"{key}:go"):
-        with st.status(f"Importing {file.name} ...", expanded=True) as status:
+        with st.status(f"Importing {plain(file.name)} ...", expanded=True) as status:
             bar = st.progress(0.0, text="Opening the archive")
 
             def progress(done: int, total: int) -> None:
@@ -493,7 +493,7 @@ def upload_images(file, raw: bytes, key: str) -> None:
                 report = import_and_save(raw, name, size=size, channels=1 if colour == "grey" else 3,
                                          filename=file.name, progress=progress)
             except Exception:
-                status.update(label=f"{file.name} was not imported; nothing was saved", state="error")
+                status.update(label=f"{plain(file.name)} was not imported; nothing was saved", state="error")
                 raise
             status.update(label=f"Imported {report.accepted:,} images", state="complete")
         imported(dict(name=name, kind="image", accepted=report.accepted,
@@ -541,7 +541,7 @@ def upload_text(file, raw: bytes, key: str) -> None:
                "removed)" if mode == "lines" else ""))
     name = name_field(file.name, f"{key}:name")
     if st.button("Save the text", type="primary", icon=":material/save:", disabled=name is None, key=f"{key}:go"):
-        with st.status(f"Saving {file.name} ...") as status:
+        with st.status(f"Saving {plain(file.name)} ...") as status:
             save_uploaded(replace(data, name=name), extra_meta=dict(source=file.name, mode=mode))
             status.update(label="Saved", state="complete")
         imported(dict(name=name, kind="text", summary=f"{stats['chars']:,} characters, {stats['vocab_size']} different, "
@@ -611,7 +611,7 @@ def upload_table(file, raw: bytes, key: str) -> None:
                          hide_index=True)
     name = name_field(file.name, f"{key}:name")
     if st.button("Save the table", type="primary", icon=":material/save:", disabled=name is None, key=f"{key}:go"):
-        with st.status(f"Saving {file.name} ...") as status:
+        with st.status(f"Saving {plain(file.name)} ...") as status:
             save_uploaded(replace(report.data, name=name),
                           extra_meta=dict(source=file.name, rows_read=report.rows_read, dropped_rows=report.dropped_rows,
                                           coerced_cells=report.coerced_cells, filled_cells=report.filled_cells))
@@ -646,8 +646,8 @@ def upload() -> None:
     if kind is None:
         return
     raw = file.getvalue()
-    st.caption(f"**{file.name}**: {len(raw) / 1024:,.0f} KB, read as {KIND_WORDS[kind]}.")
-    with guard(f"Importing {file.name}"):
+    st.caption(f"**{plain(file.name)}**: {len(raw) / 1024:,.0f} KB, read as {KIND_WORDS[kind]}.")
+    with guard(f"Importing {plain(file.name)}"):
         UPLOADERS[kind](file, raw, f"up{n}")
 
 

@@ -384,8 +384,11 @@ def status_row(run) -> None:
     elif run.control == "stop" and run.status in LIVE:
         status += " (stopping ...)"
     c1.metric("Status", status)
-    c2.metric("Training time", fmt_seconds(run.train_seconds),
-              help="Seconds spent training so far; pauses do not count.")
+    cpu = run.config.get("train", {}).get("clock") == "cpu"
+    c2.metric("Training time (processor)" if cpu else "Training time", fmt_seconds(run.train_seconds),
+              help="Processor seconds this run has used, which its time budget counts (time the machine spent on "
+                   "other work does not count); pauses do not count." if cpu else
+                   "Seconds spent training so far; pauses do not count.")
     total = f" of {run.total_steps:,}" if run.total_steps else ""
     c3.metric("Step", f"{run.step:,}{total}")
     c4.metric(f"Speed ({data_kind(run.data_kind).noun}/s)", f"{run.samples_per_s:,.0f}" if run.samples_per_s else "–",

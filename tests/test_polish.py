@@ -404,3 +404,13 @@ def test_workers_on_a_shared_machine_wait_passively_for_work(fresh_home, monkeyp
     monkeypatch.setattr(queue.os, "cpu_count", lambda: 64)  # one slot on a big machine: left to OpenMP
     queue.spawn_worker(run.id)
     assert seen == ["PASSIVE", "ACTIVE", None]
+
+
+def test_the_train_page_says_when_a_run_s_time_is_processor_time(fresh_home):
+    from aigc_core.runs import api
+    from tests.tiny_runs import QUIET
+
+    cfg = api.make_config("tiny_line", "tiny_points", train_set={"steps": 10, "clock": "cpu", "log_every": 5})
+    run = api.run_in_foreground(cfg, **QUIET)
+    at = open_page(TRAIN, run.id)
+    assert "Training time (processor)" in [m.label for m in at.metric]
