@@ -11,7 +11,7 @@ import streamlit as st
 st.set_page_config(page_title="AIGC Studio", page_icon=":material/auto_awesome:", layout="wide")
 
 from aigc_core.room.identity import workshop_mode  # noqa: E402
-from pages.common import current_actor, room_gate, sidebar  # noqa: E402 - after set_page_config
+from pages.common import current_actor, room_gate, show_page  # noqa: E402 - after set_page_config
 
 HERE = Path(__file__).resolve().parent
 PAGES = [  # (file, title, icon)
@@ -34,5 +34,4 @@ page = st.navigation([st.Page(path, title=title, icon=icon, default=(title == "H
                       for path, title, icon in pages if (HERE / path).exists()])
 if actor is None:
     room_gate()  # workshop mode, not joined yet: the join form, and no page
-sidebar()
-page.run()
+show_page(page)

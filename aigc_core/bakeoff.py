@@ -1,5 +1,10 @@
 """The bake-off: several models trained on the same data, with the same
-wall-clock budget and the same seed, then laid side by side.
+budget and the same seed, then laid side by side.
+
+The budget is one of :data:`BUDGETS`: processor seconds (``cpu``, the
+default: a model is not cut short because another process took the CPU
+while it trained), clock seconds (``wall``) or optimisation steps
+(``steps``); the report says which.
 
 A bake-off is a small JSON record under ``$AIGC_HOME/bakeoffs/<id>.json``
 (data set, budget, seed, the run ids); the runs themselves are ordinary runs
@@ -32,6 +37,8 @@ from .metrics.features import FEATURE_NOTE
 from .paths import aigc_home, write_atomic
 
 MIN_MODELS = 2
+#: what a bake-off's budget counts, in words for the report
+BUDGETS = {"cpu": "processor seconds", "wall": "seconds on the clock", "steps": "optimisation steps"}
 #: how many samples each model shows in the report, and from which seed
 SAMPLE_COUNT = 16
 SAMPLE_SEED = 0
@@ -40,9 +47,10 @@ POLL_S = 1.0
 # What the budget bought each model: shown in the leaderboard, never "better".
 BUDGET_COLUMNS = {
     "steps_trained": {"label": "Steps trained", "better": None,
-                      "how": "Optimisation steps the model managed within the shared time budget."},
+                      "how": "Optimisation steps the model managed within the shared budget."},
     "train_seconds": {"label": "Training time (s)", "better": None,
-                      "how": "Seconds spent training (pauses and the final evaluation excluded); the same budget for every model."},
+                      "how": "Seconds spent training on the bake-off's clock (processor seconds for a CPU-time "
+                             "budget; pauses and the final evaluation excluded)."},
 }
 #: the metric a leaderboard is ranked by: the first of these that every run has
 HEADLINE = ("fid", "val_bpc", "kid", "elbo", "val_elbo", "fidelity", "val_loss")
@@ -82,11 +90,20 @@ class Bakeoff:
     created: float = field(default_factory=time.time)
     #: who started it (workshop mode: its runs are theirs); None for one from before workshop mode
     user: str | None = None
+    #: what the budget counts (:data:`BUDGETS`); records made before budgets had a choice were on the clock
+    budget: str = "wall"
+    steps: int = 0
+
+    @property
+    def budget_text(self) -> str:
+        """``60 processor seconds each``, ``500 optimisation steps each``."""
+        amount = f"{self.steps:,}" if self.budget == "steps" else f"{self.max_seconds:g}"
+        return f"{amount} {BUDGETS[self.budget]} each"
 
     @property
     def title(self) -> str:
         when = time.strftime("%d %b %H:%M", time.localtime(self.created))
-        return f"{', '.join(self.models)} on {self.dataset}, {self.max_seconds:g} s each ({when})"
+        return f"{', '.join(self.models)} on {self.dataset}, {self.budget_text} ({when})"
 
     def runs(self, store=None) -> list:
         from .runs.store import RunStore
@@ -104,9 +121,11 @@ class Bakeoff:
 # ---- starting ------------------------------------------------------------------------
 
 def bakeoff_configs(dataset: str, models: list[str], max_seconds: float, *, seed: int = 0,
-                    preset: str | None = "Quick", actor=None) -> list[dict]:
+                    preset: str | None = "Quick", actor=None, budget: str = "cpu", steps: int = 0) -> list[dict]:
     """One run config per model: the model's own settings (its ``preset`` when it
-    has one), but the same data, seed and wall-clock budget for all of them.
+    has one), but the same data, seed and budget for all of them: ``max_seconds``
+    processor seconds (``budget="cpu"``) or clock seconds (``"wall"``), or
+    ``steps`` optimisation steps (``"steps"``).
 
     Every problem (an unknown model, a model that cannot train on this data, a
     repeated model, a missing budget) is reported at once, before anything is
@@ -122,16 +141,23 @@ def bakeoff_configs(dataset: str, models: list[str], max_seconds: float, *, seed
     if repeated:
         raise UserError(f"{', '.join(repeated)} is listed twice; with the same data, budget and seed a second run "
                         "would be an exact copy. List each model once")
-    if not max_seconds or max_seconds <= 0 or not math.isfinite(max_seconds):
-        raise UserError("give the bake-off a time budget in seconds (for example --max-seconds 60)")
+    if budget not in BUDGETS:
+        raise UserError(f"a bake-off's budget is one of {', '.join(BUDGETS)}; got {budget!r}")
+    if budget == "steps":
+        if not steps or steps <= 0:
+            raise UserError("give the bake-off a number of steps (for example --steps 500)")
+        limits = {"steps": int(steps), "max_seconds": 0.0}
+    else:
+        if not max_seconds or max_seconds <= 0 or not math.isfinite(max_seconds):
+            raise UserError("give the bake-off a time budget in seconds (for example --max-seconds 60)")
+        # steps=0 is "no step limit": the clock alone ends every run
+        limits = {"steps": 0, "max_seconds": float(max_seconds), "clock": budget}
     configs, problems = [], []
     for name in models:
         try:
             spec = get_model(name)
             use_preset = preset if preset in spec.presets else None
-            # steps=0 is "no step limit": the wall clock alone ends every run
-            configs.append(make_config(name, dataset, preset=use_preset,
-                                       train_set={"steps": 0, "max_seconds": float(max_seconds), "seed": int(seed)},
+            configs.append(make_config(name, dataset, preset=use_preset, train_set={**limits, "seed": int(seed)},
                                        **({"actor": actor} if actor is not None else {})))
         except UserError as exc:
             problems.append(str(exc))
@@ -141,7 +167,8 @@ def bakeoff_configs(dataset: str, models: list[str], max_seconds: float, *, seed
 
 
 def start_bakeoff(dataset: str, models: list[str], max_seconds: float, *, seed: int = 0,
-                  preset: str | None = "Quick", store=None, start: bool = True, actor=None) -> Bakeoff:
+                  preset: str | None = "Quick", store=None, start: bool = True, actor=None, budget: str = "cpu",
+                  steps: int = 0) -> Bakeoff:
     """Queue one run per model and record the bake-off; returns at once.
 
     ``start=False`` only queues the runs (a test then trains them itself). In
@@ -153,7 +180,8 @@ def start_bakeoff(dataset: str, models: list[str], max_seconds: float, *, seed: 
     from .runs.store import RunStore
 
     actor = actor or LOCAL
-    configs = bakeoff_configs(dataset, models, max_seconds, seed=seed, preset=preset, actor=actor)
+    configs = bakeoff_configs(dataset, models, max_seconds, seed=seed, preset=preset, actor=actor, budget=budget,
+                              steps=steps)
     store = store or RunStore()
     check_active_runs(actor, active_runs(store, actor) + len(configs) - 1)
     bakeoff_id = f"bakeoff-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -163,7 +191,8 @@ def start_bakeoff(dataset: str, models: list[str], max_seconds: float, *, seed: 
                      actor=actor)
         run_ids.append(run.id)
     bakeoff = Bakeoff(id=bakeoff_id, dataset=dataset, models=[c["model"] for c in configs], run_ids=run_ids,
-                      max_seconds=float(max_seconds), seed=int(seed), preset=preset, user=actor.name)
+                      max_seconds=0.0 if budget == "steps" else float(max_seconds), seed=int(seed), preset=preset,
+                      budget=budget, steps=int(steps) if budget == "steps" else 0, user=actor.name)
     write_atomic(bakeoffs_dir() / f"{bakeoff_id}.json", json.dumps(asdict(bakeoff), indent=2).encode())
     if start:
         from .runs.queue import dispatch
@@ -222,11 +251,12 @@ def wait_for_bakeoff(bakeoff: Bakeoff, store=None, echo: Callable[[str], None] =
 
 
 def run_bakeoff(dataset: str, models: list[str], max_seconds: float, out: str | None = None,
-                echo: Callable[[str], None] = print, *, seed: int = 0, preset: str | None = "Quick") -> dict:
+                echo: Callable[[str], None] = print, *, seed: int = 0, preset: str | None = "Quick",
+                budget: str = "cpu", steps: int = 0) -> dict:
     """Queue the runs, wait for them, build the report and (with ``out``) write
     it as HTML. Returns the report without its images (fit for ``--json``)."""
-    bakeoff = start_bakeoff(dataset, models, max_seconds, seed=seed, preset=preset)
-    echo(f"bake-off {bakeoff.id}: {', '.join(bakeoff.models)} on {dataset}, {max_seconds:g} s each, seed {seed}")
+    bakeoff = start_bakeoff(dataset, models, max_seconds, seed=seed, preset=preset, budget=budget, steps=steps)
+    echo(f"bake-off {bakeoff.id}: {', '.join(bakeoff.models)} on {dataset}, {bakeoff.budget_text}, seed {seed}")
     wait_for_bakeoff(bakeoff, echo=echo)
     report = bakeoff_report(bakeoff.id)
     for line in leaderboard_lines(report):
@@ -327,6 +357,7 @@ def bakeoff_report(bakeoff_id: str, store=None, *, seed: int = SAMPLE_SEED, with
     report = {
         "id": bakeoff.id, "title": bakeoff.title, "dataset": bakeoff.dataset, "models": bakeoff.models,
         "max_seconds": bakeoff.max_seconds, "seed": bakeoff.seed, "preset": bakeoff.preset,
+        "budget": bakeoff.budget, "budget_steps": bakeoff.steps, "budget_text": bakeoff.budget_text,
         "created": bakeoff.created, "finished": bakeoff.finished(store), "sample_seed": seed,
         "runs": [by_id[i] for i in board["order"]], "columns": board["columns"], "ranked_by": board["ranked_by"],
         "curves": _curves(runs, store), "samples": {}, "copies": {}, "feature_note": FEATURE_NOTE,
@@ -454,6 +485,7 @@ def _pil(image01):
 def report_summary(report: dict) -> dict:
     """The report without images, curves or samples: what ``--json`` prints."""
     return {"bakeoff_id": report["id"], "dataset": report["dataset"], "max_seconds": report["max_seconds"],
+            "budget": report["budget"], "budget_text": report["budget_text"],
             "seed": report["seed"], "ranked_by": report["ranked_by"],
             "runs": [{k: e[k] for k in ("run_id", "model", "status", "step", "train_seconds", "values")}
                      for e in report["runs"]],
@@ -597,8 +629,8 @@ def export_html(report: dict) -> str:
     out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Bake-off on {e(report['dataset'])}"
            f"</title><style>{_CSS}</style></head><body>",
            f"<h1>Bake-off: {e(', '.join(report['models']))} on {e(report['dataset'])}</h1>",
-           f"<p>Every model trained on <b>{e(report['dataset'])}</b> for <b>{report['max_seconds']:g} s</b> of "
-           f"training time with seed <b>{report['seed']}</b> (started {e(when)}; bake-off {e(report['id'])}).</p>"]
+           f"<p>Every model trained on <b>{e(report['dataset'])}</b> for <b>{e(report['budget_text'])}</b> "
+           f"with seed <b>{report['seed']}</b> (started {e(when)}; bake-off {e(report['id'])}).</p>"]
     if not report["finished"]:
         out.append("<p><b>Some runs were still training when this report was made; their numbers are the latest "
                    "logged ones.</b></p>")

@@ -64,11 +64,12 @@ def cmd_import_data(args) -> int:
     data = path.read_bytes()
     if suffix in (".txt", ".text", ".md"):
         from .data.catalog import save_uploaded
-        from .data.text import import_text
+        from .data.text import guess_text_mode, import_text
 
-        text = import_text(data, name, mode=args.text_mode, filename=path.name)
+        mode, why = (args.text_mode, "as asked") if args.text_mode != "auto" else guess_text_mode(data)
+        text = import_text(data, name, mode=mode, filename=path.name)
         save_uploaded(text, actor=actor)
-        result = {"name": name, "kind": "text", **text.summary()}
+        result = {"name": name, "kind": "text", **text.summary(), "mode": mode, "mode_reason": why}
     elif suffix in (".csv", ".tsv"):
         from .data.catalog import save_uploaded
         from .data.table import import_csv
@@ -340,7 +341,8 @@ def cmd_bakeoff(args) -> int:
     from .bakeoff import run_bakeoff
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    result = run_bakeoff(args.dataset, models, max_seconds=args.max_seconds, out=args.out, echo=print)
+    result = run_bakeoff(args.dataset, models, max_seconds=args.max_seconds, out=args.out, echo=print,
+                         budget=args.budget, steps=args.steps or 0)
     if args.json:
         _print_json(result)
     return 0
@@ -437,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name")
     s.add_argument("--size", type=int, choices=(28, 32, 64), default=28)
     s.add_argument("--channels", type=int, choices=(1, 3), default=1)
-    s.add_argument("--text-mode", choices=("stream", "lines"), default="stream")
+    s.add_argument("--text-mode", choices=("auto", "stream", "lines"), default="auto",
+                   help="auto: lines when the file looks like a list of short items (names, titles), else stream")
     s.add_argument("--label", help="label column of a CSV")
     s.add_argument("--json", action="store_true")
     _who(s)
@@ -497,7 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("eval", help="quality metrics of a run")
     s.add_argument("--run", required=True)
-    s.add_argument("-n", type=int, default=5000, help="generated and real samples to compare")
+    s.add_argument("-n", type=int, default=None,
+                   help="generated and real samples to compare (default 5000; tables: synthetic rows in the report, "
+                        "default as many as the training rows)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
 
@@ -522,7 +527,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bakeoff", help="train several models on the same data and budget, then compare")
     s.add_argument("--dataset", required=True)
     s.add_argument("--models", required=True, help="comma-separated model names")
-    s.add_argument("--max-seconds", type=float, default=60)
+    s.add_argument("--max-seconds", type=float, default=60, help="seconds per model (processor or clock, see --budget)")
+    s.add_argument("--budget", choices=("cpu", "wall", "steps"), default="cpu",
+                   help="what the budget counts: processor seconds (fair on a shared machine), clock seconds, "
+                        "or --steps optimisation steps")
+    s.add_argument("--steps", type=int, help="steps per model, with --budget steps")
     s.add_argument("--out", help="write the HTML report here")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_bakeoff)

@@ -172,6 +172,10 @@ class TrainSettings:
 
     steps: int = param(2000, "Training steps", "Stop after this many optimisation steps (0 = no step limit).", min=0, max=10_000_000, step=100)
     max_seconds: float = param(0.0, "Time budget (seconds)", "Stop after this much training time (0 = no time limit). Pauses do not count.", min=0.0, max=7 * 24 * 3600.0, step=10.0)
+    clock: str = param("wall", "Time budget clock", "What the time budget and the training time count: wall = seconds "
+                       "on the clock; cpu = processor seconds this run used, so a run that shares the machine with "
+                       "other work is not cut short by it (a bake-off's fair budget).", choices=("wall", "cpu"),
+                       advanced=True)
     seed: int = param(0, "Seed", "Same seed, same data order and same starting weights.", min=0, max=2**31 - 1)
     device: str = param("auto", "Device", "auto = CUDA GPU, then Apple MPS, then CPU.", choices=("auto", "cpu", "cuda", "mps"), advanced=True)
     precision: str = param("auto", "Precision", "auto = bf16 autocast on CUDA, float32 elsewhere.", choices=("auto", "fp32", "bf16"), advanced=True)

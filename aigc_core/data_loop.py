@@ -39,7 +39,6 @@ from .errors import UserError
 from .room.identity import LOCAL, Actor
 from .runs.store import RunStore
 
-LIKED_FOLDER = "liked"
 UP, DOWN = 1, 0
 RATEABLE_KINDS = tuple(kind.name for kind in KINDS.values() if kind.rateable)
 
@@ -82,14 +81,14 @@ def rate_image(run_id: str, image01: torch.Tensor, rating: int, *, step: int, se
     store = _store(store)
     run = store.get(run_id, actor=actor)
     item = image_item(step, seed, index, knobs)
-    path = run.folder / LIKED_FOLDER / _file_name(item)
+    path = run.folder.liked_file(_file_name(item))
     payload = dict(kind="image", step=int(step), seed=int(seed), index=int(index), knobs=dict(knobs or {}))
     if int(rating) == UP:
         path.parent.mkdir(parents=True, exist_ok=True)
         pixels = image01.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)   # (C, H, W)
         array = pixels[0].numpy() if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).numpy()
         Image.fromarray(array).save(path, format="PNG")
-        payload["file"] = f"{LIKED_FOLDER}/{path.name}"
+        payload["file"] = path.relative_to(run.folder.path).as_posix()  # the folder may move (export, import)
     elif not _liked_by_others(store, run_id, item, actor):
         path.unlink(missing_ok=True)
     store.rate(run_id, item, int(rating), payload, actor=actor)
@@ -127,8 +126,8 @@ def unrate(run_id: str, item: str, store: RunStore | None = None, actor: Actor =
     store = _store(store)
     run = store.get(run_id, actor=actor)
     if not _liked_by_others(store, run_id, item, actor):
-        (run.folder / LIKED_FOLDER / _file_name(item)).unlink(missing_ok=True)
-    store.unrate(run_id, item, actor=actor)
+        run.folder.liked_file(_file_name(item)).unlink(missing_ok=True)
+    store.unrate(run_id, item, actor=actor)  # the folder's copy records it too, so `repair` does not bring it back
 
 
 def liked(run_id: str, store: RunStore | None = None, actor: Actor = LOCAL) -> list[dict]:

@@ -27,7 +27,7 @@ def load_for_sampling(run_id: str, device: str = "cpu", store: RunStore | None =
     for a run ``actor`` may see."""
     store = store or RunStore()
     run = store.get(run_id, actor=actor)
-    found = latest_checkpoint(run.folder / "checkpoints")
+    found = latest_checkpoint(run.folder.checkpoints)
     if not found:
         raise UserError(f"run {run.name} has no checkpoint yet; wait for its first save (or let it finish)")
     step, path = found
@@ -46,5 +46,5 @@ def load_for_sampling(run_id: str, device: str = "cpu", store: RunStore | None =
 def checkpoint_step(run_id: str, store: RunStore | None = None) -> int | None:
     """The step of a run's latest checkpoint (a cache key for sampling)."""
     store = store or RunStore()
-    found = latest_checkpoint(store.get(run_id).folder / "checkpoints")
+    found = latest_checkpoint(store.get(run_id).folder.checkpoints)
     return found[0] if found else None

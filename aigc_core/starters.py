@@ -204,7 +204,7 @@ def make_starters(out: Path | None = None, echo: Callable[[str], None] = print, 
             run = run_in_foreground(config, name=starter.title, store=store, echo=echo)
             if run.status != "completed":
                 raise UserError(f"{starter.title} did not finish training ({run.status}: {run.message})")
-            step, ckpt = latest_checkpoint(run.folder / "checkpoints")
+            step, ckpt = latest_checkpoint(run.folder.checkpoints)
             state, _ = load_state(ckpt)
             weights = {"nets": _half(state["nets"]), "extra": _half(state.get("extra") or {})}
             trainer, _, _ = load_for_sampling(run.id, store=store)
@@ -387,10 +387,10 @@ def install_starter(folder: Path, store=None):
                        data_kind=spec.data_kind, config=card["config"], name=str(card["title"])[:120], owner="starter")
     try:
         step = int(card.get("step") or card["config"]["train"]["steps"])
-        shutil.copyfile(Path(folder) / MODEL_FILE, run.folder / "checkpoints" / f"step_{step:08d}.safetensors")
+        shutil.copyfile(Path(folder) / MODEL_FILE, run.folder.checkpoint(step))
         for name in PREVIEW_FILES:  # the run's film strip shows it
             if (Path(folder) / name).is_file():
-                shutil.copyfile(Path(folder) / name, run.folder / "samples" / f"step_{step:08d}{Path(name).suffix}")
+                shutil.copyfile(Path(folder) / name, run.folder.frame(step, Path(name).suffix))
         _log_curves(store, run.id, card.get("curves"))
         final = {k: float(v) for k, v in (card.get("final_metrics") or {}).items() if isinstance(v, (int, float))}
         store.update(run.id, step=step, train_seconds=float(card.get("train_seconds") or 0.0), final_metrics=final,

@@ -7,6 +7,7 @@ Nothing here trains or samples; it only calls :mod:`aigc_core`.
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from contextlib import contextmanager
 
@@ -33,6 +34,8 @@ def _use_app_navigation() -> None:
 
 _use_app_navigation()
 
+#: statuses during which a run's state changes by itself (the Train page's live panel refreshes then)
+ACTIVE_STATUSES = ("queued", "starting", "running", "paused")
 STATUS_ICONS = {
     "queued": ":material/hourglass_empty:", "starting": ":material/pending:", "running": ":material/play_circle:",
     "paused": ":material/pause_circle:", "completed": ":material/check_circle:", "stopped": ":material/stop_circle:",
@@ -57,10 +60,25 @@ def get_store():
 
 @st.cache_resource
 def device_label() -> str:
-    """CPU, or the GPU's name, for the badge (imports torch once per server)."""
-    from aigc_core.train.device import device_name, pick_device
+    """The badge's device, from a light probe (no torch import: the first page opens at once)."""
+    from aigc_core.train.probe import device_badge
 
-    return device_name(pick_device("auto"))
+    return device_badge()
+
+
+#: characters Markdown (and Streamlit's directives :red[...], :material/x:, $math$) give a meaning to; ( ) and !
+#: only make a link or an image after a [ ], which is escaped
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*{}\[\]#|~<>$&:]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")  # a_b is not emphasis
+_LINE_START = re.compile(r"^(\s*)(\d*)([-+=.)])", re.M)  # a list item ("- x", "+ x", "1. x"), a === rule
+
+
+def plain(text) -> str:
+    """User text (a run name, a data set name, a URL value) made safe to put in
+    Markdown: every character Markdown or Streamlit would read as syntax is
+    backslash-escaped, so ``[x](http://...)`` shows as those characters, never
+    a link or an image, and ``**b**`` is not bold."""
+    text = _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+    return _LINE_START.sub(lambda m: f"{m.group(1)}{m.group(2)}\\{m.group(3)}", text)
 
 
 @contextmanager
@@ -94,32 +112,58 @@ def set_current_run(run_id: str | None) -> None:
 
 
 def run_label(run) -> str:
-    """How a run is named in pickers: two runs can share a name, so the id (unique) ends the label."""
-    return f"{run.name} · {run.status} · step {run.step} · {run.id}"
+    """How a run is named in pickers: two runs can share a name, so the id (unique) ends the label.
+    No status or step: a picker is drawn once, and a state in it would be stale while the run trains."""
+    return f"{run.name} · {run.model} on {run.dataset} · {run.id}"
 
 
 def status_label(run) -> str:
     return f"{STATUS_ICONS.get(run.status, '')} {run.status}"
 
 
+def _run_state(run_id: str, live: bool) -> None:
+    """The sidebar's run status, re-read once a second while the run is active (as the Train page's live panel is)."""
+    try:
+        run = get_store().get(run_id, actor=current_actor() or NOBODY)
+    except UserError:
+        return
+    if (run.status in ACTIVE_STATUSES) != live:
+        st.rerun(scope="app")  # it started or ended: redraw with (or without) the timer
+    st.markdown(status_label(run))
+
+
 def sidebar() -> None:
-    """Current data set and run, and the device badge, on every page."""
+    """Current data set and run, and the device badge, on every page (drawn by :func:`show_page`)."""
     with st.sidebar:
         st.caption("Device")
         st.badge(device_label(), icon=":material/memory:", color="blue")
         ds = current_dataset()
         st.caption("Data set")
-        st.write(f"**{ds}**" if ds else "none chosen yet (Data page)")
+        st.markdown(f"**{plain(ds)}**" if ds else "none chosen yet (Data page)")
         run_id = current_run()
         st.caption("Run")
+        run = None
         if run_id:
             try:
                 run = get_store().get(run_id, actor=current_actor() or NOBODY)
-                st.write(f"**{run.name}**  \n{status_label(run)} · step {run.step}")
             except UserError:
-                st.write("none")
-        else:
-            st.write("none yet (Train page)")
+                pass  # an unknown ?run= value is never echoed
+        if run is None:
+            st.markdown("none yet (Train page)")
+            return
+        st.markdown(f"**{plain(run.name)}**")
+        live = run.status in ACTIVE_STATUSES
+        st.fragment(_run_state, run_every=1.0 if live else None)(run.id, live)
+
+
+def show_page(page) -> None:
+    """Run the page, then draw the sidebar: it names the run and data set the page has just picked (a picker
+    that changed the run on this rerun, a ``?run=`` in the address), never the previous rerun's. A page that
+    stops early (``st.stop``, a rerun) still gets its sidebar."""
+    try:
+        page.run()
+    finally:
+        sidebar()
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the model from its checkpoint ...")
@@ -203,8 +247,7 @@ def film_strip(run, key: str = "film_strip") -> None:
     """The run's film strip: the frame at a step chosen with a slider (which
     follows the newest frame while it sits on the newest one), or the text
     sample at that step. Frames are read from the run folder, images cached."""
-    folder = run.folder / "samples"
-    frames = {int(p.stem[5:]): p for p in folder.glob("step_*") if p.suffix in (".png", ".txt")}
+    frames = dict(run.folder.frames())
     if not frames:
         st.caption("The first film-strip frame appears when training starts.")
         return

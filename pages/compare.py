@@ -1,11 +1,13 @@
 """Compare: runs side by side (settings, final numbers, curves, samples), and
 the bake-off that trains several models on the same data with the same budget."""
 
+import html
+
 import streamlit as st
 
 from aigc_core.bakeoff import metric_info, metric_order
 from aigc_core.metrics.features import FEATURE_NOTE
-from pages.common import acting, current_dataset, current_run, get_store, guard, sampling_trainer
+from pages.common import acting, current_dataset, current_run, get_store, guard, plain, run_label, sampling_trainer
 
 actor = acting("Compare")
 st.title("Compare")
@@ -121,14 +123,15 @@ def curves(runs, labels) -> None:
         if frame.empty:
             continue
         x = frame["step"] if axis != "Wall time (s)" else frame["wall"] - frame["wall"].min()
-        fig.add_scatter(x=x, y=frame["value"], mode="lines+markers" if len(frame) < 30 else "lines", name=labels[r.id])
+        fig.add_scatter(x=x, y=frame["value"], mode="lines+markers" if len(frame) < 30 else "lines",
+                        name=html.escape(labels[r.id]))  # plotly reads <a>, <b> in trace names
     fig.update_layout(height=420, xaxis_title="training step" if axis != "Wall time (s)" else "seconds since the first log",
                       yaxis_title=key, yaxis_type="log" if log_y else "linear", legend=dict(orientation="h", y=-0.2),
                       margin=dict(t=30))
     st.plotly_chart(fig, key="c_curves")
     missing = [labels[r.id] for r in runs if key not in keys_by_run[r.id]]
     if missing:
-        st.caption(f"{', '.join(missing)} did not log {key}.")
+        st.caption(f"{plain(', '.join(missing))} did not log {key}.")
 
 
 def samples_of(run, seed: int) -> None:
@@ -147,10 +150,10 @@ def side_by_side(runs, labels) -> None:
         cols = st.columns(per_row)
         for col, r in zip(cols, runs[start:start + per_row]):
             with col:
-                st.markdown(f"**{labels[r.id]}**")
+                st.markdown(f"**{plain(labels[r.id])}**")
                 if r.status == "failed":
                     st.error(f"failed: {r.message or 'no reason recorded'}")
-                with guard(f"Sampling {r.name}"):
+                with guard(f"Sampling {plain(r.name)}"):
                     samples_of(r, seed)
 
 
@@ -169,7 +172,7 @@ def bits_per_character(runs, labels) -> None:
     cols = st.columns(len(text_runs))
     for col, r in zip(cols, text_runs):
         bpc = final_numbers(r).get("val_bpc")
-        col.metric(labels[r.id], "not measured yet" if bpc is None else f"{bpc:.3f} bits")
+        col.metric(plain(labels[r.id]), "not measured yet" if bpc is None else f"{bpc:.3f} bits")
 
 
 def compare_runs() -> None:
@@ -188,7 +191,7 @@ def compare_runs() -> None:
     else:
         default = [r.id for r in runs[:2]]
     picked = st.multiselect("Runs to compare (2 to 6)", list(by_id), default=default, max_selections=6,
-                            format_func=lambda i: f"{by_id[i].name} · {by_id[i].status} · step {by_id[i].step} · {i}",
+                            format_func=lambda i: run_label(by_id[i]),
                             key="c_runs", persist_state="session")
     if len(picked) < 2:
         st.info("Pick at least two runs.", icon=":material/info:")
@@ -197,7 +200,7 @@ def compare_runs() -> None:
     labels = run_labels(picked_runs)
     datasets = sorted({r.dataset for r in picked_runs})
     if len(datasets) > 1:
-        st.warning(f"These runs trained on different data sets ({', '.join(datasets)}). Their losses and quality "
+        st.warning(f"These runs trained on different data sets ({plain(', '.join(datasets))}). Their losses and quality "
                    "scores measure different things; compare runs on the same data.", icon=":material/warning:")
 
     st.subheader("Settings that differ")
@@ -247,31 +250,45 @@ def bakeoff_form() -> None:
     info = sets[dataset]
     fitting = {s.name: s for s in models_for(info.kind, info.summary or None)}
     if len(fitting) < 2:
-        st.info(f"Only {len(fitting)} model can train on {info.kind} data like {dataset!r}; a bake-off needs two. "
+        st.info(f"Only {len(fitting)} model can train on {info.kind} data like {plain(dataset)}; a bake-off needs two. "
                 "Pick another data set.", icon=":material/info:")
         return
     models = c2.multiselect("Models (2 to 6)", list(fitting), default=list(fitting)[:2], max_selections=6,
                             format_func=lambda m: f"{fitting[m].title} ({m})", key=f"bo_models_{dataset}",
                             help="Only the models that can train on this data set are offered.")
-    c3, c4 = st.columns([1, 1])
-    seconds = c3.number_input("Training time per model (seconds)", 1, 24 * 3600, 60, step=10, key="bo_seconds",
-                              help="The same wall-clock budget for every model: a fast model gets more steps, "
-                                   "a slow one fewer. That is the point of a bake-off.")
-    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="bo_seed", help="The same seed for every run.")
+    c3, c4, c5 = st.columns([2, 1, 1])
+    budget = c3.radio("Budget per model", list(bakeoff.BUDGETS), horizontal=True, key="bo_budget",
+                      format_func=lambda b: {"cpu": "processor time", "wall": "clock time", "steps": "steps"}[b],
+                      help="Processor time is fair when other work shares the machine: a model is not cut short "
+                           "because another process had the CPU. Clock time is what you wait. Steps give every "
+                           "model the same number of updates, however slow each one is.")
+    if budget == "steps":
+        steps = c4.number_input("Steps per model", 1, 10_000_000, 500, step=100, key="bo_steps")
+        seconds = 0
+    else:
+        steps = 0
+        seconds = c4.number_input("Seconds per model", 1, 24 * 3600, 60, step=10, key="bo_seconds",
+                                  help="The same budget for every model: a fast model gets more steps, a slow one "
+                                       "fewer. That is the point of a bake-off.")
+    seed = c5.number_input("Seed", 0, 2**31 - 1, 0, key="bo_seed", help="The same seed for every run.")
     from aigc_core.runs.queue import max_jobs
 
     slots = max_jobs()
-    total = -(-len(models) // slots) * seconds
-    took = f"{total:.0f} s" if total < 120 else f"{total / 60:.0f} min"
     together = "one at a time" if slots == 1 else f"{slots} at a time (one per training slot)"
-    st.caption(f"The runs wait in the training queue and train {together}, so the whole bake-off takes about "
-               f"{took} of training, plus start-up and evaluation after each run. "
-               "Each model uses its Quick settings where it has them.")
+    if budget == "steps":
+        took = "as long as the slowest models need for their steps"
+    else:
+        total = -(-len(models) // slots) * seconds
+        took = f"about {total:.0f} s" if total < 120 else f"about {total / 60:.0f} min"
+        took += " of training" + (" (processor seconds: longer on the clock when the machine is busy)"
+                                  if budget == "cpu" else "")
+    st.caption(f"The runs wait in the training queue and train {together}, so the whole bake-off takes {took}, "
+               "plus start-up and evaluation after each run. Each model uses its Quick settings where it has them.")
     if st.button("Start the bake-off", type="primary", icon=":material/sports_score:", key="bo_start",
                  disabled=len(models) < 2):
         with guard("Starting the bake-off"):
             started = bakeoff.start_bakeoff(dataset, models, float(seconds), seed=int(seed), store=get_store(),
-                                            actor=actor)
+                                            actor=actor, budget=budget, steps=int(steps))
             st.session_state["bo_pick"] = started.id
             st.toast(f"Bake-off queued: {', '.join(started.models)}")
 
@@ -287,7 +304,9 @@ def bakeoff_progress(bakeoff_id: str) -> None:
     store.refresh()
     b = bakeoff.load_bakeoff(bakeoff_id)
     for r in b.runs(store):
-        text = f"{r.model}: {r.status} · step {r.step} · {r.train_seconds:.0f} of {b.max_seconds:g} s"
+        spent = f"{r.step:,} of {b.steps:,} steps" if b.budget == "steps" else \
+            f"{r.train_seconds:.0f} of {b.max_seconds:g} {'CPU ' if b.budget == 'cpu' else ''}s"
+        text = f"{r.model}: {r.status} · {spent}"
         if r.status == "queued":
             ahead = queue_position(store, r.id)
             text += f" · {ahead} run{'s' if ahead > 1 else ''} ahead in the queue" if ahead else " · next in the queue"
@@ -350,7 +369,7 @@ def bakeoff_curves(report: dict) -> None:
     st.plotly_chart(fig, key="bo_curves")
     missing = [names[rid] for rid in names if rid not in report["curves"].get(key, {})]
     if missing:
-        st.caption(f"{', '.join(missing)} did not log {key}.")
+        st.caption(f"{plain(', '.join(missing))} did not log {key}.")
 
 
 def show_preview(s: dict) -> None:
@@ -408,7 +427,7 @@ def bakeoff_result(bakeoff_id: str) -> None:
     store = get_store()
     b = load_bakeoff(bakeoff_id)
     if not b.finished(store):
-        st.markdown(f"**Training**: {', '.join(b.models)} on {b.dataset}, {b.max_seconds:g} s each, seed {b.seed}.")
+        st.markdown(f"**Training**: {', '.join(b.models)} on {plain(b.dataset)}, {b.budget_text}, seed {b.seed}.")
         bakeoff_progress(bakeoff_id)
         if st.button("Stop this bake-off", icon=":material/stop_circle:", key="bo_stop"):
             for r in b.runs(store):

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 import streamlit as st
 
 from aigc_core.errors import UserError
-from pages.common import acting, current_dataset, get_store, guard, set_current_dataset
+from pages.common import acting, current_dataset, get_store, guard, plain, set_current_dataset
 
 actor = acting("Data")
 st.title("Data")
@@ -503,7 +503,7 @@ def upload_images(file, raw: bytes, key: str) -> None:
                       help="Grey images have 1 channel and train faster; colour keeps red, green and blue (3 channels).")
     name = name_field(file.name, f"{key}:name")
     if st.button("Import the images", type="primary", icon=":material/upload:", disabled=name is None, key=f"{key}:go"):
-        with st.status(f"Importing {file.name} ...", expanded=True) as status:
+        with st.status(f"Importing {plain(file.name)} ...", expanded=True) as status:
             bar = st.progress(0.0, text="Opening the archive")
 
             def progress(done: int, total: int) -> None:
@@ -513,7 +513,7 @@ def upload_images(file, raw: bytes, key: str) -> None:
                 report = import_and_save(raw, name, size=size, channels=1 if colour == "grey" else 3,
                                          filename=file.name, progress=progress, actor=actor)
             except Exception:
-                status.update(label=f"{file.name} was not imported; nothing was saved", state="error")
+                status.update(label=f"{plain(file.name)} was not imported; nothing was saved", state="error")
                 raise
             status.update(label=f"Imported {report.accepted:,} images", state="complete")
         imported(dict(name=name, kind="image", accepted=report.accepted,
@@ -531,13 +531,24 @@ def _text_preview(file_id: str, _raw: bytes, filename: str, mode: str):
     return data, text_stats(data)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _text_guess(file_id: str, _raw: bytes) -> tuple[str, str]:
+    from aigc_core.data.text import guess_text_mode
+
+    return guess_text_mode(_raw)
+
+
 def upload_text(file, raw: bytes, key: str) -> None:
     from aigc_core.data.catalog import save_uploaded
 
-    mode = st.radio("How to read it", ["stream", "lines"], horizontal=True, key=f"{key}:mode",
+    guessed, why = _text_guess(file.file_id, raw)
+    modes = ["stream", "lines"]
+    mode = st.radio("How to read it", modes, index=modes.index(guessed), horizontal=True, key=f"{key}:mode",
                     format_func=lambda m: {"stream": "one long text (stories, code, songs)",
                                            "lines": "one item per line (names, titles)"}[m],
                     help="A stream model learns to continue the text; a line model writes whole new items.")
+    st.caption(f"Guessed from the file: **{'one item per line' if guessed == 'lines' else 'one long text'}**, "
+               f"because {plain(why)}.")
     data, stats = _text_preview(file.file_id, raw, file.name, mode)
     c = st.columns(3)
     c[0].metric("Characters", f"{stats['chars']:,}")
@@ -550,7 +561,7 @@ def upload_text(file, raw: bytes, key: str) -> None:
                "removed)" if mode == "lines" else ""))
     name = name_field(file.name, f"{key}:name")
     if st.button("Save the text", type="primary", icon=":material/save:", disabled=name is None, key=f"{key}:go"):
-        with st.status(f"Saving {file.name} ...") as status:
+        with st.status(f"Saving {plain(file.name)} ...") as status:
             save_uploaded(replace(data, name=name), extra_meta=dict(source=file.name, mode=mode), actor=actor)
             status.update(label="Saved", state="complete")
         imported(dict(name=name, kind="text", summary=f"{stats['chars']:,} characters, {stats['vocab_size']} different, "
@@ -620,7 +631,7 @@ def upload_table(file, raw: bytes, key: str) -> None:
                          hide_index=True)
     name = name_field(file.name, f"{key}:name")
     if st.button("Save the table", type="primary", icon=":material/save:", disabled=name is None, key=f"{key}:go"):
-        with st.status(f"Saving {file.name} ...") as status:
+        with st.status(f"Saving {plain(file.name)} ...") as status:
             save_uploaded(replace(report.data, name=name),
                           extra_meta=dict(source=file.name, rows_read=report.rows_read, dropped_rows=report.dropped_rows,
                                           coerced_cells=report.coerced_cells, filled_cells=report.filled_cells),
@@ -656,8 +667,8 @@ def upload() -> None:
     if kind is None:
         return
     raw = file.getvalue()
-    st.caption(f"**{file.name}**: {len(raw) / 1024:,.0f} KB, read as {KIND_WORDS[kind]}.")
-    with guard(f"Importing {file.name}"):
+    st.caption(f"**{plain(file.name)}**: {len(raw) / 1024:,.0f} KB, read as {KIND_WORDS[kind]}.")
+    with guard(f"Importing {plain(file.name)}"):
         UPLOADERS[kind](file, raw, f"up{n}")
 
 

@@ -10,7 +10,7 @@ import zipfile
 
 import streamlit as st
 
-from pages.common import (acting, current_run, get_store, guard, sampling_trainer, set_current_dataset, set_current_run,
+from pages.common import (acting, current_run, get_store, guard, plain, sampling_trainer, set_current_dataset, set_current_run,
                           run_label, status_label)
 
 actor = acting("Gallery")
@@ -118,7 +118,7 @@ def data_loop_section(run) -> None:
     made = st.session_state.pop(made_key, None)
     if made:
         st.session_state.pop(name_key, None)  # the saved name is taken now: suggest the next one
-        st.success(f"Saved **{made[0]}**: {made[1]}. It is now the current data set; pick a model for it on the "
+        st.success(f"Saved **{plain(made[0])}**: {plain(made[1])}. It is now the current data set; pick a model for it on the "
                    "Train page.", icon=":material/check_circle:")
     taken = {d.name for d in list_datasets()}
     c1, c2 = st.columns([3, 1])
@@ -128,7 +128,7 @@ def data_loop_section(run) -> None:
                                  help="A few liked samples among thousands of originals barely change what the next "
                                       "model learns; copying each one a few times gives them more weight."))
     plan = data_loop.loop_plan(run.id, name=name or None, store=store, repeat=repeat, actor=actor)
-    st.write(f"The new data set would hold: {plan.describe()}."
+    st.write(f"The new data set would hold: {plain(plan.describe())}."
              + (f" Liked samples would be {plan.share:.1%} of it." if plan.added else ""))
     for note in plan.notes:
         st.caption(note)
@@ -679,7 +679,7 @@ with guard("The gallery"):
         st.query_params["run"] = run_id
     run = store.get(run_id, actor=actor)
     publish_toggle(run)
-    st.caption(f"{status_label(run)} · {run.model} ({run.family}) on {run.dataset} · trained {run.step} steps in "
+    st.caption(f"{status_label(run)} · {run.model} ({run.family}) on {plain(run.dataset)} · trained {run.step} steps in "
                f"{run.train_seconds:.0f} s")
     if run.status == "failed":
         st.error(f"This run failed: {run.message or 'no reason was recorded'}. Start a new run on the Train page "

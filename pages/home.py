@@ -7,7 +7,7 @@ visitor presses a button.
 
 import streamlit as st
 
-from pages.common import acting, get_store, guard, sampling_trainer, set_current_dataset, set_current_run
+from pages.common import acting, get_store, guard, plain, sampling_trainer, set_current_dataset, set_current_run
 
 actor = acting("Home")
 
@@ -28,12 +28,13 @@ def live(run_id: str) -> None:
     """Re-reads the run store every second; never waits on training."""
     run = get_store().get(run_id, actor=actor)
     st.progress(run.progress, text=f"{run.status} · step {run.step} · {run.train_seconds:.0f} s")
-    frames = sorted((run.folder / "samples").glob("step_*.png"))
+    frames = run.folder.frames((".png",))
     if frames:
-        st.image(str(frames[-1]), caption=f"Samples from fixed noise at {frames[-1].stem.replace('_', ' ')}", width=320)
-    texts = sorted((run.folder / "samples").glob("step_*.txt"))
+        step, path = frames[-1]
+        st.image(str(path), caption=f"Samples from fixed noise at step {step}", width=320)
+    texts = run.folder.frames((".txt",))
     if texts:
-        st.code(texts[-1].read_text(encoding="utf-8")[:600], language=None)
+        st.code(texts[-1][1].read_text(encoding="utf-8")[:600], language=None)
     if run.status == "failed":
         st.error(run.message or "the run failed")
 
@@ -68,9 +69,9 @@ def starter_samples(run_ids: list[str]) -> None:
     about = f"new samples from {runs[run_id].name} (seed {seed}, trained {step} steps)"
     if isinstance(samples, list):  # texts
         st.code("\n".join(samples), language=None)
-        st.caption(f"{count} {about}")
+        st.caption(plain(f"{count} {about}"))
     else:
-        st.image(upscale(grid_image(samples, nrow=4), 320), caption=f"{count} {about}")
+        st.image(upscale(grid_image(samples, nrow=4), 320), caption=f"{count} {about}")  # an image caption is plain text
     c1, c2 = st.columns(2)
     if c1.button("New samples", icon=":material/casino:", key="starter_new"):
         st.session_state["starter_seed"] = seed + 1

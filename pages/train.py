@@ -12,8 +12,8 @@ import math
 
 import streamlit as st
 
-from pages.common import acting, current_dataset, current_run, data_kind, film_strip, get_store, \
-    guard, run_label, set_current_dataset, set_current_run
+from pages.common import acting, current_dataset, current_run, data_kind, film_strip, get_store, guard, plain, \
+    run_label, set_current_dataset, set_current_run
 
 #: statuses during which the live section refreshes itself
 LIVE = ("queued", "starting", "running", "paused")
@@ -202,6 +202,18 @@ def link_and_room_preset() -> None:
                 st.rerun()
 
 
+def setting_problems(spec, values: dict) -> list[str]:
+    """Why the form's current model settings cannot work together (the same
+    check ``make_config`` makes), so the form says it before Start, not the run after it."""
+    from aigc_core.config import config_problems, from_dict
+    from aigc_core.errors import UserError
+
+    try:
+        return config_problems(from_dict(spec.config_cls, values, strict=False))
+    except UserError as exc:
+        return [str(exc)]
+
+
 def new_run_form() -> None:
     from aigc_core.config import TrainSettings, describe
     from aigc_core.data.catalog import list_datasets
@@ -228,7 +240,7 @@ def new_run_form() -> None:
     fitting = {s.name: s for s in models_for(info.kind, info.summary or None)}
     unfit = [(s, s.fits(info.summary)) for s in all_models() if s.data_kind == info.kind and s.name not in fitting]
     if not fitting:
-        st.warning(f"No model can train on {dataset!r} ({info.kind} data)"
+        st.warning(f"No model can train on {plain(dataset)} ({info.kind} data)"
                    + (": " + "; ".join(f"{s.name}: {why}" for s, why in unfit) if unfit else "")
                    + ". Pick another data set or re-import this one on the Data page.", icon=":material/warning:")
         return
@@ -241,7 +253,7 @@ def new_run_form() -> None:
                       captions=[preset_caption(spec, p) for p in presets],
                       help="Quick trains in about half a minute on a laptop CPU; Standard takes a few minutes and "
                            "looks better; Custom lets you change every setting.")
-    st.caption(spec.description + (f" Not offered for this data: "
+    st.caption(spec.description + (" Not offered for this data: "
                                    + "; ".join(f"{s.title} ({why})" for s, why in unfit) + "." if unfit else ""))
 
     base = spec.presets.get(preset) or spec.presets.get("Quick") or {}
@@ -271,6 +283,14 @@ def new_run_form() -> None:
                                       not editable)
         chosen_train |= settings_grid([f for f in train_fields if f.get("advanced")], train_values, prefix + "_t",
                                       not editable)
+    clashes = setting_problems(spec, chosen_model)
+    for clash in clashes:
+        st.error(clash, icon=":material/block:")
+    if "max_vocab" in chosen_model and info.summary:  # a character model: what it keeps of this text's alphabet
+        from aigc_core.data.vocab import vocabulary_note
+
+        if note := vocabulary_note(info.summary, chosen_model["max_vocab"]):
+            st.info(note, icon=":material/translate:")
     with st.expander(f"How {spec.title} learns: the formulas, and how to read its curves", icon=":material/school:"):
         explain(spec, chosen_model)
 
@@ -285,7 +305,8 @@ def new_run_form() -> None:
                           "machine has are offered.")
     name = c2.text_input("Run name", key=f"tr_name_{model}_{dataset}", placeholder=f"{model} on {dataset}",
                          help="A name to find the run by later (optional; two runs may share one).")
-    if c3.button("Start training", type="primary", icon=":material/play_arrow:", key="tr_start", width="stretch"):
+    if c3.button("Start training", type="primary", icon=":material/play_arrow:", key="tr_start", width="stretch",
+                 disabled=bool(clashes), help="Change the settings named above first." if clashes else None):
         with guard("Starting the run"):
             from aigc_core.runs.api import make_config, submit
 
@@ -471,8 +492,11 @@ def status_row(run) -> None:
     elif run.control == "stop" and run.status in LIVE:
         status += " (stopping ...)"
     c1.metric("Status", status)
-    c2.metric("Training time", fmt_seconds(run.train_seconds),
-              help="Seconds spent training so far; pauses do not count.")
+    cpu = run.config.get("train", {}).get("clock") == "cpu"
+    c2.metric("Training time (processor)" if cpu else "Training time", fmt_seconds(run.train_seconds),
+              help="Processor seconds this run has used, which its time budget counts (time the machine spent on "
+                   "other work does not count); pauses do not count." if cpu else
+                   "Seconds spent training so far; pauses do not count.")
     total = f" of {run.total_steps:,}" if run.total_steps else ""
     c3.metric("Step", f"{run.step:,}{total}")
     c4.metric(f"Speed ({data_kind(run.data_kind).noun}/s)", f"{run.samples_per_s:,.0f}" if run.samples_per_s else "–",
@@ -572,9 +596,9 @@ def live_view(run_id: str, watching_live: bool) -> None:
     run = store.get(run_id, actor=actor)
     if (run.status in LIVE) != watching_live:
         st.rerun()  # it ended (or was resumed): redraw the whole page, with or without the timer
-    st.markdown(f"### {run.name}")
+    st.markdown(f"### {plain(run.name)}")
     device = run.device_name or run.device or ("device chosen when it starts" if run.status in LIVE else "no device used")
-    st.caption(f"{run.model} on {run.dataset} · preset {run.config.get('preset') or 'Custom'} · {device} · "
+    st.caption(f"{run.model} on {plain(run.dataset)} · preset {run.config.get('preset') or 'Custom'} · {device} · "
                f"run id `{run.id}`")
     controls(run)
     status_row(run)
@@ -642,7 +666,8 @@ with guard("The run list"):
     ids = [r.id for r in runs]
     url_run = st.query_params.get("run")
     if url_run and url_run not in ids:
-        st.warning(f"There is no run {url_run!r} of yours here (it may have been deleted); showing another one.",
+        st.warning(f"There is no run {plain(repr(url_run[:60]))} of yours here (it may have been deleted); "
+                   "showing another one.",
                    icon=":material/warning:")
     if not runs:
         st.info("No runs yet: start one above.", icon=":material/info:")

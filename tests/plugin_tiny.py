@@ -6,7 +6,6 @@ so worker processes started by the queue see it too.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 

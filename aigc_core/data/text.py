@@ -114,6 +114,42 @@ def _unicode_names() -> tuple[str, ...]:
 
 # ---- uploads -----------------------------------------------------------------
 
+#: what makes a file look like a list of items: most lines this short, mostly distinct, few ending like a sentence
+ITEM_MEDIAN_CHARS = 40
+ITEM_LONG_CHARS = 80
+SENTENCE_END = (".", "!", "?", ",", ";", ":")
+
+
+def guess_text_mode(source: bytes | str) -> tuple[str, str]:
+    """``(mode, reason)``: ``lines`` when the file looks like a list of short,
+    distinct items (names, titles, one per line), else ``stream``; the reason
+    is a sentence a person can check against the file. Only the first
+    megabyte is read."""
+    if isinstance(source, bytes):
+        source = source[:2**20].decode("utf-8", errors="replace")
+    lines = [line.strip() for line in source[:2**20].replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    items = [line for line in lines if line]
+    if len(items) < MIN_LINES:
+        return "stream", f"it has only {len(items)} non-empty lines, too few to be a list of items"
+    lengths = sorted(len(x) for x in items)
+    median = lengths[len(lengths) // 2]
+    long_share = sum(n > ITEM_LONG_CHARS for n in lengths) / len(lengths)
+    distinct = len(set(items)) / len(items)
+    sentences = sum(x.endswith(SENTENCE_END) for x in items) / len(items)
+    if median > ITEM_MEDIAN_CHARS:
+        return "stream", f"its lines are long (half are {median} characters or more): it reads as running text"
+    if long_share > 0.1:
+        return "stream", (f"{long_share:.0%} of its lines are over {ITEM_LONG_CHARS} characters: it reads as running "
+                          "text")
+    if sentences > 0.3:
+        return "stream", (f"{sentences:.0%} of its lines end with punctuation, like sentences or wrapped prose: "
+                          "it reads as running text")
+    if distinct < 0.5:
+        return "stream", f"only {distinct:.0%} of its lines are different: it reads as text with repeated lines"
+    return "lines", (f"{len(items):,} short lines (half under {median + 1} characters), {distinct:.0%} of them "
+                     "different and few ending like a sentence: each looks like one item (a name, a title)")
+
+
 def import_text(source: bytes, name: str, mode: str = "stream", filename: str | None = None) -> TextData:
     """Check an uploaded text file and turn it into a :class:`TextData`.
 

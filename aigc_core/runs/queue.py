@@ -46,6 +46,16 @@ def max_jobs() -> int:
         return 1
 
 
+#: at or below this many cores, the machine counts as shared even with one training slot (the app, the
+#: browsers' requests and the evaluation all want a core too)
+SMALL_MACHINE_CORES = 4
+
+
+def shared_machine() -> bool:
+    """Whether training workers share the CPU: more than one slot, or a small machine."""
+    return max_jobs() > 1 or (os.cpu_count() or 1) <= SMALL_MACHINE_CORES
+
+
 def _reap() -> None:
     """Collect finished worker processes we started so none lingers as a zombie."""
     for child in list(_children):
@@ -173,6 +183,11 @@ def spawn_worker(run_id: str) -> subprocess.Popen:
     env = dict(os.environ)
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    if shared_machine():
+        # OpenMP threads that spin while they wait for work hold cores another worker (or the app) needs: a DCGAN
+        # with a competing process made 2.4 s steps spinning (ACTIVE); waiting passively gives the cores back.
+        # Set before torch loads in the worker; a value the user set wins.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "aigc_core", "worker", run_id, "--claim", run.claim or ""],

@@ -23,6 +23,7 @@ points themselves.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -176,14 +177,17 @@ def evaluate_run(run_id: str, n: int | None = None, echo=None) -> dict[str, floa
     from ..runs.store import RunStore
     from ..sample import load_for_sampling
 
-    n = DEFAULT_N if n is None else int(n)
+    asked = None if n is None else int(n)
+    n = DEFAULT_N if asked is None else asked
     if not 2 <= n <= 50_000:
         raise UserError(f"evaluate with between 2 and 50000 samples; got {n}")
     store = RunStore()
     trainer, run, step = load_for_sampling(run_id, store=store)
     out: dict[str, float] = {}
     with torch.no_grad():
-        out.update(trainer.evaluate())
+        # a trainer whose own report draws samples (a table's rows) says so by taking n
+        takes_n = "n" in inspect.signature(trainer.evaluate).parameters
+        out.update(trainer.evaluate(n=asked) if takes_n else trainer.evaluate())
         out.update(_family_metrics(run, trainer, n, feature_scores=True, echo=echo))
     out = _finite(out)
     if out:

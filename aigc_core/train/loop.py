@@ -194,10 +194,12 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
     n_in_window, window_start, last_poll, last_ckpt = 0, time.perf_counter(), 0.0, time.perf_counter()
     status = "completed"
     compiled_ok = not settings.compile
-    seg_start = time.perf_counter()  # start of the current un-paused stretch
+    # training time (the budget's, and the page's) on the run's clock: wall seconds, or this process's CPU seconds
+    clock = time.process_time if settings.clock == "cpu" else time.perf_counter
+    seg_start = clock()  # start of the current un-paused stretch
 
     def budget_left() -> bool:
-        elapsed = train_seconds + (time.perf_counter() - seg_start)
+        elapsed = train_seconds + (clock() - seg_start)
         if settings.steps and step >= settings.steps:
             return False
         if settings.max_seconds and elapsed >= settings.max_seconds:
@@ -208,6 +210,8 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
         now = time.perf_counter()
         if now - last_poll >= CONTROL_POLL_S:
             last_poll = now
+            if step:  # the page's clock and step counter move from the first step, not the first log
+                write(step=step, train_seconds=train_seconds + (clock() - seg_start))
             control = store.take_control(run_id, claim)
             if control == "lost" or beat.lost.is_set():
                 raise LostClaim(run_id)
@@ -215,7 +219,7 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
                 status = "stopped"
                 break
             if control == "pause":
-                train_seconds += now - seg_start
+                train_seconds += clock() - seg_start
                 write(status="paused", control=None, train_seconds=train_seconds)
                 say("paused")
                 release_at = time.monotonic() + _pause_release_seconds()
@@ -232,11 +236,11 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
                     time.sleep(0.25)
                 if control == "stop":
                     status = "stopped"
-                    seg_start = time.perf_counter()
+                    seg_start = clock()
                     break
                 write(status="running", control=None)
                 say("resumed")
-                seg_start = window_start = time.perf_counter()
+                seg_start, window_start = clock(), time.perf_counter()
                 n_in_window = 0
                 sums.clear()
 
@@ -277,7 +281,7 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
                     raise UserError(f"{what} became {kind} at step {step}; {trainer.nan_hint}. {checkpoint_msg}".strip())
             record["step_time_ms"] = 1000 * elapsed / max(1, n_in_window)
             record["samples_per_s"] = n_in_window * trainer.batch_size / max(elapsed, 1e-9)
-            total = train_seconds + (time.perf_counter() - seg_start)
+            total = train_seconds + (clock() - seg_start)
             wall = time.time()
             store.log_metrics(run_id, step, record, wall, claim=claim)
             folder.append_metrics(step, record, wall, keep=not budget_left())  # what `repair` rebuilds the chart from
@@ -294,7 +298,7 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
             checkpoint()
             last_ckpt = time.perf_counter()
 
-    train_seconds += time.perf_counter() - seg_start
+    train_seconds += clock() - seg_start
     checkpoint()
     if not folder.has_frame(step):
         save_frame(folder, step, _frame(trainer))

@@ -28,7 +28,8 @@ class TabGANConfig:
     noise_dim: int = param(64, "Noise size", "Length of the random vector z each row starts from.", min=2, max=512)
     hidden: int = param(128, "Hidden width", "Units per hidden layer of the generator and the critic.", min=16, max=1024, step=16)
     layers: int = param(2, "Hidden layers", "Residual blocks in the generator, dense layers in the critic.", min=1, max=6)
-    batch_size: int = param(200, "Batch size", "Real rows per step (and as many generated ones); a multiple of the packing.", min=10, max=10000, step=10)
+    batch_size: int = param(200, "Batch size", "Real rows per step (and as many generated ones); a multiple of the packing.", min=10, max=10000, step=10,
+                         multiple_of="pac")
     pac: int = param(10, "Packing", "The critic judges packs of this many rows at once, which makes a generator that repeats itself easy to spot (PacGAN).", min=1, max=20, advanced=True)
     lr_g: float = param(1e-3, "Generator learning rate", "Adam step size for G.", min=1e-6, max=1e-1, log=True)
     lr_d: float = param(1e-3, "Critic learning rate", "Adam step size for the critic.", min=1e-6, max=1e-1, log=True)

@@ -281,10 +281,11 @@ class TabularTrainer(Trainer):
         return tabular_report(self.real_train, self.real_test if len(self.real_test) else None, synth,
                               self.types, self.label, seed=seed)
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, n: int | None = None) -> dict[str, float]:
+        """The report's headline numbers, over ``n`` synthetic rows (default: as many as the training rows)."""
         from ...metrics.tabular import report_scores
 
-        return report_scores(self.report())
+        return report_scores(self.report(n))
 
     # ---- checkpoint -------------------------------------------------------------------
     def extra_state(self) -> dict:

@@ -89,7 +89,7 @@ class CharGPTConfig:
     n_head: int = param(4, "Attention heads", "Heads per layer; each attends to the past in its own way. "
                         "Must divide the embedding size.", min=1, max=32, step=1)
     n_embd: int = param(96, "Embedding size", "Width of the residual stream (a multiple of the number of heads).",
-                        min=8, max=2048, step=8)
+                        min=8, max=2048, step=8, multiple_of="n_head")
     dropout: float = _dropout(0.0)
     bias: bool = param(False, "Biases", "Biases in linear layers and LayerNorms (usually a little slower, no better).",
                        advanced=True)
