@@ -613,6 +613,17 @@ def live_view(run_id: str, watching_live: bool) -> None:
         spec = get_model(run.model)
         with st.expander(f"How to read these curves: what {spec.title} is learning", icon=":material/school:"):
             explain(spec, run.config.get("model_config", {}))
+            lab_links(run)
+
+
+def lab_links(run) -> None:
+    """The Learn page's labs that match this run (the training doctor for every run, while it trains too)."""
+    from aigc_core.learn.lessons import labs_for
+
+    cols = st.columns(3)
+    for col, link in zip(cols, labs_for(run)):
+        col.page_link("pages/learn.py", label=link["label"], icon=":material/science:",
+                      query_params=link["query_params"])
 
 
 # ---------------------------------------------------------------------------

@@ -323,3 +323,15 @@ def test_every_family_has_an_explanation_with_formulas(data, model, loss, phrase
     assert said.count("$$") >= 4  # at least two display formulas, drawn by st.markdown as LaTeX
     for phrase in phrases:
         assert phrase in said, phrase
+
+
+def test_a_run_links_to_its_labs_on_the_learn_page(fresh_home):
+    from tests.tiny_runs import vae_run
+
+    vae = vae_run()
+    at = open_page("pages/train.py", vae.id)
+    assert not at.exception, at.exception
+    links = {l.proto.label: dict(l.proto.query_string and [kv.split("=") for kv in l.proto.query_string.split("&")])
+             for l in at.get("page_link") if l.proto.page.endswith("learn.py") or "learn" in l.proto.page}
+    assert "Ask the training doctor" in links and links["Ask the training doctor"]["run"] == vae.id
+    assert "Open the VAE latent lab" in links
