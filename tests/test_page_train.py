@@ -92,7 +92,7 @@ def test_settings_are_widgets_built_from_the_config_metadata():
     meta = {d["name"]: d for d in describe(DCGANConfig)}
     assert (ngf.label, ngf.value, ngf.min, ngf.max, ngf.step) == ("Generator width (ngf)", 32, 8, 256, 8)
     assert ngf.help == meta["ngf"]["help"] and ngf.disabled  # a preset's values are shown, not edited
-    assert at.selectbox(key="tr_dcgan_Quick_m_loss").options == ["nonsaturating", "wgan_gp", "hinge"]
+    assert at.selectbox(key="tr_dcgan_Quick_m_loss").options == ["nonsaturating", "wgan_gp", "hinge", "wgan"]
     lr = at.select_slider(key="tr_dcgan_Quick_m_lr_g")  # learning rates on a log ladder
     assert lr.value == 2e-4 and {"1e-05", "0.0001", "0.001"} <= set(lr.options)
     advanced = next(e for e in at.expander if e.label == "Advanced settings")
