@@ -202,6 +202,23 @@ def link_and_room_preset() -> None:
                 st.rerun()
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def cost_problem(model: str, dataset: str, model_json: str, train_json: str) -> str | None:
+    """Why these Custom settings cannot be queued on this machine (a model too big for its memory or the
+    parameter ceiling, a time budget over the room's ceiling), from the same check ``make_config`` makes when
+    Start is pressed; estimated on the meta device, so asking costs no memory. Cached per choice of values."""
+    import json
+
+    from aigc_core.errors import UserError
+    from aigc_core.runs.api import make_config
+
+    try:
+        make_config(model, dataset, model_set=json.loads(model_json), train_set=json.loads(train_json))
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
 def setting_problems(spec, values: dict) -> list[str]:
     """Why the form's current model settings cannot work together (the same
     check ``make_config`` makes), so the form says it before Start, not the run after it."""
@@ -284,6 +301,12 @@ def new_run_form() -> None:
         chosen_train |= settings_grid([f for f in train_fields if f.get("advanced")], train_values, prefix + "_t",
                                       not editable)
     clashes = setting_problems(spec, chosen_model)
+    if editable and not clashes:  # the size and time ceilings, before Start rather than after it
+        import json
+
+        too_much = cost_problem(model, dataset, json.dumps(chosen_model, sort_keys=True, default=str),
+                                json.dumps(chosen_train, sort_keys=True, default=str))
+        clashes = [too_much] if too_much else []
     for clash in clashes:
         st.error(clash, icon=":material/block:")
     if "max_vocab" in chosen_model and info.summary:  # a character model: what it keeps of this text's alphabet

@@ -335,3 +335,16 @@ def test_a_run_links_to_its_labs_on_the_learn_page(fresh_home):
              for l in at.get("page_link") if l.proto.page.endswith("learn.py") or "learn" in l.proto.page}
     assert "Ask the training doctor" in links and links["Ask the training doctor"]["run"] == vae.id
     assert "Open the VAE latent lab" in links
+
+
+def test_a_custom_model_too_big_for_the_machine_is_refused_beside_the_form(fresh_home):
+    """Issue 9/10: a 24-layer, 2048-wide char GPT (1.2 G parameters) is refused before Start, not after."""
+    at = open_page("pages/train.py")
+    at = pick(at, "unicode_names", "char_gpt", "Custom")
+    assert not any("parameters" in e.value for e in at.error)
+    at.number_input(key="tr_char_gpt_Custom_m_n_layer").set_value(24)
+    at.number_input(key="tr_char_gpt_Custom_m_n_head").set_value(16)
+    at.number_input(key="tr_char_gpt_Custom_m_n_embd").set_value(1024).run()
+    assert not at.exception, at.exception
+    assert any("parameters" in e.value and "AIGC_MAX_PARAMS" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="tr_start").disabled
