@@ -268,6 +268,12 @@ def test_a_run_made_to_fail_is_diagnosed(label, make, expected):
     assert expected in found
 
 
+#: Quick presets whose full run is not healthy, measured: mlp_gan on glyphs ends its 3,000 steps with D(x) 0.99,
+#: D(G(z)) 0.007 and the generator's loss near 7 (the discriminator wins from about step 1,700). That is a
+#: preset to retune (issue 15), and the doctor is right to say so.
+UNHEALTHY_QUICK = {"mlp_gan": {"d_wins", "mode_collapse"}}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", _quick_models())
 def test_a_quick_preset_run_raises_no_alarm(model):
@@ -277,4 +283,7 @@ def test_a_quick_preset_run_raises_no_alarm(model):
                                                 train_set={"max_seconds": 0}), echo=lambda _m: None)
     found = [f["code"] for f in diagnose_run(run.id)["findings"]]
     print(f"\nDOCTOR Quick {model:34s} expected {'healthy':20s} found {', '.join(found) or '(too early to judge)'}")
+    if model in UNHEALTHY_QUICK:  # the doctor must name what is really wrong with it, and nothing else
+        assert UNHEALTHY_QUICK[model] & set(found) and not set(found) - UNHEALTHY_QUICK[model] - {"healthy"}, found
+        return
     assert not set(found) - {"healthy"}  # [] (too few steps logged to judge) is silent too
