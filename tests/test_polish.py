@@ -212,9 +212,9 @@ def test_a_rating_taken_back_stays_taken_back_in_the_run_folder(evil_runs, monke
     older, evil = evil_runs
     monkeypatch.setenv("AIGC_HOME", str(evil.folder.path.parent.parent))
     item = data_loop.rate_row(older.id, {"x": 1.0}, 1, step=10, seed=0, index=0)
-    assert item in older.folder.read_ratings()
+    assert (item, "local") in older.folder.read_ratings()  # keyed by item and who rated it (workshop mode)
     data_loop.unrate(older.id, item)
-    assert item not in older.folder.read_ratings()  # what `repair` rebuilds the ratings from
+    assert (item, "local") not in older.folder.read_ratings()  # what `repair` rebuilds the ratings from
 
 
 # ---- 2. training time from the first step ---------------------------------------------------
