@@ -116,3 +116,25 @@ class Trainer:
     def train_mode(self, on: bool = True) -> None:
         for net in self.nets.values():
             net.train(on)
+
+
+class FixedNoiseTrainer(Trainer):
+    """A trainer whose film strip decodes a fixed noise batch (the GANs and the
+    VAEs/AEs): the noise is saved with every checkpoint, so a resumed run's
+    frames continue from the same inputs, and a loaded optimiser's parameter
+    layout is matched to the networks'."""
+
+    fixed_noise: torch.Tensor
+
+    def load_state(self, state, *, weights_only: bool = False) -> None:
+        from .utils import match_param_layout
+
+        super().load_state(state, weights_only=weights_only)
+        match_param_layout(self.optims)
+
+    def extra_state(self) -> dict:
+        return {"fixed_noise": self.fixed_noise.detach().cpu()}
+
+    def load_extra_state(self, extra: dict) -> None:
+        if "fixed_noise" in extra:
+            self.fixed_noise = extra["fixed_noise"].to(self.device, torch.float32)

@@ -16,8 +16,8 @@ from ...data.base import ImageData, PointData
 from ...errors import UserError
 from ...imaging import from_unit_range, grid_image
 from ...train.augment import diff_augment
-from ...train.base import Trainer
-from ...train.utils import adam, check_count, check_steps, class_labels, eval_mode, match_param_layout, \
+from ...train.base import FixedNoiseTrainer
+from ...train.utils import adam, check_count, check_steps, class_labels, eval_mode, \
     seeded_noise, slerp, total_grad_norm
 from .networks import CRITIC_LOSSES, LOSSES, LabelledGenerator, ProjectionDiscriminator, _dcgan_init, \
     clip_weights, dcgan_discriminator, dcgan_feature_dim, dcgan_generator, discriminator_loss, generator_loss, \
@@ -36,7 +36,7 @@ def _check_truncation(truncation: float) -> float:
 
 
 
-class GANTrainer(Trainer):
+class GANTrainer(FixedNoiseTrainer):
     """Alternating GAN training shared by the three GANs.
 
     Subclasses build ``self.nets["G"]`` and ``self.nets["D"]`` in
@@ -233,18 +233,6 @@ class GANTrainer(Trainer):
         za, zb = seeded_noise(1, self.cfg.nz, seed_a)[0], seeded_noise(1, self.cfg.nz, seed_b)[0]
         y = self.labels_for(label, 1, seed_a)
         return self.to_output(self.generate(slerp(za, zb, steps) * psi, None if y is None else y.expand(steps)))
-
-    # ---- checkpoints -------------------------------------------------------------
-    def load_state(self, state, *, weights_only: bool = False) -> None:
-        super().load_state(state, weights_only=weights_only)
-        match_param_layout(self.optims)
-
-    def extra_state(self) -> dict:
-        return {"fixed_noise": self.fixed_noise.detach().cpu()}
-
-    def load_extra_state(self, extra: dict) -> None:
-        if "fixed_noise" in extra:
-            self.fixed_noise = extra["fixed_noise"].to(self.device, torch.float32)
 
 
 class ImageGANTrainer(GANTrainer):

@@ -15,8 +15,8 @@ from ...data.held_out import held_out_split
 from ...errors import UserError
 from ...imaging import grid_image
 from ...train.augment import classic_augment
-from ...train.base import Trainer
-from ...train.utils import adam, check_count, check_steps, class_labels, eval_mode, match_param_layout, \
+from ...train.base import FixedNoiseTrainer
+from ...train.utils import adam, check_count, check_steps, class_labels, eval_mode, \
     seeded_noise, slerp, total_grad_norm
 from .networks import LabelledDecoder, LabelledEncoder, conv_decoder, conv_encoder, kl_divergence, mlp_decoder, \
     mlp_encoder, reconstruction_loss, reparameterise, vae_loss
@@ -28,7 +28,7 @@ FILM_STRIP_CLASSES = 16  # a conditional VAE's film strip: one row per class, at
 MAX_FIT_CODES = 10_000
 
 
-class AutoencoderTrainer(Trainer):
+class AutoencoderTrainer(FixedNoiseTrainer):
     """Shared by the VAEs and the plain autoencoder.
 
     The training images live on the device as one uint8 tensor and each batch
@@ -294,18 +294,6 @@ class AutoencoderTrainer(Trainer):
         rows = min(self.classes, FILM_STRIP_CLASSES)
         z = self.fixed_noise[:8].cpu().repeat(rows, 1)
         return grid_image(self.decode(z, torch.arange(rows).repeat_interleave(8)), nrow=8)
-
-    # ---- checkpoints -------------------------------------------------------------
-    def load_state(self, state, *, weights_only: bool = False) -> None:
-        super().load_state(state, weights_only=weights_only)
-        match_param_layout(self.optims)
-
-    def extra_state(self) -> dict:
-        return {"fixed_noise": self.fixed_noise.detach().cpu()}
-
-    def load_extra_state(self, extra: dict) -> None:
-        if "fixed_noise" in extra:
-            self.fixed_noise = extra["fixed_noise"].to(self.device, torch.float32)
 
 
 class VAETrainer(AutoencoderTrainer):
