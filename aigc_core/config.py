@@ -183,3 +183,11 @@ class TrainSettings:
     log_every: int = param(25, "Log every (steps)", "How often losses are written to the chart.", min=1, max=10_000, advanced=True)
     sample_every: int = param(200, "Film strip every (steps)", "How often a frame of samples from the fixed noise is saved.", min=1, max=1_000_000, advanced=True)
     checkpoint_every: int = param(1000, "Checkpoint every (steps)", "How often the weights are saved (a final checkpoint is always written).", min=1, max=1_000_000, advanced=True)
+
+
+def conditional_problems(conditional: bool, summary: dict) -> list[str]:
+    """Why a class-conditional image model cannot train on a data set (the GAN and VAE families' one rule)."""
+    if conditional and summary.get("classes", 0) < 2:
+        return ["conditional=true needs a labelled image set (at least 2 classes, e.g. glyphs, or an upload "
+                "with one folder per class); this one has no classes: set conditional=false"]
+    return []

@@ -1,28 +1,7 @@
 """Character-level language models: ``bigram``, ``char_lstm`` and ``char_gpt``: the declarations.
 
-All three learn the same thing, the probability of the next character given
-the ones before it, and differ only in how much of the past they can use:
-
-- ``bigram``: only the previous character (a table of next-character logits);
-- ``char_lstm``: everything so far, squeezed through a recurrent state;
-- ``char_gpt``: the last ``block_size`` characters, each looked up directly
-  with causal self-attention, Attention(Q, K, V) = softmax(QK^T / sqrt(d_k)) V.
-
-The loss is the same for all of them, the cross-entropy of the true next
-character::
-
-    loss = -1/N * sum_t log p(x_{t+1} | x_1 .. x_t)      (nats per character)
-    bits per character = loss / ln 2
-    perplexity         = e^loss
-
-A model that knows nothing about a V-character alphabet scores ln V nats; a
-bits-per-character figure tells how many yes/no questions, on average, the
-model still needs to guess the next character.
-
-In ``lines`` mode (names, titles) every item is learned as
-``<start> item <end>``: sampling starts from ``<start>`` and stops at
-``<end>``, so it returns whole items. Items are padded with ``<pad>`` to a
-common length and padded positions do not count in the loss.
+What they learn and the loss they share (cross-entropy, bits per character)
+are explained where the networks are, in :mod:`.networks`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...config import param
+from ...config import conditional_problems, param
 from ...train.augment import CLASSIC_AUGMENTS
 from .networks import RECON_LOSSES
 
@@ -43,10 +43,7 @@ class ConvVAEConfig:
     conditional: bool = param(False, "Class-conditional", CONDITIONAL_HELP)
 
     def data_problems(self, summary: dict) -> list[str]:
-        if self.conditional and summary.get("classes", 0) < 2:
-            return ["conditional=true needs a labelled image set (at least 2 classes, e.g. glyphs, or an upload "
-                    "with one folder per class); this one has no classes: set conditional=false"]
-        return []
+        return conditional_problems(self.conditional, summary)
 
 
 @dataclass
