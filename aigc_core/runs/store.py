@@ -643,14 +643,24 @@ class RunStore:
 
     # ---- metrics ---------------------------------------------------------------
     def log_metrics(self, run_id: str, step: int, values: dict[str, float], wall: float | None = None,
-                    *, claim: str | bool = False) -> None:
+                    *, claim: str | bool = False, row: dict[str, Any] | None = None) -> None:
         """Add a row per value; with ``claim`` (a worker's token) only while the
-        worker still holds the run (:class:`LostClaim` otherwise)."""
+        worker still holds the run (:class:`LostClaim` otherwise). ``row``:
+        fields of the run's row (its step, clock) written in the same
+        transaction, so the row never says less than its chart shows even when
+        the run is handed on between the two writes."""
         wall = time.time() if wall is None else wall
         rows = [(run_id, step, k, float(v), wall) for k, v in values.items()]
+        row = dict(row or {})
         with self.transaction() as conn:
-            if claim is not False and not conn.execute("SELECT 1 FROM runs WHERE id = ? AND claim IS ?",
-                                                       (run_id, claim)).fetchone():
+            if row:
+                cols = ", ".join(f"{k} = ?" for k in row)
+                held = conn.execute(f"UPDATE runs SET {cols} WHERE id = ?" + (" AND claim IS ?" if claim is not False else ""),
+                                    (*row.values(), run_id, *(() if claim is False else (claim,)))).rowcount
+            else:
+                held = claim is False or conn.execute("SELECT 1 FROM runs WHERE id = ? AND claim IS ?",
+                                                      (run_id, claim)).fetchone() is not None
+            if not held:
                 raise LostClaim(run_id)
             conn.executemany("INSERT INTO metrics (run_id, step, key, value, wall) VALUES (?,?,?,?,?)", rows)
         self._thin_metrics(run_id, list(values))

@@ -283,9 +283,10 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
             record["samples_per_s"] = n_in_window * trainer.batch_size / max(elapsed, 1e-9)
             total = train_seconds + (clock() - seg_start)
             wall = time.time()
-            store.log_metrics(run_id, step, record, wall, claim=claim)
+            store.log_metrics(run_id, step, record, wall, claim=claim,
+                              row=dict(step=step, train_seconds=total, samples_per_s=record["samples_per_s"],
+                                       heartbeat=time.time()))
             folder.append_metrics(step, record, wall, keep=not budget_left())  # what `repair` rebuilds the chart from
-            write(step=step, train_seconds=total, samples_per_s=record["samples_per_s"], heartbeat=time.time())
             if echo and step % (settings.log_every * 4) == 0:
                 shown = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k.startswith("loss"))
                 say(f"step {step}: {shown}")
