@@ -9,6 +9,7 @@ names a model or a family.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 from dataclasses import dataclass, field
@@ -103,6 +104,12 @@ class ModelSpec:
       trainer's own ``evaluate`` does the whole job).
     - ``tiny``: settings small enough that tests build and train it in
       seconds on a CPU: ``{"model": {...}}``.
+    - ``fit_preset(name, preset, summary, device_type) -> (preset, why)``: the
+      model's written rule for fitting a preset to the data set (its summary:
+      characters, images, rows) and the device type (``cpu``/``cuda``/``mps``):
+      budget, size, dropout, weight decay. ``why`` is one line the Train page
+      shows ("for 303 kB of text: 3 layers, dropout 0.1, ~4 passes"); ``""``
+      when the preset stays as written. ``None``: presets are used as written.
     """
 
     name: str
@@ -123,6 +130,7 @@ class ModelSpec:
     film_caption: str = ""
     eval_budget: int = 0
     tiny: dict = field(default_factory=dict)
+    fit_preset: Callable[[str, dict, dict, str], tuple[dict, str]] | None = None
 
     def __post_init__(self) -> None:
         self.capabilities = frozenset(self.capabilities)
@@ -133,6 +141,17 @@ class ModelSpec:
             raise ValueError(f"{self.name}: knobs must be a dataclass of param fields")
         self.charts = [Chart(*c) for c in self.charts]
         self.metrics = {k: Metric(*v) for k, v in self.metrics.items()}
+
+    def preset(self, name: str, summary: dict | None = None, device_type: str = "cpu") -> tuple[dict, str]:
+        """Preset ``name`` fitted to a data set's summary and a device by the
+        model's ``fit_preset`` rule: ``(preset, why)``; a fresh copy, ``why`` is
+        ``""`` when nothing was fitted."""
+        if name not in self.presets:
+            raise UserError(f"{self.title} has no preset {name!r}; presets: {', '.join(self.presets)}")
+        base = copy.deepcopy(self.presets[name])
+        if self.fit_preset is None or not summary:
+            return base, ""
+        return self.fit_preset(name, base, dict(summary), device_type)
 
     def can(self, capability: str) -> bool:
         return capability in self.capabilities

@@ -95,10 +95,17 @@ def settings_grid(fields: list[dict], values: dict, prefix: str, disabled: bool,
     return out
 
 
-def preset_caption(spec, preset: str) -> str:
+def fitted_preset(spec, preset: str, summary: dict | None) -> tuple[dict, str]:
+    """The preset as the model's rule fits it to this data set and this server's device."""
+    from aigc_core.train.device import device_type
+
+    return spec.preset(preset, summary, device_type())
+
+
+def preset_caption(spec, preset: str, summary: dict | None = None) -> str:
     if preset == "Custom":
         return "start from Quick, change anything"
-    train = spec.presets[preset].get("train", {})
+    train = fitted_preset(spec, preset, summary)[0].get("train", {})
     parts = []
     if train.get("steps"):
         parts.append(f"{train['steps']:,} steps")
@@ -267,13 +274,17 @@ def new_run_form() -> None:
     spec = fitting[model]
     presets = [*spec.presets, "Custom"]
     preset = c3.radio("3. Preset", presets, horizontal=True, key=f"tr_preset_{model}",
-                      captions=[preset_caption(spec, p) for p in presets],
+                      captions=[preset_caption(spec, p, info.summary) for p in presets],
                       help="Quick trains in about half a minute on a laptop CPU; Standard takes a few minutes and "
                            "looks better; Custom lets you change every setting.")
     st.caption(spec.description + (" Not offered for this data: "
                                    + "; ".join(f"{s.title} ({why})" for s, why in unfit) + "." if unfit else ""))
 
-    base = spec.presets.get(preset) or spec.presets.get("Quick") or {}
+    base, fitted_why = fitted_preset(spec, preset if preset in spec.presets else "Quick", info.summary) \
+        if spec.presets else ({}, "")
+    if fitted_why:
+        st.caption(f":material/straighten: {'Custom starts from Quick, ' if preset == 'Custom' else ''}"
+                   f"{fitted_why}")
     model_fields, train_fields = describe(spec.config_cls), [f for f in describe(TrainSettings) if f["name"] != "device"]
     model_values = {f["name"]: f["default"] for f in model_fields} | base.get("model", {})
     train_values = {f["name"]: f["default"] for f in train_fields} | base.get("train", {})
@@ -622,7 +633,7 @@ def live_view(run_id: str, watching_live: bool) -> None:
     st.markdown(f"### {plain(run.name)}")
     device = run.device_name or run.device or ("device chosen when it starts" if run.status in LIVE else "no device used")
     st.caption(f"{run.model} on {plain(run.dataset)} · preset {run.config.get('preset') or 'Custom'} · {device} · "
-               f"run id `{run.id}`")
+               f"run id `{run.id}`" + (f" · {run.config['preset_fit']}" if run.config.get("preset_fit") else ""))
     controls(run)
     status_row(run)
     if run.status not in LIVE:

@@ -142,3 +142,21 @@ def test_the_train_and_gallery_pages_render_each_model_and_each_capability(contr
         gallery.run()
         assert not gallery.exception and not gallery.error, (capability, gallery.exception,
                                                               [e.value for e in gallery.error])
+
+
+def test_a_models_preset_rule_fits_the_preset_to_the_data_set_and_the_run_says_how(fresh_home, monkeypatch):
+    spec = SPECS["bigram"]
+    seen = {}
+
+    def rule(name, preset, summary, device_type):
+        seen.update(name=name, count=summary["count"], device=device_type)
+        preset["train"]["steps"] = 7
+        return preset, f"for {summary['count']:,} characters: 7 steps"
+
+    monkeypatch.setattr(spec, "fit_preset", rule)
+    dataset = tiny_lines()
+    config = api.make_config("bigram", dataset, preset="Quick")
+    assert seen["name"] == "Quick" and seen["device"] in {"cpu", "cuda", "mps"} and seen["count"] > 0
+    assert config["train"]["steps"] == 7 and config["preset_fit"].endswith("7 steps")
+    assert spec.presets["Quick"]["train"]["steps"] != 7  # the written preset is not changed by fitting it
+    assert "preset_fit" not in api.make_config("bigram", dataset, preset=None, train_set={"steps": 5})

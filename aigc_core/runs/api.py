@@ -54,11 +54,14 @@ def make_config(model: str, dataset: str, *, preset: str | None = None, model_se
     if reason:
         raise UserError(f"{spec.title} cannot train on {dataset!r}: {reason}")
     model_values, train_values = {}, {}
+    fitted_why = ""
     if preset:
-        if preset not in spec.presets:
-            raise UserError(f"{spec.title} has no preset {preset!r}; presets: {', '.join(spec.presets)}")
-        model_values.update(spec.presets[preset].get("model", {}))
-        train_values.update(spec.presets[preset].get("train", {}))
+        from ..train.device import device_type
+
+        wanted_device = (train_set or {}).get("device") or (model_set or {}).get("device") or "auto"
+        fitted, fitted_why = spec.preset(preset, info.summary, device_type(str(wanted_device)))
+        model_values.update(fitted.get("model", {}))
+        train_values.update(fitted.get("train", {}))
     # keys that belong to the other half are routed for convenience (--set steps=100)
     train_fields = set(TrainSettings.__dataclass_fields__)
     for k, v in (model_set or {}).items():
@@ -74,6 +77,8 @@ def make_config(model: str, dataset: str, *, preset: str | None = None, model_se
     limits = Limits.from_env()
     config = {"model": spec.name, "dataset": dataset, "preset": preset, "model_config": asdict(model_cfg),
               "train": apply_time_ceiling(asdict(settings), limits)}
+    if fitted_why:
+        config["preset_fit"] = fitted_why  # how the preset was fitted to this data set (shown with the run)
     check_cost(config, limits)  # the model's size and memory, before anything is queued
     return config
 

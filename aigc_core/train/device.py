@@ -26,6 +26,16 @@ def pick_device(choice: str = "auto") -> torch.device:
     return torch.device(choice)
 
 
+def device_type(choice: str = "auto") -> str:
+    """The kind of device a run with this choice trains on (``cpu``, ``cuda``,
+    ``mps``): what a preset is fitted for. An unavailable explicit choice falls
+    back to ``auto`` here; starting the run still refuses it."""
+    try:
+        return pick_device(choice).type
+    except UserError:
+        return pick_device("auto").type
+
+
 def device_name(device: torch.device) -> str:
     """A human name for the badge: the GPU's name, 'Apple MPS' or 'CPU (N threads)'."""
     if device.type == "cuda":
