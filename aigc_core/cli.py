@@ -373,9 +373,9 @@ def cmd_install_starters(args) -> int:
 def cmd_doctor(args) -> int:
     from .learn.doctor import apply_fix, diagnose_run
 
-    report = diagnose_run(args.run)
+    report = diagnose_run(args.run, actor=_actor(args))
     if args.fix:
-        child = apply_fix(args.run, args.fix)
+        child = apply_fix(args.run, args.fix, actor=_actor(args))
         report["started"] = _run_dict(child)
     if args.json:
         _print_json(report)
@@ -396,7 +396,7 @@ def cmd_lessons(args) -> int:
     from .learn.lessons import export_notebook, list_lessons, set_room_lesson
 
     if args.action == "assign":  # the teacher points the whole room at one lesson (no NAME: none)
-        set_room_lesson(args.name)
+        set_room_lesson(args.name, _actor(args))
         print(f"the Learn page now opens {args.name!r} for everyone" if args.name else "no lesson is assigned now")
         return 0
     if args.action == "export":
@@ -558,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run", required=True)
     s.add_argument("--fix", metavar="CODE", help="start a new run with this finding's fix applied")
     s.add_argument("--json", action="store_true")
+    _who(s)
     s.set_defaults(fn=cmd_doctor)
 
     s = sub.add_parser("lessons", help="list the lessons, export one as a Jupyter notebook, or assign one to the room")
@@ -565,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", nargs="?")
     s.add_argument("--out", help="the .ipynb file to write (export)")
     s.add_argument("--json", action="store_true")
+    _who(s)
     s.set_defaults(fn=cmd_lessons)
 
     s = sub.add_parser("worker", help=argparse.SUPPRESS)

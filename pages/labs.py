@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 import streamlit.components.v1 as components
 
-from pages.common import film_strip, get_store, guard, sampling_trainer, status_label
+from pages.common import current_actor, film_strip, get_store, guard, sampling_trainer, status_label
 
 LR_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 STEPS_PER_FRAME = 5
@@ -22,17 +22,33 @@ PLAYER_SIDE = 480
 
 # ---- runs started from a lesson ----------------------------------------------------------------
 
+def visible_run(run_id: str):
+    """The run if it exists and this browser's person may see it (their own, or published), else None."""
+    from aigc_core.errors import UserError
+
+    store = get_store()
+    if not store.exists(run_id):
+        return None
+    try:
+        return store.get(run_id, actor=current_actor())
+    except UserError:
+        return None
+
+
 def run_status(run_id: str, chart: list[str] | None = None, key: str = "run") -> None:
     """Progress, a chart of the chosen logged numbers and the film strip of one run;
     refreshes itself every two seconds while the run is queued or training."""
     store = get_store()
-    if not store.exists(run_id):
+    if visible_run(run_id) is None:
         st.info("That run was deleted; train it again.")
         return
-    active = store.get(run_id).status in ("queued", "starting", "running", "paused")
+    active = visible_run(run_id).status in ("queued", "starting", "running", "paused")
 
     def body() -> None:
-        run = store.get(run_id)
+        run = visible_run(run_id)
+        if run is None:
+            st.info("That run was deleted; train it again.")
+            return
         st.progress(run.progress, text=f"{status_label(run)} · step {run.step} · {run.train_seconds:.0f} s · "
                                        f"{run.name}")
         if run.status == "failed":
@@ -61,7 +77,11 @@ def doctor_panel(run_id: str, key: str = "doctor", on_fix=None) -> None:
     """The doctor's findings on a run, each with a button that trains the fix
     (the new run's config names its parent in ``parent_run``)."""
     store = get_store()
-    active = store.exists(run_id) and store.get(run_id).status in ("queued", "starting", "running", "paused")
+    run = visible_run(run_id)
+    if run is None:
+        st.info("That run was deleted, or it is not yours to see.")
+        return
+    active = run.status in ("queued", "starting", "running", "paused")
     # while the run trains, the doctor reads its numbers again every few seconds
     st.fragment(lambda: _doctor_body(run_id, key, on_fix, store), run_every=5.0 if active else None)()
 
@@ -70,7 +90,7 @@ def _doctor_body(run_id: str, key: str, on_fix, store) -> None:
     from aigc_core.learn.doctor import apply_fix, diagnose_run
 
     with guard("The training doctor"):
-        report = diagnose_run(run_id, store=store)
+        report = diagnose_run(run_id, store=store, actor=current_actor())
         if not report["findings"]:
             st.info(f"Too early to judge: the run has logged only a few steps (step {report['step']}).")
             return
@@ -81,7 +101,7 @@ def _doctor_body(run_id: str, key: str, on_fix, store) -> None:
                 icon=":material/check_circle:" if f["code"] == "healthy" else ":material/stethoscope:")
             if f["fix"]:
                 if st.button(f"Try the fix: {f['fix']['label']}", key=f"{key}_fix_{run_id}_{f['code']}"):
-                    child = apply_fix(run_id, f["code"], store=store)
+                    child = apply_fix(run_id, f["code"], store=store, actor=current_actor())
                     if on_fix:
                         on_fix(child)
                     st.success(f"Started {child.name} ({child.id}); it links back to this run.")
@@ -278,6 +298,9 @@ def attention_lab(run_id: str, key: str, prompt: str = "") -> None:
     import plotly.graph_objects as go
 
     with guard("The attention map"):
+        if visible_run(run_id) is None:
+            st.info("That run was deleted, or it is not yours to see.")
+            return
         trainer, _ = sampling_trainer(run_id)
         prompt = st.text_input("Prompt", prompt, key=f"{key}_prompt", max_chars=64)
         maps = trainer.attention_maps(prompt)  # (layers, heads, T, T)
@@ -299,6 +322,9 @@ def attention_lab(run_id: str, key: str, prompt: str = "") -> None:
 
 def sample_lab(run_id: str, key: str, prompt: str = "") -> None:
     with guard("Sampling"):
+        if visible_run(run_id) is None:
+            st.info("That run was deleted, or it is not yours to see.")
+            return
         trainer, _ = sampling_trainer(run_id)
         c = st.columns(3)
         temperature = c[0].slider("Temperature", 0.1, 2.0, 1.0, 0.1, key=f"{key}_t")
@@ -314,7 +340,7 @@ def metrics_lab(run_id: str, keys: list[str]) -> None:
 
     from aigc_core.registry import metric_info
 
-    run = get_store().get(run_id)
+    run = get_store().get(run_id, actor=current_actor())
     METRIC_INFO = metric_info(run.model)  # noqa: N806 - the model's own words first, then the shared table
     final = run.final_metrics
     if run.status != "completed" or not final:
@@ -338,7 +364,8 @@ def real_or_fake_lab(run_id: str, key: str, rounds: int = 10) -> None:
         if state["run"] != run_id or st.button("New round", key=f"{key}_new"):
             from aigc_core.learn.human_round import real_or_fake_round
 
-            images, is_real = real_or_fake_round(run_id, n=rounds, seed=int(st.session_state.get(f"{key}_n", 0)))
+            images, is_real = real_or_fake_round(run_id, n=rounds, seed=int(st.session_state.get(f"{key}_n", 0)),
+                                                 actor=current_actor())
             st.session_state[f"{key}_n"] = int(st.session_state.get(f"{key}_n", 0)) + 1
             state.update(run=run_id, images=images, is_real=is_real, guesses=[])
         i = len(state["guesses"])

@@ -10,11 +10,13 @@ other pages.
 import streamlit as st
 
 from aigc_core.learn import lessons
+from aigc_core.room.identity import workshop_mode
 from pages import labs
-from pages.common import current_run, get_store, guard
+from pages.common import acting, current_run, get_store, guard
 
 STANDALONE_LABS = {"gan2d": "The 2-D GAN lab", "latent": "The VAE latent lab", "doctor": "The training doctor"}
 
+actor = acting("Learn")
 st.title("Learn")
 
 lab = st.query_params.get("lab")
@@ -27,8 +29,8 @@ if lab in STANDALONE_LABS:
             labs.latent_lab("solo_latent")
         else:
             run_id = st.query_params.get("run") or current_run()
-            if run_id and get_store().exists(run_id):
-                run = get_store().get(run_id)
+            run = labs.visible_run(run_id) if run_id else None
+            if run is not None:
                 st.caption(f"Run: {run.name} ({run.id})")
                 labs.doctor_panel(run_id, key="solo_doctor")
             else:
@@ -43,9 +45,12 @@ if not all_lessons:
     st.info("There are no lessons in the lessons/ folder yet; lessons/README.md says how to write one.")
     st.stop()
 
-learner = st.sidebar.text_input("Your name", st.query_params.get("learner", ""), key="learner",
-                                help="The page remembers how far you got in each lesson under this name.",
-                                max_chars=40).strip() or "local"
+if workshop_mode():
+    learner = actor.name  # who joined the room: their progress follows them to any browser they join from
+else:  # one machine, perhaps shared by a few learners taking turns
+    learner = st.sidebar.text_input("Your name", st.query_params.get("learner", ""), key="learner",
+                                    help="The page remembers how far you got in each lesson under this name.",
+                                    max_chars=40).strip() or "local"
 progress = lessons.progress(learner)
 by_name = {l.name: l for l in all_lessons}
 room = lessons.room_lesson()
@@ -63,6 +68,16 @@ with guard("Exporting the notebook"):
                          help="The lesson as a Jupyter notebook whose code cells reproduce it with aigc_core calls.")
 if room and room == name:
     st.caption(":material/campaign: Your teacher has pointed the room at this lesson.")
+if workshop_mode() and actor.is_teacher:
+    with guard("Pointing the room at this lesson"):
+        if room != name and st.button("Point the room at this lesson", key="learn_point_room",
+                                      icon=":material/campaign:",
+                                      help="Everyone's Learn page opens this lesson (it is part of the room preset)."):
+            lessons.set_room_lesson(name, actor)
+            st.rerun()
+        if room == name and st.button("Stop pointing the room here", key="learn_unpoint_room"):
+            lessons.set_room_lesson(None, actor)
+            st.rerun()
 st.caption(lesson.summary)
 
 mine = progress["lessons"].setdefault(name, {"reached": 0, "runs": {}, "predictions": {}})
@@ -81,9 +96,8 @@ def remember_run(cell_key: str, run) -> None:
 
 def runs_of(cell_id: str) -> list[str]:
     """The learner's runs of a run cell and of its tries, newest last."""
-    store = get_store()
     ids = [i for k, v in mine["runs"].items() if k == cell_id or k.startswith(f"{cell_id}:") for i in v]
-    return [i for i in ids if store.exists(i)]
+    return [i for i in ids if labs.visible_run(i) is not None]
 
 
 def start_run(cell, cell_key: str, extra: dict | None = None) -> None:
@@ -91,9 +105,9 @@ def start_run(cell, cell_key: str, extra: dict | None = None) -> None:
 
     settings = {**cell.settings(), **(extra or {})}
     config = make_config(str(cell.args["model"]), str(cell.args["dataset"]), preset=cell.args.get("preset"),
-                         model_set=settings)
+                         model_set=settings, actor=actor)
     what = f" with {', '.join(f'{k}={v}' for k, v in (extra or {}).items())}" if extra else ""
-    run = submit(config, name=f"{lesson.title}: {cell.id}{what}"[:120], store=get_store())
+    run = submit(config, name=f"{lesson.title}: {cell.id}{what}"[:120], store=get_store(), actor=actor)
     remember_run(cell_key, run)
 
 
@@ -121,7 +135,7 @@ for index, cell in enumerate(lesson.cells[: shown_upto + 1]):
                 if st.button(label, key=f"{key}_train", icon=":material/model_training:", type="primary"):
                     start_run(cell, cell.id)
                     mine_runs = mine["runs"][cell.id]
-                if mine_runs and get_store().exists(mine_runs[-1]):
+                if mine_runs and labs.visible_run(mine_runs[-1]) is not None:
                     labs.run_status(mine_runs[-1], chart_of(cell), key=key)
         elif cell.kind == "try":
             with st.container(border=True):

@@ -94,7 +94,7 @@ else:
 # ---- the room preset ----------------------------------------------------------------
 st.subheader("Room preset")
 st.caption("Fix the data set, model and settings (or some of them); participants start from it with one click "
-           "on the Train page.")
+           "on the Train page. The lesson is the one everyone's Learn page opens.")
 current = board.room_preset()
 with st.form("room_preset"):
     from aigc_core.data.catalog import list_datasets
@@ -109,6 +109,11 @@ with st.form("room_preset"):
     preset = st.text_input("Preset", value=current.get("preset", ""), help="Quick, Standard, ... (empty: free choice)")
     settings = st.text_area("Settings (one key=value a line)",
                             value="\n".join(f"{k}={v}" for k, v in current.get("settings", {}).items()))
+    from aigc_core.learn import lessons
+
+    titles = {"": "(none)"} | {l.name: f"{l.order}. {l.title}" for l in lessons.list_lessons()}
+    lesson = st.selectbox("Lesson", list(titles), index=list(titles).index(current.get("lesson", ""))
+                          if current.get("lesson", "") in titles else 0, format_func=titles.get)
     save, clear = st.columns(2)
     saved = save.form_submit_button("Save the room preset", type="primary")
     cleared = clear.form_submit_button("Clear it")
@@ -119,6 +124,7 @@ if saved:
         pairs = [line.strip() for line in settings.splitlines() if line.strip()]
         board.set_room_preset(actor, dataset=dataset or None, model=model or None, preset=preset.strip() or None,
                               settings=parse_sets(pairs))
+        lessons.set_room_lesson(lesson or None, actor)
         st.success("Saved: participants see it on the Train page.")
 if cleared:
     board.clear_room_preset(actor)

@@ -131,3 +131,62 @@ def test_every_lesson_opens_whole_without_an_error(fresh_home):
         at.selectbox(key="lesson").set_value(name).run()
         assert not at.exception, (name, at.exception)
         assert not at.error, (name, [e.value for e in at.error])
+
+
+# ---- in a workshop room: who is learning is who joined -------------------------------------------
+
+@pytest.fixture
+def room(monkeypatch, fresh_home):
+    monkeypatch.setenv("AIGC_WORKSHOP_CODE", "owl-42")
+    monkeypatch.setenv("AIGC_TEACHER_CODE", "hawk-7")
+    monkeypatch.setenv("AIGC_MAX_JOBS", "1")
+    return fresh_home
+
+
+def learn_as(name: str, role: str = "participant", **params):
+    from aigc_core.room.identity import Actor, issue_token
+
+    return open_learn(t=issue_token(Actor(name, role)), **params)
+
+
+def test_in_a_workshop_each_participants_progress_follows_who_joined_not_a_typed_name(room):
+    at = learn_as("ada")
+    assert not [t for t in at.sidebar.text_input if t.label == "Your name"]  # no second name to type
+    at.button(key="learn_continue").click().run()
+    assert not at.exception
+    assert lessons.progress("ada")["lessons"]["gan-2d"]["reached"] == 1
+    assert lessons.progress("bo")["lessons"] == {}
+    other = learn_as("bo")
+    assert other.button(key="learn_continue")  # bo starts at the top: ada's progress is hers alone
+    assert lessons.progress("bo")["lessons"]["gan-2d"]["reached"] == 0
+
+
+def test_a_run_started_from_a_lesson_belongs_to_the_participant_who_started_it(room, no_workers):
+    from aigc_core.room.identity import Actor
+    from aigc_core.runs.store import RunStore
+
+    at = learn_as("ada", lesson="dcgan-digits")
+    at.button(key="learn_all_btn").click().run()
+    train = [b for b in at.button if b.key and b.key.endswith("_train")][0]
+    train.click().run()
+    assert not at.exception
+    runs = RunStore().list(actor=Actor("ada"))
+    assert len(runs) == 1 and runs[0].user == "ada"
+    assert RunStore().list(actor=Actor("bo")) == []  # nobody else sees it, nor can the lesson page show it to them
+
+
+def test_the_teacher_points_the_room_at_a_lesson_from_the_learn_page(room):
+    from aigc_core.room import board
+
+    at = learn_as("Teacher", "teacher", lesson="vae-latent")
+    at.button(key="learn_point_room").click().run()
+    assert not at.exception
+    assert board.room_preset().get("lesson") == "vae-latent" == lessons.room_lesson()
+    pupil = learn_as("ada")
+    assert pupil.selectbox(key="lesson").value == "vae-latent"
+    assert not [b for b in pupil.button if b.key == "learn_point_room"]  # only the teacher points the room
+
+
+def test_two_learner_names_that_clean_to_the_same_file_name_stay_two_learners(fresh_home):
+    lessons.save_progress("ana b", {"lessons": {"gan-2d": {"reached": 3}}})
+    assert lessons.progress("ana_b")["lessons"] == {}

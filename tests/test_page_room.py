@@ -119,9 +119,11 @@ def test_the_teacher_saves_a_room_preset(room):
     form_boxes[0].set_value("tiny_points")
     form_boxes[1].set_value("tiny_line")
     next(t for t in at.text_input if t.label == "Preset").input("Quick")
+    next(s for s in at.selectbox if s.label == "Lesson").set_value("measuring")
     next(b for b in at.button if b.label == "Save the room preset").click().run()
     assert not at.exception
-    assert board.room_preset() == {"dataset": "tiny_points", "model": "tiny_line", "preset": "Quick"}
+    assert board.room_preset() == {"dataset": "tiny_points", "model": "tiny_line", "preset": "Quick",
+                                   "lesson": "measuring"}
 
 
 def test_participants_see_the_wall_and_take_down_their_own_post(room):

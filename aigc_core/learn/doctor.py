@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from ..errors import UserError
+from ..room.identity import LOCAL, Actor
 
 CODES = ("diverged", "d_wins", "mode_collapse", "oscillation", "posterior_collapse", "overfitting", "stalled",
          "healthy")
@@ -579,18 +580,18 @@ def evidence_for(run, store) -> Evidence:
                     modes=_point_modes(run))
 
 
-def diagnose_run(run_id: str, store=None) -> dict:
-    """``{"run_id", "status", "step", "findings": [...]}`` for one run (the CLI's JSON)."""
+def diagnose_run(run_id: str, store=None, *, actor: Actor = LOCAL) -> dict:
+    """``{"run_id", "status", "step", "findings": [...]}`` for one run ``actor`` may see (the CLI's JSON)."""
     from ..runs.store import RunStore
 
     store = store or RunStore()
-    run = store.get(run_id)
+    run = store.get(run_id, actor=actor)
     findings = diagnose(evidence_for(run, store))
     return {"run_id": run.id, "status": run.status, "step": run.step,
             "findings": [f.to_dict() for f in findings]}
 
 
-def apply_fix(run_id: str, code: str, store=None, start: bool = True):
+def apply_fix(run_id: str, code: str, store=None, start: bool = True, *, actor: Actor = LOCAL):
     """Start a new run like ``run_id`` with the fix of its ``code`` finding applied.
 
     The new run's config carries ``parent_run`` (the run it was fixed from) and
@@ -599,8 +600,8 @@ def apply_fix(run_id: str, code: str, store=None, start: bool = True):
     from ..runs.store import RunStore
 
     store = store or RunStore()
-    run = store.get(run_id)
-    findings = {f["code"]: f for f in diagnose_run(run_id, store)["findings"]}
+    run = store.get(run_id, actor=actor)
+    findings = {f["code"]: f for f in diagnose_run(run_id, store, actor=actor)["findings"]}
     if code not in findings:
         raise UserError(f"the doctor finds no {code!r} in run {run_id} now; findings: {', '.join(findings) or 'none'}")
     fix = findings[code]["fix"]
@@ -608,8 +609,8 @@ def apply_fix(run_id: str, code: str, store=None, start: bool = True):
         raise UserError(f"the doctor has no settings to change for {code!r}")
     train = {**run.config.get("train", {}), **fix.get("train_set", {})}
     config = make_config(run.model, run.dataset, model_set={**run.config.get("model_config", {}), **fix["model_set"]},
-                         train_set=train)
+                         train_set=train, actor=actor)
     config["preset"] = run.config.get("preset")
     config["parent_run"] = run.id
     config["doctor_fix"] = code
-    return submit(config, name=f"{run.name} (doctor: {code})"[:120], store=store, start=start)
+    return submit(config, name=f"{run.name} (doctor: {code})"[:120], store=store, start=start, actor=actor)

@@ -13,6 +13,7 @@ notebook (the syntax is documented in ``lessons/README.md``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..paths import aigc_home, write_atomic
+from ..room.identity import LOCAL, Actor
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent.parent / "lessons"
 CELL_KINDS = ("text", "run", "lab", "try", "code")
@@ -262,8 +264,10 @@ def _read_json(path: Path) -> dict:
 
 
 def _learner_file(learner: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", learner or "local")[:60] or "local"
-    return _learn_dir() / f"progress-{safe}.json"
+    # readable, and unique: two names that differ only in characters a file name cannot hold stay two learners
+    learner = learner or "local"
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", learner)[:60] or "local"
+    return _learn_dir() / f"progress-{safe}-{hashlib.sha256(learner.encode()).hexdigest()[:10]}.json"
 
 
 def progress(learner: str) -> dict:
@@ -279,14 +283,19 @@ def save_progress(learner: str, data: dict) -> None:
 
 
 def room_lesson() -> str | None:
-    """The lesson the teacher has pointed the room at, if any."""
-    return _read_json(_learn_dir() / "room.json").get("lesson")
+    """The lesson the teacher has pointed the room at (part of the room preset), if any."""
+    from ..room.board import room_preset
+
+    return room_preset().get("lesson")
 
 
-def set_room_lesson(name: str | None) -> None:
+def set_room_lesson(name: str | None, actor: Actor = LOCAL) -> None:
+    """Point the room at one lesson (the teacher, or the command line); None: at none."""
+    from ..room.board import set_room_lesson as point_room
+
     if name:
         get_lesson(name)  # a typo is a clear error, not a room pointed at nothing
-    write_atomic(_learn_dir() / "room.json", json.dumps({"lesson": name}).encode())
+    point_room(actor, name)
 
 
 # ---- notebooks ---------------------------------------------------------------------------------

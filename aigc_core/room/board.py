@@ -153,11 +153,11 @@ def room_load(store=None) -> RoomLoad:
 
 # ---- the room preset ---------------------------------------------------------------
 
-PRESET_KEYS = ("dataset", "model", "preset", "settings")
+PRESET_KEYS = ("dataset", "model", "preset", "settings", "lesson")
 
 
 def room_preset() -> dict:
-    """The teacher's preset: any of dataset, model, preset, settings (key -> value); {} when none."""
+    """The teacher's preset: any of dataset, model, preset, settings, lesson (key -> value); {} when none."""
     path = _folder() / "preset.json"
     try:
         data = json.loads(path.read_text())
@@ -167,12 +167,15 @@ def room_preset() -> dict:
 
 
 def set_room_preset(actor: Actor, *, dataset: str | None = None, model: str | None = None,
-                    preset: str | None = None, settings: dict | None = None) -> dict:
-    """Fix some or all of the room's starting point (the teacher only); checked
+                    preset: str | None = None, settings: dict | None = None, lesson: str | None = None) -> dict:
+    """Fix some or all of the room's starting point (the teacher only): the Train
+    page's choices, and the lesson the Learn page opens for everyone (checked by
+    :func:`aigc_core.learn.lessons.set_room_lesson`, above this layer). Checked
     by making the run config it describes, so a preset that cannot train is refused now."""
     if not actor.sees_everything:
         raise UserError("only the teacher sets the room preset")
-    chosen = {"dataset": dataset, "model": model, "preset": preset, "settings": dict(settings or {})}
+    chosen = {"dataset": dataset, "model": model, "preset": preset, "settings": dict(settings or {}),
+              "lesson": lesson}
     if model and dataset:
         from ..runs.api import make_config
 
@@ -190,6 +193,13 @@ def set_room_preset(actor: Actor, *, dataset: str | None = None, model: str | No
     data = {k: v for k, v in chosen.items() if v}
     write_atomic(_folder() / "preset.json", json.dumps(data, indent=2).encode())
     return data
+
+
+def set_room_lesson(actor: Actor, lesson: str | None) -> dict:
+    """Point the room at one lesson (None: at none), keeping the rest of the room preset."""
+    current = room_preset()
+    return set_room_preset(actor, dataset=current.get("dataset"), model=current.get("model"),
+                           preset=current.get("preset"), settings=current.get("settings"), lesson=lesson)
 
 
 def clear_room_preset(actor: Actor) -> None:
