@@ -399,6 +399,20 @@ def cmd_lessons(args) -> int:
         set_room_lesson(args.name, _actor(args))
         print(f"the Learn page now opens {args.name!r} for everyone" if args.name else "no lesson is assigned now")
         return 0
+    if args.action == "time":  # measured: reading + poking + every run the lesson asks for, trained here
+        from .learn.timing import time_lesson
+
+        names = [args.name] if args.name else [l.name for l in list_lessons()]
+        say = None if args.json else (lambda line: print(line, flush=True))
+        times = [time_lesson(n, train=not args.no_train, echo=say) for n in names]
+        if args.json:
+            _print_json([t.to_dict() for t in times])
+        else:
+            for t in times:
+                print(f"{t.name:20s} claimed {t.minutes_claimed:2d} min · measured {t.total_min:5.1f} min = reading "
+                      f"{t.reading_min} + labs/tries {t.interaction_min} + runs {sum(t.compute_s.values()) / 60:.1f}"
+                      f" ({sum(t.compute_cpu_s.values()) / 60:.1f} CPU min)")
+        return 0
     if args.action == "export":
         if not args.name or not args.out:
             raise UserError("usage: lessons export NAME --out FILE.ipynb")
@@ -562,9 +576,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_doctor)
 
     s = sub.add_parser("lessons", help="list the lessons, export one as a Jupyter notebook, or assign one to the room")
-    s.add_argument("action", nargs="?", choices=("list", "export", "assign"), default="list")
+    s.add_argument("action", nargs="?", choices=("list", "export", "assign", "time"), default="list")
     s.add_argument("name", nargs="?")
     s.add_argument("--out", help="the .ipynb file to write (export)")
+    s.add_argument("--no-train", action="store_true", help="time: count reading and labs only, train nothing")
     s.add_argument("--json", action="store_true")
     _who(s)
     s.set_defaults(fn=cmd_lessons)

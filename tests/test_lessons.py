@@ -145,3 +145,23 @@ def test_each_exported_notebook_runs_top_to_bottom_on_a_tiny_budget(name, monkey
             raise AssertionError(f"{name}: code cell {index} failed: {exc}\n{cell.source}") from exc
     for run in namespace["runs"].values():
         assert run.status == "completed", (run.name, run.message)
+
+
+def test_a_lessons_time_counts_its_words_its_labs_and_tries_and_every_run_it_asks_for():
+    from aigc_core.learn import timing
+
+    gan = get_lesson("gan-2d")
+    runs = timing.lesson_runs(gan)
+    assert [label.split(" ")[0] for label, _, _ in runs] == ["gan", "gan"]  # the run, and its try with lr_g changed
+    assert runs[1][2] == {"loss": "nonsaturating", "lr_g": 0.005}
+    t = timing.time_lesson("gan-2d", train=False)
+    tries = sum(c.kind == "try" for c in gan.cells)
+    assert t.interaction_min == tries * timing.TRY_MINUTES + timing.LAB_MINUTES["gan2d"] + timing.OTHER_LAB_MINUTES
+    assert 300 < t.words < 2000 and t.reading_min == round(t.words / timing.WORDS_PER_MINUTE, 1)
+    assert t.compute_s == {} and t.total_min == round(t.reading_min + t.interaction_min, 1)
+
+
+def test_lessons_time_without_training_prints_each_lesson_as_json(capsys):
+    assert cli.main(["lessons", "time", "measuring", "--no-train", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["name"] == "measuring" and row["minutes_claimed"] == 13 and row["compute_s"] == {}
