@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import get_store, guard, set_current_run
+from pages.common import current_actor, get_store, guard, set_current_run
 
 
 def _pct(x) -> str:
@@ -126,8 +126,13 @@ def real_or_generated(run, player: str = "local", key: str = "rog") -> None:
     st.subheader("Real or generated?")
     st.caption("Ten of these come from the data, ten from the model, in random order. Mark each one; the share of "
                "generated samples taken for real, over everybody who played, is this run's fooling rate.")
-    player = st.text_input("Your name", player, key=f"{key}_player", max_chars=80,
-                           help="Everybody's answers count towards the run's score; the name keeps yours apart.")
+    from aigc_core.room.identity import workshop_mode
+
+    if workshop_mode():  # in a room, you play as who joined: one name cannot be typed to look like many players
+        player = current_actor().name
+    else:
+        player = st.text_input("Your name", player, key=f"{key}_player", max_chars=80,
+                               help="Everybody's answers count towards the run's score; the name keeps yours apart.")
     state = st.session_state.setdefault(f"{key}_round", {})
     if st.button("New round", key=f"{key}_new", icon=":material/casino:"):
         with guard("Starting a round"):

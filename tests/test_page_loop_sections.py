@@ -170,3 +170,16 @@ def test_a_finished_run_on_the_train_page_can_be_fine_tuned_into_a_linked_run():
     at.button(key="tr_ft_start").click().run()
     assert not problems(at), problems(at)
     assert [r for r in RunStore().list() if r.config.get("parent_run") == run.id]
+
+
+def test_in_a_workshop_room_a_round_is_played_as_who_joined_with_no_name_to_type(fresh_home, monkeypatch):
+    from aigc_core.room.identity import Actor, issue_token
+
+    monkeypatch.setenv("AIGC_WORKSHOP_CODE", "owl-42")
+    run = dcgan_run(steps=10)
+    at = AppTest.from_function(_section("real_or_generated"), default_timeout=120)
+    at.query_params.update(run=run.id, section="real_or_generated", t=issue_token(Actor("ada")))
+    at.run()
+    assert not problems(at) and not [t for t in at.text_input if t.label == "Your name"]
+    at.button(key="rog_new").click().run()
+    assert at.session_state["rog_round"][run.id].player == "ada"
