@@ -88,10 +88,14 @@ def active_runs(store: RunStore, actor: Actor) -> int:
 def submit(config: dict, *, name: str | None = None, store: RunStore | None = None, start: bool = True,
            actor: Actor = LOCAL):
     """Queue a run for a background worker (and start it if a slot is free)."""
+    from .executors import get_executor
+
     store = store or RunStore()
     spec = get_model(config["model"])
     dataset_info(config["dataset"], actor=actor)
     check_active_runs(actor, active_runs(store, actor))
+    if start:
+        get_executor()  # AIGC_EXECUTOR=ray without Ray installed: say how to get it before a run is made
     run = store.create(model=spec.name, family=spec.family, dataset=config["dataset"], data_kind=spec.data_kind,
                        config=config, name=name, actor=actor)
     if start:

@@ -102,10 +102,10 @@ CREATE TABLE IF NOT EXISTS runs (
     message TEXT,
     final_metrics TEXT,
     note TEXT,
+    executor TEXT,
     claim TEXT,
     user TEXT,
-    published INTEGER NOT NULL DEFAULT 0,
-    executor TEXT
+    published INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL,
