@@ -14,7 +14,9 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements-cluster.txt)")
 
+from aigc_core.cli import main  # noqa: E402
 from aigc_core.runs import api  # noqa: E402
+from aigc_core.runs.executors import get_executor  # noqa: E402
 from aigc_core.runs.checkpoint import latest_checkpoint  # noqa: E402
 from aigc_core.runs.store import RunStore  # noqa: E402
 
@@ -86,6 +88,7 @@ def test_pause_resume_and_stop_reach_a_run_on_ray(on_ray):
     store = RunStore()
     run = api.submit(tiny_config(steps=3000, step_sleep=0.01), store=store)
     assert wait_for(lambda: store.get(run.id).status == "running"), store.get(run.id)
+    assert get_executor().alive(store.get(run.id))
     api.control(run.id, "pause", store)
     assert wait_for(lambda: store.get(run.id).status == "paused", timeout=15)
     paused_at = store.get(run.id).step
@@ -98,6 +101,14 @@ def test_pause_resume_and_stop_reach_a_run_on_ray(on_ray):
     stopped = store.get(run.id)
     assert stopped.step < 3000
     assert latest_checkpoint(stopped.folder.checkpoints)[0] == stopped.step
+    assert wait_for(lambda: not get_executor().alive(stopped), timeout=10)
+
+
+def test_train_in_the_foreground_follows_its_run_on_ray_to_the_end(on_ray, capsys):
+    assert main(["train", "--model", "tiny_line", "--dataset", "tiny_points", "--steps", "30", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "completed" and shown["step"] == 30
+    assert RunStore().get(shown["run_id"]).executor == "ray"
 
 
 def test_a_killed_ray_worker_is_started_again_and_resumes_from_its_last_checkpoint(on_ray):

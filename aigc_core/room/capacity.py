@@ -79,6 +79,41 @@ def measure(runs=QUICK_RUNS, threads: int = 1, executor: str = "local", echo=pri
     return out
 
 
+def head_rate(seconds: float = 10.0, threads: int = 4) -> dict:
+    """Worker polls per second the head's store takes (``threads`` writers at
+    once, each doing what a training worker does every half second: write its
+    step and clock, read the control field), and so about how many runs one
+    head can carry (a worker makes about 3 such calls a second)."""
+    import threading
+
+    from ..runs.store import RunStore
+
+    store = RunStore()
+    runs = [store.create(model="tiny_line", family="toy", dataset="tiny_points", data_kind="points",
+                         config={"train": {"steps": 1}}) for _ in range(threads)]
+    for run in runs:
+        store.update(run.id, claim=f"c{run.id}", status="running")
+    counts = [0] * threads
+    end = time.monotonic() + seconds
+
+    def writer(i: int) -> None:
+        run_id = runs[i].id
+        while time.monotonic() < end:
+            store.update_claimed(run_id, f"c{run_id}", step=counts[i], train_seconds=0.0)
+            store.take_control(run_id, f"c{run_id}")
+            counts[i] += 1
+
+    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    polls = sum(counts) / seconds
+    # a training worker makes 2 such polls a second, plus a heartbeat every 2 s and a metrics row every
+    # log_every steps: about 3 a second all told
+    return {"polls_per_s": round(polls, 1), "threads": threads, "load": _load(), "runs_one_head_carries": int(polls / 3)}
+
+
 @dataclass(frozen=True)
 class Wait:
     """The room's waits in seconds (from pressing Train to the run starting) and when the last run ends."""
@@ -145,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--executor", choices=("local", "ray"), default="local")
     m.add_argument("--models", help="only these models of the list, comma-separated (e.g. dcgan)")
+    h = sub.add_parser("head-rate", help="worker writes per second the head's run store takes here")
+    h.add_argument("--seconds", type=float, default=10.0)
     s = sub.add_parser("simulate", help="the room's expected wait from measured per-run seconds")
     s.add_argument("--times", required=True, help="a file written by `measure`")
     s.add_argument("--slots-per-node", type=int, default=1)
@@ -156,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(runs, threads=args.threads, executor=args.executor)
         with open(args.out, "w") as fh:
             json.dump(result, fh, indent=1)
+        return 0
+    if args.cmd == "head-rate":
+        print(json.dumps(head_rate(args.seconds)))
         return 0
     with open(args.times) as fh:
         measured = json.load(fh)
