@@ -129,12 +129,12 @@ def test_a_killed_ray_worker_is_started_again_and_resumes_from_its_last_checkpoi
 @pytest.mark.slow  # a second Python process joins the cluster: about 35 s on the shared 2-core machine
 def test_a_run_started_by_a_studio_that_then_stopped_trains_on_and_is_found_again(on_ray):
     """The studio process that submitted the run exits at once; the run is the head actor's, not its."""
-    script = ("import json, sys, ray; from aigc_core.runs import api;"
-              f"ray.init(address={on_ray!r}, log_to_driver=False);"
+    script = ("import json; from aigc_core.runs import api;"
               "cfg = api.make_config('tiny_line', 'tiny_points', model_set={'step_sleep': 0.02},"
               " train_set={'steps': 150, 'log_every': 5, 'checkpoint_every': 10});"
               "print(json.dumps({'run': api.submit(cfg).id}))")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "AIGC_PLUGINS": "tests.plugin_tiny"}
+    # it joins the cluster by address, as a studio on a cluster's head does (and ships the package to it)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "AIGC_PLUGINS": "tests.plugin_tiny", "AIGC_RAY_ADDRESS": on_ray}
     out = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

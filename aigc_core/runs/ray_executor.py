@@ -72,9 +72,12 @@ def connect() -> None:
         if ray.is_initialized():
             return
         address = os.environ.get("AIGC_RAY_ADDRESS", "").strip() or None
+        # other nodes have no copy of this checkout: Ray uploads the package once (cached by its hash); the
+        # head actor and the tasks it launches inherit it
+        job_env = {"py_modules": [str(Path(__file__).resolve().parents[1])]} if address else None
         try:
             ray.init(address=address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False,
-                     ignore_reinit_error=True)
+                     ignore_reinit_error=True, runtime_env=job_env)
         except ConnectionError as exc:
             raise UserError(f"could not reach the Ray cluster at AIGC_RAY_ADDRESS={address!r} ({exc}); start it "
                             "with `ray start --head` or fix the address (see docs/scaling.md)") from None
@@ -85,18 +88,14 @@ def _package_root() -> str:
 
 
 def _runtime_env(extra_env: dict[str, str] | None = None) -> dict:
-    """The code and settings a worker needs: this checkout on its import path
-    (shipped to the cluster's nodes when the studio joined a cluster) and the
-    studio's ``AIGC_*`` settings (limits, the thread count)."""
+    """The settings a worker needs: the studio's ``AIGC_*`` settings (limits,
+    the thread count) and this checkout on its import path (on this machine;
+    other nodes get the package from :func:`connect`)."""
     env = {k: v for k, v in os.environ.items()
            if (k.startswith("AIGC_") and k not in _NOT_SENT) or k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
     env.update(extra_env or {})
     pythonpath = _package_root() + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")
-    runtime: dict[str, Any] = {"env_vars": {**env, "PYTHONPATH": pythonpath}}
-    if os.environ.get("AIGC_RAY_ADDRESS", "").strip():
-        # other nodes have no copy of this checkout: Ray uploads the package once and caches it by hash
-        runtime["py_modules"] = [str(Path(__file__).resolve().parents[1])]
-    return runtime
+    return {"env_vars": {**env, "PYTHONPATH": pythonpath}}
 
 
 def _head_name() -> str:
