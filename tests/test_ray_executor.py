@@ -111,6 +111,18 @@ def test_train_in_the_foreground_follows_its_run_on_ray_to_the_end(on_ray, capsy
     assert RunStore().get(shown["run_id"]).executor == "ray"
 
 
+def test_a_run_waiting_for_a_node_with_room_is_stopped_before_it_starts(on_ray, monkeypatch):
+    monkeypatch.setenv("AIGC_RAY_CPUS_PER_RUN", "3")  # more than the cluster's two cores: Ray can place it nowhere
+    store = RunStore()
+    run = api.submit(tiny_config(), store=store)
+    assert run.status == "starting" and run.executor == "ray"
+    time.sleep(1.0)
+    api.control(run.id, "stop", store)
+    stopped = store.get(run.id)
+    assert (stopped.status, stopped.step, stopped.claim) == ("stopped", 0, None)
+    assert wait_for(lambda: not get_executor().alive(stopped), timeout=5)
+
+
 def test_a_killed_ray_worker_is_started_again_and_resumes_from_its_last_checkpoint(on_ray):
     store = RunStore()
     run = api.submit(tiny_config(steps=200, step_sleep=0.02), store=store)
