@@ -39,23 +39,22 @@ def wait_for(predicate, timeout=60.0, every=0.1):
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
-@pytest.fixture
-def on_ray(ray_session, fresh_home, monkeypatch):
-    """A fresh workspace whose runs go to Ray; its head actor is removed afterwards."""
+def on_ray(tmp_path_factory):
+    """One local Ray (two CPUs) and one workspace whose runs go to it, shared by this module (starting
+    Ray and the workspace's head actor takes seconds); both are gone afterwards."""
     from aigc_core.runs.ray_executor import head_store
 
-    monkeypatch.setenv("AIGC_EXECUTOR", "ray")
-    monkeypatch.setenv("AIGC_TRAIN_THREADS", "1")  # what each executor's worker uses: the same in both
-    yield ray_session
-    head = head_store(create=False)
-    if head is not None:
-        ray.kill(head)
+    env = pytest.MonkeyPatch()
+    env.setenv("AIGC_HOME", str(tmp_path_factory.mktemp("ray_home")))
+    env.setenv("AIGC_EXECUTOR", "ray")
+    env.setenv("AIGC_TRAIN_THREADS", "1")  # what each executor's worker uses: the same in both
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+        ray.kill(head_store(create=False))
+    finally:
+        ray.shutdown()
+        env.undo()
 
 
 def loss_curve(store: RunStore, run_id: str) -> list[tuple[int, float]]:

@@ -47,7 +47,7 @@ from ..room.identity import LOCAL, Actor
 from .checkpoint import list_checkpoints, load_latest_good, write_checkpoint
 from .folder import RunFolder
 from .sink import frame_bytes, write_frame
-from .store import ACTIVE, LostClaim, Run, RunStore
+from .store import LostClaim, Run, RunStore
 
 NAMESPACE = "aigc_studio"
 #: Ray starts a dead worker's task once more, on a node with room
@@ -245,11 +245,7 @@ class HeadStore:
                 try:
                     ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - the task is gone either way: say so on the run
-                    self.store._exec(
-                        f"UPDATE runs SET status = 'interrupted', finished = ?, claim = NULL, message = ?"
-                        f" WHERE id = ? AND claim IS ? AND status IN ({','.join('?' * len(ACTIVE))})",
-                        (time.time(), f"{GONE_MESSAGE} ({type(exc).__name__})", run_id, claim, *ACTIVE))
-                    self.store.save_record(run_id)
+                    self.store.interrupt(run_id, claim, f"{GONE_MESSAGE} ({type(exc).__name__})")
                 from .queue import dispatch
                 try:
                     dispatch(self.store)  # the freed place goes to the next run in the fair order
@@ -265,13 +261,7 @@ class HeadStore:
             self.starts[key] = self.starts.get(key, 0) + 1
             again = self.starts[key] > 1
         if again:
-            # shown as interrupted until the new worker reports; the studio's staleness check may have
-            # got there first and dropped the claim: the retry takes the run back under the same claim
-            self.store._exec("UPDATE runs SET status = 'interrupted', message = ? WHERE id = ? AND claim IS ?",
-                             (RETRIED_MESSAGE, run_id, claim))
-            self.store._exec("UPDATE runs SET claim = ?, finished = NULL, message = ? WHERE id = ? AND claim IS NULL"
-                             " AND status = 'interrupted'", (claim, RETRIED_MESSAGE, run_id))
-            self.store.save_record(run_id)
+            self.store.restart_claimed(run_id, claim, RETRIED_MESSAGE)
         run = self.store.get(run_id)
         if run.claim != claim:
             return "lost", None

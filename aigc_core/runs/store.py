@@ -645,15 +645,32 @@ class RunStore:
             if stale or (run.pid and not alive):
                 if alive:
                     _stop_process_group(run.pid)
-                changed = self._exec(
-                    f"UPDATE runs SET status = 'interrupted', finished = ?, claim = NULL, message = ?"
-                    f" WHERE id = ? AND status IN ({','.join('?' * len(ACTIVE))}) AND claim IS ?",
-                    (time.time(), "the training process stopped unexpectedly; press Resume to continue from the "
-                     "last checkpoint", run.id, *ACTIVE, run.claim))
-                if changed:
+                if self.interrupt(run.id, run.claim, "the training process stopped unexpectedly; press Resume to "
+                                  "continue from the last checkpoint"):
                     dead.append(run.id)
-                    self.save_record(run.id)
         return dead
+
+    def interrupt(self, run_id: str, claim: str | None, message: str) -> bool:
+        """Mark a run whose worker is gone ``interrupted`` and drop its claim,
+        unless it was handed on or finished meanwhile (the update names the claim)."""
+        changed = self._exec(
+            f"UPDATE runs SET status = 'interrupted', finished = ?, claim = NULL, message = ?"
+            f" WHERE id = ? AND status IN ({','.join('?' * len(ACTIVE))}) AND claim IS ?",
+            (time.time(), message, run_id, *ACTIVE, claim))
+        if changed:
+            self.save_record(run_id)
+        return bool(changed)
+
+    def restart_claimed(self, run_id: str, claim: str, message: str) -> None:
+        """A worker starts a run again under the claim it had (Ray's retry after a
+        dead worker): shown ``interrupted`` until the new worker reports, and taken
+        back under the same claim if the staleness check dropped it meanwhile
+        (not once the run was resumed or handed on)."""
+        self._exec("UPDATE runs SET status = 'interrupted', message = ? WHERE id = ? AND claim IS ?",
+                   (message, run_id, claim))
+        self._exec("UPDATE runs SET claim = ?, finished = NULL, message = ? WHERE id = ? AND claim IS NULL"
+                   " AND status = 'interrupted'", (claim, message, run_id))
+        self.save_record(run_id)
 
     # ---- metrics ---------------------------------------------------------------
     def log_metrics(self, run_id: str, step: int, values: dict[str, float], wall: float | None = None,
