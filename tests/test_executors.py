@@ -59,3 +59,13 @@ def test_an_existing_runs_db_gains_the_executor_column_and_its_runs_count_as_loc
     conn.close()
     run = RunStore(path).get("old")
     assert run.executor is None and run.name == "old run"
+
+
+def test_the_train_page_without_ray_installed_says_how_to_get_it(fresh_home, monkeypatch):
+    from tests.tiny_runs import open_page
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setenv("AIGC_EXECUTOR", "ray")
+    at = open_page("pages/train.py")
+    assert not at.exception
+    assert any("pip install -r requirements-cluster.txt" in e.value for e in at.error)
