@@ -51,7 +51,9 @@ def on_ray(tmp_path_factory):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield ray.get_runtime_context().gcs_address
-        ray.kill(head_store(create=False))
+        head = head_store(create=False)
+        if head is not None:
+            ray.kill(head)
     finally:
         ray.shutdown()
         env.undo()
@@ -135,6 +137,31 @@ def test_a_killed_ray_worker_is_started_again_and_resumes_from_its_last_checkpoi
     steps = [s for s, _ in loss_curve(store, run.id)]
     # the second worker began at a checkpoint (every 10 steps) at or before the kill, not at step 0
     assert steps[-1] == 200 and steps.count(5) == 1 and killed_at >= 60
+
+
+@pytest.mark.slow  # two runs and a fine-tune's transfer of weights: beyond this module's default time
+def test_a_fine_tune_on_ray_starts_from_its_parents_weights_on_the_head(on_ray):
+    from aigc_core.improve import finetune_config
+
+    store = RunStore()
+    parent = api.submit(tiny_config(steps=60), store=store)
+    assert wait_for(lambda: store.get(parent.id).status == "completed"), store.get(parent.id)
+    child = api.submit(finetune_config(parent.id, train_set={"steps": 10, "log_every": 5}), store=store)
+    assert wait_for(lambda: store.get(child.id).status == "completed"), store.get(child.id)
+    # the parent's weights came from the head's run folder: the child starts where the parent ended, not afresh
+    assert loss_curve(store, child.id)[0][1] < loss_curve(store, parent.id)[0][1] / 3
+
+
+@pytest.mark.slow  # a tabular model and its end-of-run evaluation
+def test_a_run_on_ray_trains_on_a_data_set_uploaded_to_the_head(on_ray):
+    from tests.tiny_runs import tiny_table
+
+    store = RunStore()
+    config = api.make_config("tab_vae", tiny_table(), train_set={"steps": 10, "log_every": 5, "max_seconds": 0})
+    run = api.submit(config, store=store)
+    assert wait_for(lambda: store.get(run.id).status in ("completed", "failed"), timeout=90), store.get(run.id)
+    done = store.get(run.id)
+    assert (done.status, done.step) == ("completed", 10), done.message
 
 
 @pytest.mark.slow  # a second Python process joins the cluster: about 35 s on the shared 2-core machine

@@ -157,9 +157,10 @@ def claim(store: RunStore, run_id: str | None = None) -> list[str]:
     """Claim free slots for queued runs in the fair order (or for one given
     run, when its turn has come); returns the ids claimed."""
     store.refresh()
+    slots = max_jobs()  # outside the write lock: on Ray the first count joins the cluster (seconds)
     with store.transaction() as conn:
         active = conn.execute(f"SELECT COUNT(*) FROM runs WHERE {HOLDS_SLOT}").fetchone()[0]
-        free = max_jobs() - active
+        free = slots - active
         if free <= 0:
             return []
         order, _, _, owners = _queue_state(conn)
