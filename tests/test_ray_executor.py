@@ -69,6 +69,8 @@ def test_the_same_run_gives_the_same_losses_through_the_local_and_the_ray_execut
     monkeypatch.setenv("AIGC_EXECUTOR", "local")
     local = api.submit(tiny_config(), store=store)
     assert wait_for(lambda: store.get(local.id).status == "completed"), store.get(local.id)
+    # a finished worker hands its slot on as it exits, with its own executor: let it go before switching
+    assert wait_for(lambda: not get_executor("local").alive(store.get(local.id)))
     monkeypatch.setenv("AIGC_EXECUTOR", "ray")
     remote = api.submit(tiny_config(), store=store)
     assert remote.executor == "ray"
