@@ -93,10 +93,14 @@ def active_runs(store: RunStore, actor: Actor) -> int:
 def submit(config: dict, *, name: str | None = None, store: RunStore | None = None, start: bool = True,
            actor: Actor = LOCAL):
     """Queue a run for a background worker (and start it if a slot is free)."""
+    from .executors import get_executor
+
     store = store or RunStore()
     spec = get_model(config["model"])
     dataset_info(config["dataset"], actor=actor)
     check_active_runs(actor, active_runs(store, actor))
+    if start:
+        get_executor()  # AIGC_EXECUTOR=ray without Ray installed: say how to get it before a run is made
     run = store.create(model=spec.name, family=spec.family, dataset=config["dataset"], data_kind=spec.data_kind,
                        config=config, name=name, actor=actor)
     if start:
@@ -106,12 +110,16 @@ def submit(config: dict, *, name: str | None = None, store: RunStore | None = No
 
 def run_in_foreground(config: dict, *, name: str | None = None, store: RunStore | None = None, echo=print,
                       actor: Actor = LOCAL):
-    """Train in this process (the command line's ``train`` without ``--detach``).
+    """Train in the foreground (the command line's ``train`` without ``--detach``):
+    in this process, or with ``AIGC_EXECUTOR=ray`` on the cluster while this
+    command follows it.
 
     The run still waits its turn in the queue, so it never oversubscribes the
     machine; other processes see it in the run store like any other run."""
     from ..train.loop import train_run
+    from .executors import get_executor
 
+    executor = get_executor()  # without Ray installed, the error comes before a run is made
     store = store or RunStore()
     spec = get_model(config["model"])
     dataset_info(config["dataset"], actor=actor)
@@ -127,9 +135,39 @@ def run_in_foreground(config: dict, *, name: str | None = None, store: RunStore 
             echo("waiting in the queue for a free training slot ...")
             told = True
         time.sleep(1.0)
-    train_run(run.id, store, echo=echo)
+    if executor.name == "local":
+        train_run(run.id, store, echo=echo)
+    else:
+        executor.submit(store, run.id)
+        follow(store, run.id, echo)
     dispatch(store)
     return store.get(run.id)
+
+
+def follow(store: RunStore, run_id: str, echo=print, every: float = 1.0) -> None:
+    """Say what a run on another executor does (status changes, steps) until it ends.
+    Ctrl-C leaves it training; ``python -m aigc_core runs`` finds it again."""
+    from .store import FINISHED
+
+    said_status, said_step, said_at = None, -1, 0.0
+    try:
+        while True:
+            run = store.get(run_id)
+            if run.status != said_status:
+                echo(f"{run.status}" + (f" on {run.device_name}" if run.status == "running" and run.device_name else "")
+                     + (f": {run.message}" if run.message else ""))
+                said_status = run.status
+            if run.step != said_step and time.monotonic() - said_at >= 5 * every:
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in store.last_metrics(run_id).items() if k.startswith("loss"))
+                echo(f"step {run.step}" + (f": {shown}" if shown else ""))
+                said_step, said_at = run.step, time.monotonic()
+            if run.status in FINISHED or (run.status == "paused" and run.claim is None):
+                return
+            time.sleep(every)
+    except KeyboardInterrupt:
+        echo(f"run {run_id} goes on training on the cluster; `python -m aigc_core runs` shows it, "
+             f"`python -m aigc_core control {run_id} stop` stops it")
+        raise
 
 
 def resume(run_id: str, store: RunStore | None = None, *, actor: Actor = LOCAL):
@@ -156,7 +194,9 @@ def control(run_id: str, action: str, store: RunStore | None = None, *, actor: A
         run = store.get_to_change(run_id, actor)
         store.delete(run_id, actor=actor)
         return run
-    return store.request(run_id, action, actor=actor)
+    from .executors import executor_of
+
+    return executor_of(store.get(run_id, actor=actor)).control(store, run_id, action, actor=actor)
 
 
 # ---- export / import ------------------------------------------------------------

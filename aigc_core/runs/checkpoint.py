@@ -89,9 +89,15 @@ def refusal_message(filename: str) -> str:
 
 def save_checkpoint(folder: Path, step: int, state: dict[str, Any], meta: dict[str, str] | None = None) -> Path:
     """Write ``step_<n>.safetensors`` atomically and keep the last few."""
+    return write_checkpoint(folder, step, state_to_bytes(state, {"step": str(step), **(meta or {})}))
+
+
+def write_checkpoint(folder: Path, step: int, data: bytes) -> Path:
+    """Write a checkpoint's bytes (made by :func:`state_to_bytes`, here or on a
+    Ray worker) as ``step_<n>.safetensors`` atomically and keep the last few."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{step_stem(step)}{RunFolder.CHECKPOINT_SUFFIX}"
-    write_atomic(path, state_to_bytes(state, {"step": str(step), **(meta or {})}))
+    write_atomic(path, data)
     for old in list_checkpoints(folder)[:-KEEP_LAST]:
         old.unlink(missing_ok=True)
     return path

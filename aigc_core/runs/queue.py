@@ -4,9 +4,10 @@ The number of slots is ``$AIGC_MAX_JOBS`` when set, else one per CUDA GPU (one
 on a machine without a GPU), so a workshop of thirty people cannot
 oversubscribe one machine. :func:`dispatch` is called whenever a run is
 submitted, whenever a run ends, and whenever a page or the command line lists
-runs; it claims slots inside one IMMEDIATE transaction and starts a worker
-process (``python -m aigc_core worker RUN_ID --claim TOKEN``) for each claimed
-run. Each claim writes a fresh random token into the run's row; the worker's
+runs; it claims slots inside one IMMEDIATE transaction and hands each claimed run to
+the executor (:mod:`aigc_core.runs.executors`): a worker process
+(``python -m aigc_core worker RUN_ID --claim TOKEN``) by default, a Ray task
+with ``AIGC_EXECUTOR=ray``. The studio decides the order; Ray only the place. Each claim writes a fresh random token into the run's row; the worker's
 writes name it, so a worker whose run was handed on can no longer write.
 
 Slots go round-robin between people (:func:`aigc_core.room.policy.fair_order`):
@@ -32,12 +33,25 @@ _children: list[subprocess.Popen] = []
 
 
 def max_jobs() -> int:
+    """Training slots: ``AIGC_MAX_JOBS``, else what the executor has room for
+    (this machine's GPUs, or one; on Ray, the cluster's)."""
     env = os.environ.get("AIGC_MAX_JOBS", "").strip()
     if env:
         try:
             return max(1, int(env))
         except ValueError:
             pass
+    from ..errors import UserError
+    from .executors import executor_name, get_executor
+
+    try:
+        return get_executor().slots() if executor_name() != "local" else local_slots()
+    except UserError:
+        return local_slots()  # Ray missing: submitting a run says how to get it; counting slots goes on
+
+
+def local_slots() -> int:
+    """One training slot per CUDA GPU here, one on a machine without a GPU."""
     try:
         import torch
 
@@ -143,9 +157,10 @@ def claim(store: RunStore, run_id: str | None = None) -> list[str]:
     """Claim free slots for queued runs in the fair order (or for one given
     run, when its turn has come); returns the ids claimed."""
     store.refresh()
+    slots = max_jobs()  # outside the write lock: on Ray the first count joins the cluster (seconds)
     with store.transaction() as conn:
         active = conn.execute(f"SELECT COUNT(*) FROM runs WHERE {HOLDS_SLOT}").fetchone()[0]
-        free = max_jobs() - active
+        free = slots - active
         if free <= 0:
             return []
         order, _, _, owners = _queue_state(conn)
@@ -163,13 +178,16 @@ def claim(store: RunStore, run_id: str | None = None) -> list[str]:
 
 
 def dispatch(store: RunStore | None = None) -> list[str]:
-    """Start a worker process for every queued run that fits in a free slot."""
+    """Hand every queued run that fits in a free slot to the executor
+    (``AIGC_EXECUTOR``; a worker process here by default)."""
+    from .executors import get_executor
+
     store = store or RunStore()
     _reap()
+    executor = get_executor()  # before claiming: without Ray installed, nothing is claimed and the error says why
     started = claim(store)
     for run_id in started:
-        proc = spawn_worker(run_id)
-        store.update(run_id, pid=proc.pid)
+        executor.submit(store, run_id)
     return started
 
 

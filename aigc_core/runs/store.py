@@ -64,7 +64,7 @@ HOLDS_SLOT = ("(status IN ('starting', 'running') OR (status = 'paused' AND clai
 STALE_AFTER = 30.0
 MAX_NAME = 120
 #: row fields that are not copied to the folder's run.json (process bookkeeping)
-_TRANSIENT = ("pid", "heartbeat", "control", "claim", "config")
+_TRANSIENT = ("pid", "heartbeat", "control", "claim", "config", "executor")
 
 
 class LostClaim(Exception):
@@ -102,6 +102,7 @@ CREATE TABLE IF NOT EXISTS runs (
     message TEXT,
     final_metrics TEXT,
     note TEXT,
+    executor TEXT,
     claim TEXT,
     user TEXT,
     published INTEGER NOT NULL DEFAULT 0
@@ -168,6 +169,9 @@ class Run:
     user: str | None = None
     #: shown to the whole room (the wall, the room leaderboard)
     published: bool = False
+    #: what trains it (:mod:`aigc_core.runs.executors`): "local" worker processes (None: before executors
+    #: were recorded, or a foreground ``train``), or "ray" (``pid`` is then a process on some cluster node)
+    executor: str | None = None
 
     @property
     def holds_slot(self) -> bool:
@@ -278,8 +282,8 @@ class RunStore:
 
     def ensure_schema(self) -> None:
         """Create missing tables and add columns newer versions need (an
-        existing runs.db gains the ``claim``, ``user`` and ``published``
-        columns on first open; its runs become the single local user's, except
+        existing runs.db gains the ``claim``, ``user``, ``published`` and
+        ``executor`` columns on first open; its runs become the single local user's, except
         the starters, which belong to nobody; its ratings become the local user's)."""
         conn = self.connect()
         try:
@@ -288,7 +292,8 @@ class RunStore:
                 _retry_locked(lambda: conn.executescript(SCHEMA))
                 cols = {r["name"] for r in conn.execute("PRAGMA table_info(runs)")}
                 for column, sql in (("claim", "claim TEXT"), ("user", "user TEXT"),
-                                    ("published", "published INTEGER NOT NULL DEFAULT 0")):
+                                    ("published", "published INTEGER NOT NULL DEFAULT 0"),
+                                    ("executor", "executor TEXT")):
                     if column in cols:
                         continue
                     try:
@@ -536,7 +541,9 @@ class RunStore:
 
     def delete(self, run_id: str, *, actor: Actor = LOCAL) -> None:
         run = self.get_to_change(run_id, actor)
-        if run.status in ACTIVE and _pid_alive(run.pid):
+        working = (run.heartbeat is not None and time.time() - run.heartbeat <= STALE_AFTER if run.executor == "ray"
+                   else _pid_alive(run.pid))
+        if run.status in ACTIVE and working:
             raise UserError(f"run {run_id} is still {run.status}; stop it before deleting it")
         with self.transaction() as conn:
             conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
@@ -626,20 +633,44 @@ class RunStore:
             if not run.holds_slot:
                 continue  # paused, with its slot given back: no worker to check on
             stale = run.heartbeat is None or now - run.heartbeat > STALE_AFTER
-            alive = _pid_alive(run.pid)
+            if run.executor == "ray":
+                # its process lives on some cluster node: only its heartbeat (sent through the head's actor) tells,
+                # and a pid here may be another program's; a dead Ray worker is retried by Ray or reported by the actor
+                alive = False
+                if not stale:
+                    continue
+            else:
+                alive = _pid_alive(run.pid)
             # no pid yet: claimed a moment ago and the worker is starting (its heartbeat says how long ago)
             if stale or (run.pid and not alive):
                 if alive:
                     _stop_process_group(run.pid)
-                changed = self._exec(
-                    f"UPDATE runs SET status = 'interrupted', finished = ?, claim = NULL, message = ?"
-                    f" WHERE id = ? AND status IN ({','.join('?' * len(ACTIVE))}) AND claim IS ?",
-                    (time.time(), "the training process stopped unexpectedly; press Resume to continue from the "
-                     "last checkpoint", run.id, *ACTIVE, run.claim))
-                if changed:
+                if self.interrupt(run.id, run.claim, "the training process stopped unexpectedly; press Resume to "
+                                  "continue from the last checkpoint"):
                     dead.append(run.id)
-                    self.save_record(run.id)
         return dead
+
+    def interrupt(self, run_id: str, claim: str | None, message: str) -> bool:
+        """Mark a run whose worker is gone ``interrupted`` and drop its claim,
+        unless it was handed on or finished meanwhile (the update names the claim)."""
+        changed = self._exec(
+            f"UPDATE runs SET status = 'interrupted', finished = ?, claim = NULL, message = ?"
+            f" WHERE id = ? AND status IN ({','.join('?' * len(ACTIVE))}) AND claim IS ?",
+            (time.time(), message, run_id, *ACTIVE, claim))
+        if changed:
+            self.save_record(run_id)
+        return bool(changed)
+
+    def restart_claimed(self, run_id: str, claim: str, message: str) -> None:
+        """A worker starts a run again under the claim it had (Ray's retry after a
+        dead worker): shown ``interrupted`` until the new worker reports, and taken
+        back under the same claim if the staleness check dropped it meanwhile
+        (not once the run was resumed or handed on)."""
+        self._exec("UPDATE runs SET status = 'interrupted', message = ? WHERE id = ? AND claim IS ?",
+                   (message, run_id, claim))
+        self._exec("UPDATE runs SET claim = ?, finished = NULL, message = ? WHERE id = ? AND claim IS NULL"
+                   " AND status = 'interrupted'", (claim, message, run_id))
+        self.save_record(run_id)
 
     # ---- metrics ---------------------------------------------------------------
     def log_metrics(self, run_id: str, step: int, values: dict[str, float], wall: float | None = None,

@@ -6,10 +6,12 @@ copied to the host), the film strip, atomic checkpoints, the control field
 (pause / resume / stop), the heartbeat, and the NaN guard. The trainer only
 knows how to take one step.
 
-Every write to the run store names the worker's claim token (see
-:mod:`aigc_core.runs.store`): once the run has been handed to another worker,
-a write or a control poll raises :class:`LostClaim` and this worker stops at
-once, writing nothing more.
+It writes only through a sink (:mod:`aigc_core.runs.sink`): the run store
+and folder on this machine, or, on a Ray worker, a proxy to the one actor on
+the head node that writes them there. Every write names the worker's claim
+token (see :mod:`aigc_core.runs.store`): once the run has been handed to
+another worker, a write or a control poll raises :class:`LostClaim` and this
+worker stops at once, writing nothing more.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import torch
 
 from ..errors import UserError
 from ..registry import build_trainer  # noqa: F401 - also importable from here, as before
-from ..runs.checkpoint import latest_checkpoint, load_latest_good, load_state, save_checkpoint
-from ..runs.folder import RunFolder
+from ..runs.checkpoint import load_state
+from ..runs.sink import RunSink, save_frame, thin_film_strip  # noqa: F401 - also importable from here, as before
 from ..runs.store import LostClaim, RunStore
 from .device import device_name
 
@@ -48,15 +50,15 @@ class _Heartbeat(threading.Thread):
     """Writes the run's heartbeat every few seconds, also while a long step,
     an evaluation or a first-time data build is in progress."""
 
-    def __init__(self, store: RunStore, run_id: str, claim: str | None):
+    def __init__(self, sink: RunSink, claim: str | None):
         super().__init__(daemon=True)
-        self.store, self.run_id, self.claim = store, run_id, claim
+        self.sink, self.claim = sink, claim
         self.stop_event, self.lost = threading.Event(), threading.Event()
 
     def run(self) -> None:
         while not self.stop_event.wait(HEARTBEAT_S):
             try:
-                self.store.update_claimed(self.run_id, self.claim, heartbeat=time.time())
+                self.sink.write(self.claim, heartbeat=time.time())
             except LostClaim:
                 self.lost.set()  # the loop sees it at its next control poll
                 return
@@ -69,30 +71,6 @@ def _compile(trainer) -> None:
         net.compile()
 
 
-def save_frame(folder: RunFolder, step: int, frame) -> None:
-    from ..imaging import png_bytes
-    from ..paths import write_atomic
-
-    if frame is None:
-        return
-    if isinstance(frame, str):
-        write_atomic(folder.frame(step, ".txt"), frame.encode("utf-8"))
-    else:
-        write_atomic(folder.frame(step, ".png"), png_bytes(frame))
-    thin_film_strip(folder)
-
-
-def thin_film_strip(folder: RunFolder) -> None:
-    """Keep the film strip within ``AIGC_MAX_FRAMES``: when over, older frames
-    are thinned evenly, never the first (step 0) or the newest ones, so the
-    strip still spans the whole run (see :func:`aigc_core.room.limits.thinned`)."""
-    from ..room.limits import Limits, thinned
-
-    named = folder.frames()
-    for i in thinned([step for step, _ in named], Limits.from_env().max_frames):
-        named[i][1].unlink(missing_ok=True)
-
-
 def _frame(trainer):
     trainer.train_mode(False)
     try:
@@ -103,37 +81,38 @@ def _frame(trainer):
 
 
 def train_run(run_id: str, store: RunStore | None = None, echo: Callable[[str], None] | None = None,
-              claim: str | None = None) -> str:
+              claim: str | None = None, sink: RunSink | None = None) -> str:
     """Train a claimed run to the end of its budget; returns its final status,
     or ``"lost"`` when the run was handed to another worker meanwhile.
 
     ``claim`` is the token the queue wrote when it handed the run out; when
-    not given, the token in the run's row now is this worker's."""
-    store = store or RunStore()
-    run = store.get(run_id)
+    not given, the token in the run's row now is this worker's. ``sink``:
+    where the writes go (default: ``store`` and the run folder here)."""
+    sink = sink or RunSink(store or RunStore(), run_id)
+    run = sink.run()
     claim = claim or run.claim
-    beat = _Heartbeat(store, run_id, claim)
+    beat = _Heartbeat(sink, claim)
     try:
-        store.update_claimed(run_id, claim, status="starting", heartbeat=time.time(), pid=os.getpid())
+        sink.write(claim, status="starting", heartbeat=time.time(), pid=os.getpid())
         beat.start()
-        return _train(run, store, echo, claim, beat)
+        return _train(run, sink, echo, claim, beat)
     except LostClaim:
         return _lost(run_id, echo)
     except UserError as exc:
-        return _fail(store, run, claim, str(exc), echo)
+        return _fail(sink, run, claim, str(exc), echo)
     except Exception as exc:  # noqa: BLE001 - report any crash on the page, not as a traceback
         details = traceback.format_exc()
-        status = _fail(store, run, claim, f"training crashed: {type(exc).__name__}: {exc} (details in {run.folder.error_log})", echo)
+        status = _fail(sink, run, claim, f"training crashed: {type(exc).__name__}: {exc} (details in {sink.crash_log})", echo)
         if status == "failed":
-            run.folder.error_log.write_text(details)
+            sink.save_crash(details)
         return status
     finally:
         beat.stop_event.set()
 
 
-def _fail(store: RunStore, run, claim: str | None, message: str, echo) -> str:
+def _fail(sink: RunSink, run, claim: str | None, message: str, echo) -> str:
     try:
-        store.set_status(run.id, "failed", message, claim=claim)
+        sink.set_status(claim, "failed", message)
     except LostClaim:
         return _lost(run.id, echo)
     return "failed"
@@ -145,12 +124,12 @@ def _lost(run_id: str, echo) -> str:
     return "lost"
 
 
-def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> str:
+def _train(run, sink: RunSink, echo, claim: str | None, beat: _Heartbeat) -> str:
     run_id = run.id
     say = echo or (lambda _msg: None)
 
     def write(**fields) -> None:
-        store.update_claimed(run_id, claim, **fields)
+        sink.write(claim, **fields)
 
     spec, settings, trainer = build_trainer(run.config)
     if not settings.steps and not settings.max_seconds:
@@ -159,11 +138,9 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
     if settings.compile:
         _compile(trainer)
 
-    folder = run.folder
-    ckpt_dir = folder.checkpoints
     step, train_seconds = 0, 0.0
     skipped: list[str] = []
-    found = load_latest_good(ckpt_dir, device=device, say=skipped.append)
+    found = sink.latest_good(device, say=skipped.append)
     if found:
         step, path, state = found
         trainer.load_state(state)
@@ -171,7 +148,7 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
         say(f"resumed from step {step}")
     else:  # a fine-tune starts from its parent's weights (aigc_core.improve)
         from .parent import load_parent_weights
-        load_parent_weights(trainer, run.config, store, say)
+        load_parent_weights(trainer, run.config, sink.store, say)
     for line in skipped:
         say(line)
     note = None  # the run's message when a damaged checkpoint was skipped, so the page says so
@@ -182,12 +159,12 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
           control=None, message=note)
     say(f"training {spec.name} on {run.dataset} ({device_name(device)})")
     if step == 0:
-        save_frame(folder, 0, _frame(trainer))
+        sink.save_frame(0, _frame(trainer))
 
     def checkpoint() -> None:
-        if store.take_control(run_id, claim) == "lost":
+        if sink.take_control(claim) == "lost":
             raise LostClaim(run_id)  # the folder belongs to the run's new worker now
-        save_checkpoint(ckpt_dir, step, trainer.state(), {"model": spec.name, "run_id": run_id})
+        sink.save_checkpoint(step, trainer.state(), {"model": spec.name, "run_id": run_id})
 
     trainer.train_mode(True)
     sums: dict[str, torch.Tensor] = {}
@@ -212,7 +189,7 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
             last_poll = now
             if step:  # the page's clock and step counter move from the first step, not the first log
                 write(step=step, train_seconds=train_seconds + (clock() - seg_start))
-            control = store.take_control(run_id, claim)
+            control = sink.take_control(claim)
             if control == "lost" or beat.lost.is_set():
                 raise LostClaim(run_id)
             if control == "stop":
@@ -223,13 +200,13 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
                 write(status="paused", control=None, train_seconds=train_seconds)
                 say("paused")
                 release_at = time.monotonic() + _pause_release_seconds()
-                while (control := store.take_control(run_id, claim)) not in ("resume", "stop"):
+                while (control := sink.take_control(claim)) not in ("resume", "stop"):
                     if control == "lost" or beat.lost.is_set():
                         raise LostClaim(run_id)
                     if time.monotonic() >= release_at:
                         # paused too long: save, give the slot to the queue and end this worker
                         checkpoint()
-                        if store.release_paused(run_id, claim, PAUSE_RELEASED_MESSAGE):
+                        if sink.release_paused(claim, PAUSE_RELEASED_MESSAGE):
                             say("paused for a while: the training slot went back to the queue")
                             return "paused"
                         release_at = float("inf")  # a Resume or Stop came first: take it
@@ -258,7 +235,7 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
                 trainer.load_state(load_state(found[1], device=device)[0])
             else:
                 from .parent import load_parent_weights
-                load_parent_weights(trainer, run.config, store)
+                load_parent_weights(trainer, run.config, sink.store)
             out = trainer.step()
         compiled_ok = True
         step += 1
@@ -277,16 +254,15 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
                 if k.startswith("loss") and not math.isfinite(v):
                     what = trainer.loss_names.get(k, f"the loss '{k}'")
                     kind = "NaN" if math.isnan(v) else "infinite"
-                    checkpoint_msg = "The last good checkpoint is kept." if latest_checkpoint(ckpt_dir) else ""
+                    checkpoint_msg = "The last good checkpoint is kept." if sink.has_checkpoint() else ""
                     raise UserError(f"{what} became {kind} at step {step}; {trainer.nan_hint}. {checkpoint_msg}".strip())
             record["step_time_ms"] = 1000 * elapsed / max(1, n_in_window)
             record["samples_per_s"] = n_in_window * trainer.batch_size / max(elapsed, 1e-9)
             total = train_seconds + (clock() - seg_start)
             wall = time.time()
-            store.log_metrics(run_id, step, record, wall, claim=claim,
-                              row=dict(step=step, train_seconds=total, samples_per_s=record["samples_per_s"],
-                                       heartbeat=time.time()))
-            folder.append_metrics(step, record, wall, keep=not budget_left())  # what `repair` rebuilds the chart from
+            sink.log_metrics(step, record, wall, claim=claim, keep=not budget_left(),
+                             row=dict(step=step, train_seconds=total, samples_per_s=record["samples_per_s"],
+                                      heartbeat=time.time()))
             if echo and step % (settings.log_every * 4) == 0:
                 shown = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k.startswith("loss"))
                 say(f"step {step}: {shown}")
@@ -294,33 +270,31 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
             n_in_window, window_start = 0, time.perf_counter()
 
         if step % settings.sample_every == 0:
-            save_frame(folder, step, _frame(trainer))
+            sink.save_frame(step, _frame(trainer))
         if step % settings.checkpoint_every == 0 or time.perf_counter() - last_ckpt > CHECKPOINT_EVERY_S:
             checkpoint()
             last_ckpt = time.perf_counter()
 
     train_seconds += clock() - seg_start
     checkpoint()
-    if not folder.has_frame(step):
-        save_frame(folder, step, _frame(trainer))
+    if not sink.has_frame(step):
+        sink.save_frame(step, _frame(trainer))
     write(step=step, train_seconds=train_seconds)
-    final = dict(store.last_metrics(run_id))
+    final = dict(sink.last_metrics())
     trainer.train_mode(False)
     with torch.no_grad():
         evaluated = trainer.evaluate()
-    evaluated.update(_quality_metrics(run, trainer, store, say, claim))
+    evaluated.update(_quality_metrics(sink.run(), trainer, sink, say, claim))
     if evaluated:
-        wall = time.time()
-        store.log_metrics(run_id, step, evaluated, wall, claim=claim)
-        folder.append_metrics(step, evaluated, wall, keep=True)
+        sink.log_metrics(step, evaluated, time.time(), claim=claim, keep=True)
         final.update(evaluated)
     write(final_metrics=final)
-    store.set_status(run_id, status, "stopped by request" if status == "stopped" else note, claim=claim)
+    sink.set_status(claim, status, "stopped by request" if status == "stopped" else note)
     say(f"{status} at step {step} after {train_seconds:.1f} s")
     return status
 
 
-def _quality_metrics(run, trainer, store, say, claim: str | None) -> dict[str, float]:
+def _quality_metrics(run, trainer, sink: RunSink, say, claim: str | None) -> dict[str, float]:
     """The family's quality metrics (FID/KID, ELBO, bpc, ...) at the end of a run.
 
     A failing evaluation is reported in the run's message but never turns a
@@ -333,5 +307,5 @@ def _quality_metrics(run, trainer, store, say, claim: str | None) -> dict[str, f
         return end_of_run_metrics(run, trainer)
     except Exception as exc:  # noqa: BLE001
         say(f"evaluation failed: {exc}")
-        store.update_claimed(run.id, claim, note=f"the end-of-run evaluation failed: {type(exc).__name__}: {exc}")
+        sink.write(claim, note=f"the end-of-run evaluation failed: {type(exc).__name__}: {exc}")
         return {}
