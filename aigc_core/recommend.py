@@ -129,7 +129,7 @@ def recommend(dataset: str, device: str = "auto", *, actor: Actor = LOCAL,
     """The model and preset with the best measured Quick-budget result for data like ``dataset``
     on ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``), among the models that can train on it."""
     from .data.catalog import dataset_info
-    from .registry import models_for
+    from .registry import get_model, models_for
     from .train.device import pick_device
 
     info = dataset_info(dataset, actor=actor)
@@ -139,6 +139,10 @@ def recommend(dataset: str, device: str = "auto", *, actor: Actor = LOCAL,
     if not fitting:
         raise UserError(f"no model can train on {dataset!r} ({info.kind} data)")
     device_type = pick_device(device).type  # a device this machine lacks is a UserError there
+    if len(fitting) == 1:
+        return Recommendation(fitting[0], PRESET if PRESET in get_model(fitting[0]).presets else "Custom",
+                              f"{fitting[0]} is the only model that can train on {_WORDS.get(info.kind, info.kind)} "
+                              "like this set.", None, None, {})
     shape = data_shape(info.kind, info.summary)
     found = _entry_for(load_measurements(measurements), device_type, shape, info.kind)
     if found is None:

@@ -148,3 +148,12 @@ def test_photos_uploaded_and_trained_with_every_default_give_samples_far_closer_
         config = make_config(model, "photos", preset=preset, train_set={"clock": "cpu", "seed": 0})
         fids[model] = run_in_foreground(config, echo=lambda m: None).final_metrics["fid"]
     assert fids[rec.model] < 0.5 * fids["mlp_gan"], fids
+
+
+def test_a_kind_of_data_with_one_model_gets_that_model_and_says_so(fresh_home, monkeypatch):
+    from aigc_core import registry
+
+    # the test plug-in adds a points model; the studio itself has one
+    monkeypatch.setattr(registry, "models_for", lambda kind, summary=None: [registry.get_model("toy_gan")])
+    rec = rc.recommend("ring8", "cpu")
+    assert rec.model == "toy_gan" and rec.preset == "Quick" and "the only model" in rec.why
