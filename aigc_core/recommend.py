@@ -167,7 +167,8 @@ def recommend(dataset: str, device: str = "auto", *, actor: Actor = LOCAL,
         caveat = f"; measured on {_WORDS.get(measured_shape, measured_shape)}, the closest kept"
     if measured_on != device_type:
         caveat += f"; measured on the {measured_on.upper()}, none kept for {device_type.upper()}"
-    why = (f"{best} made the best samples of the {len(entry.get('results', {}))} models measured in the {PRESET} "
+    fits = "" if len(scores) == len(entry.get("results", {})) else " that can train on this set"
+    why = (f"{best} made the best samples of the {len(scores)} models{fits} measured in the {PRESET} "
            f"budget on {where}: {label} {_fmt(scores[best])}"
            + (f" ({others}; {better} is better)" if others else f" ({better} is better)") + caveat + ".")
     return Recommendation(best, PRESET, why, measured_shape, measured_on, scores)
