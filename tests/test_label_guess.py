@@ -93,3 +93,14 @@ def test_a_table_without_a_label_still_trains_conditioned_on_a_category():
     assert trainer.cond_column == "city"
     with pytest.raises(UserError, match="numeric"):
         spec.trainer_cls(from_dict(spec.config_cls, {"condition_column": "x"}), data, "cpu", 0)
+
+
+def test_iris_uploaded_without_choosing_a_label_imports_exactly_as_with_species_chosen():
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris(as_frame=True)
+    frame = bunch.data.assign(species=np.asarray(bunch.target_names)[bunch.target])
+    guessed = tb.import_csv(csv_of(frame), "iris_guessed", guess_label=True)
+    chosen = tb.import_csv(csv_of(frame), "iris_chosen", label_column="species")
+    assert guessed.data.label_column == "species" and "3 classes in 150 rows" in guessed.label_guess.reason
+    assert guessed.column_types == chosen.column_types and guessed.data.frame.equals(chosen.data.frame)
