@@ -167,9 +167,9 @@ def recommend(dataset: str, device: str = "auto", *, actor: Actor = LOCAL,
         caveat = f"; measured on {_WORDS.get(measured_shape, measured_shape)}, the closest kept"
     if measured_on != device_type:
         caveat += f"; measured on the {measured_on.upper()}, none kept for {device_type.upper()}"
-    fits = "" if len(scores) == len(entry.get("results", {})) else " that can train on this set"
-    why = (f"{best} made the best samples of the {len(scores)} models{fits} measured in the {PRESET} "
-           f"budget on {where}: {label} {_fmt(scores[best])}"
+    fits = "" if len(scores) == len(entry.get("results", {})) else ", counting only those that can train on this set"
+    why = (f"{best} made the best samples of the {len(scores)} models measured in the {PRESET} "
+           f"budget on {where}{fits}: {label} {_fmt(scores[best])}"
            + (f" ({others}; {better} is better)" if others else f" ({better} is better)") + caveat + ".")
     return Recommendation(best, PRESET, why, measured_shape, measured_on, scores)
 
@@ -258,8 +258,8 @@ def _dataset_words(dataset: str, kind: str, summary: dict) -> str:
     count = summary.get("count")
     if kind == "image":
         colour = "colour" if summary.get("channels") == 3 else "grey"
-        what = "photo patches" if dataset == PHOTO_SET else f"{dataset} images"
-        return f"{count:,} {colour} {what} ({summary.get('size')} px)" if count else dataset
+        what = f"{colour} photo patches" if dataset == PHOTO_SET else f"{colour} images of {dataset}"
+        return f"{count:,} {what} ({summary.get('size')} px)" if count else dataset
     if kind == "table":
         return f"the {dataset} table ({count:,} rows)" if count else f"the {dataset} table"
     return f"the {dataset} text" if kind == "text" else dataset
