@@ -614,20 +614,20 @@ def upload_table(file, raw: bytes, key: str) -> None:
     guess = found.label_guess  # from the detected types, before any change in the table above
     options = ["(none)"] + kept
     label = c1.selectbox("Label column", options, key=f"{key}:label",
-                         index=options.index(guess.column) if guess and guess.column in kept else 0,
+                         index=options.index(guess.column) if guess.column in kept else 0,
                          help="A class column (species, purchase). Synthetic rows are then scored by how well they "
                               "teach a classifier to predict it, a model learns each class's rows, and it can be "
                               "asked for rows of one class. Choose (none) if no column is a class.")
-    if guess and guess.column:
+    if guess.column:
         c1.caption(f"Guessed **{plain(guess.column)}**: {plain(guess.reason)}. Change it if another column is the "
                    "one to predict.")
-    elif guess:
+    else:
         c1.caption(f"No label guessed: {plain(guess.reason)}.")
     if label == "(none)":
         categories = [c for c, t in types if t in ("categorical", "boolean")]
         c1.caption("Without a label, a table model still learns the rows one value of a category at a time: "
-                   + (f"of **{plain(categories[0])}** (the first category column), or of the column you choose "
-                      "in its *Condition on column* setting on the Train page." if categories else
+                   + (f"of **{plain(categories[0])}** (the first category or yes/no column), or of the column "
+                      "you choose in its *Condition on column* setting on the Train page." if categories else
                       "there is no category or yes/no column here, so it learns the rows without a condition."))
     missing = c2.radio("Rows with a missing or unreadable cell", ["drop", "fill"], horizontal=True, key=f"{key}:missing",
                        format_func=lambda m: {"drop": "drop the row", "fill": "fill the cell"}[m],

@@ -319,4 +319,4 @@ def test_a_csv_with_no_class_like_column_says_so_and_what_a_model_conditions_on(
     at = upload(open_data_page("digits"), "towns.csv", ("\n".join(rows) + "\n").encode())
     assert at.selectbox(key="up0:label").value == "(none)"
     said = " ".join(c.value for c in at.caption)
-    assert "No label guessed" in said and "of **city** (the first category column)" in said
+    assert "No label guessed" in said and "of **city** (the first category or yes/no column)" in said
