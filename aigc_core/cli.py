@@ -74,22 +74,54 @@ def cmd_import_data(args) -> int:
         from .data.catalog import save_uploaded
         from .data.table import import_csv
 
-        report = import_csv(data, name, label_column=args.label, filename=path.name)
+        if args.label and args.no_label:
+            raise UserError("give either --label COLUMN or --no-label, not both")
+        label = None if args.no_label else args.label
+        report = import_csv(data, name, label_column=label, guess_label=not args.no_label and not args.label,
+                            filename=path.name)
         save_uploaded(report.data, actor=actor)
-        result = {"name": name, "kind": "table", **report.data.summary(), "dropped_rows": report.dropped_rows}
+        reason = "as asked" if args.label else "--no-label" if args.no_label else report.label_guess.reason
+        result = {"name": name, "kind": "table", **report.data.summary(), "label_reason": reason,
+                  "dropped_rows": report.dropped_rows}
     else:
         from .data.uploads import import_and_save
 
         report = import_and_save(data, name, size=args.size, channels=args.channels, filename=path.name, actor=actor)
-        result = {"name": name, "kind": "image", "accepted": report.accepted,
+        result = {"name": name, "kind": "image", "accepted": report.accepted, "size": report.data.size,
+                  "channels": report.data.channels,
                   "rejected": [{"file": f, "reason": r} for f, r in report.rejected],
-                  "class_names": report.class_names}
+                  "class_names": report.class_names, "notes": report.notes}
     if args.json:
         _print_json(result)
     else:
         print(f"imported {name!r}: " + ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("name", "rejected")))
         for item in result.get("rejected", []):
             print(f"  rejected {item['file']}: {item['reason']}")
+    return 0
+
+
+def cmd_recommend(args) -> int:
+    from .recommend import measure, measure_all, recommend
+
+    if args.measure:
+        out = Path(args.out) if args.out else None
+        models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+        if args.dataset:
+            result = measure(args.dataset, models, out=out, threads=args.threads, actor=_actor(args))
+        elif models:
+            raise UserError("--models needs --dataset (the set to measure them on)")
+        else:
+            result = measure_all(out=out, threads=args.threads, actor=_actor(args))
+        if args.json:
+            _print_json(result)
+        return 0
+    if not args.dataset:
+        raise UserError("recommend needs --dataset NAME")
+    rec = recommend(args.dataset, args.device, actor=_actor(args))
+    if args.json:
+        _print_json(rec.to_dict())
+    else:
+        print(f"{rec.model} with the {rec.preset} preset: {rec.why}")
     return 0
 
 
@@ -452,13 +484,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("path")
     s.add_argument("--name")
     s.add_argument("--size", type=int, choices=(28, 32, 64), default=28)
-    s.add_argument("--channels", type=int, choices=(1, 3), default=1)
+    s.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                   help="1 = grey, 3 = colour (default: as uploaded, colour when any image is in colour)")
     s.add_argument("--text-mode", choices=("auto", "stream", "lines"), default="auto",
                    help="auto: lines when the file looks like a list of short items (names, titles), else stream")
-    s.add_argument("--label", help="label column of a CSV")
+    s.add_argument("--label", help="label column of a CSV (default: guessed, see label_column and label_reason)")
+    s.add_argument("--no-label", action="store_true", help="a CSV without a label column (no guess)")
     s.add_argument("--json", action="store_true")
     _who(s)
     s.set_defaults(fn=cmd_import_data)
+
+    s = sub.add_parser("recommend", help="the model and preset to start from for a data set, from the measurements "
+                                         "kept in the repository (--measure: make them)")
+    s.add_argument("--dataset", help="the data set (with --measure: the one to measure on; default: every reference set)")
+    s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    s.add_argument("--measure", action="store_true",
+                   help="train each model with its Quick preset (processor-seconds clock) and record the results")
+    s.add_argument("--models", help="with --measure: comma-separated models (default: every model that fits)")
+    s.add_argument("--threads", type=int, help="with --measure: torch threads (default: torch's own)")
+    s.add_argument("--out", help="with --measure: the measurements file (default: the repository's)")
+    s.add_argument("--json", action="store_true")
+    _who(s)
+    s.set_defaults(fn=cmd_recommend)
 
     s = sub.add_parser("train", help="train a model (in the foreground unless --detach)")
     s.add_argument("--model")

@@ -499,8 +499,9 @@ def upload_images(file, raw: bytes, key: str) -> None:
     c1, c2 = st.columns(2)
     size = c1.radio("Image size (pixels per side)", SIZES, horizontal=True, key=f"{key}:size",
                     help="28 or 32 train quickly on a CPU; 64 shows more detail but needs a GPU or patience.")
-    colour = c2.radio("Colour", ["grey", "colour"], horizontal=True, key=f"{key}:colour",
-                      help="Grey images have 1 channel and train faster; colour keeps red, green and blue (3 channels).")
+    colour = c2.radio("Colour", ["as uploaded", "grey", "colour"], horizontal=True, key=f"{key}:colour",
+                      help="As uploaded: colour (red, green and blue, 3 channels) when any image is in colour, grey "
+                           "(1 channel) when every image is grey. Grey trains faster; colour keeps what photos show.")
     name = name_field(file.name, f"{key}:name")
     if st.button("Import the images", type="primary", icon=":material/upload:", disabled=name is None, key=f"{key}:go"):
         with st.status(f"Importing {plain(file.name)} ...", expanded=True) as status:
@@ -510,14 +511,16 @@ def upload_images(file, raw: bytes, key: str) -> None:
                 bar.progress(done / max(1, total), text=f"Checked {done:,} of {total:,} files")
 
             try:
-                report = import_and_save(raw, name, size=size, channels=1 if colour == "grey" else 3,
+                report = import_and_save(raw, name, size=size,
+                                         channels={"grey": 1, "colour": 3}.get(colour),
                                          filename=file.name, progress=progress, actor=actor)
             except Exception:
                 status.update(label=f"{plain(file.name)} was not imported; nothing was saved", state="error")
                 raise
             status.update(label=f"Imported {report.accepted:,} images", state="complete")
         imported(dict(name=name, kind="image", accepted=report.accepted,
-                      summary=f"{report.accepted:,} images, {size} x {size}, {colour}"
+                      summary=f"{report.accepted:,} images, {size} x {size}, "
+                              f"{'colour' if report.data.channels == 3 else 'grey'}"
                               + (f", {len(report.class_names)} classes" if report.class_names else ""),
                       rejected=[list(r) for r in report.rejected], notes=report.notes))
 
@@ -608,13 +611,31 @@ def upload_table(file, raw: bytes, key: str) -> None:
     types = tuple((row.column, row.type) for row in edited.itertuples())
     kept = [c for c, t in types if t != "ignore"]
     c1, c2 = st.columns(2)
-    label = c1.selectbox("Label column (optional)", ["(none)"] + kept, key=f"{key}:label",
+    guess = found.label_guess  # from the detected types, before any change in the table above
+    options = ["(none)"] + kept
+    label = c1.selectbox("Label column", options, key=f"{key}:label",
+                         index=options.index(guess.column) if guess.column in kept else 0,
                          help="A class column (species, purchase). Synthetic rows are then scored by how well they "
-                              "teach a classifier to predict it, and a model can be asked for rows of one class.")
+                              "teach a classifier to predict it, a model learns each class's rows, and it can be "
+                              "asked for rows of one class. Choose (none) if no column is a class.")
+    if guess.column:
+        c1.caption(f"Guessed **{plain(guess.column)}**: {plain(guess.reason)}. Change it if another column is the "
+                   "one to predict.")
+    else:
+        c1.caption(f"No label guessed: {plain(guess.reason)}.")
+    if label == "(none)":
+        categories = [c for c, t in types if t in ("categorical", "boolean")]
+        c1.caption("Without a label, a table model still learns the rows one value of a category at a time: "
+                   + (f"of **{plain(categories[0])}** (the first category or yes/no column), or of the column "
+                      "you choose in its *Condition on column* setting on the Train page." if categories else
+                      "there is no category or yes/no column here, so it learns the rows without a condition."))
     missing = c2.radio("Rows with a missing or unreadable cell", ["drop", "fill"], horizontal=True, key=f"{key}:missing",
                        format_func=lambda m: {"drop": "drop the row", "fill": "fill the cell"}[m],
                        help="fill: the median for numbers, the most frequent value otherwise.")
-    report = _csv_report(fid, raw, file.name, types, None if label == "(none)" else label, missing, header)
+    label = None if label == "(none)" else label
+    # a label whose type the person left as detected is settled by the import (whole numbers become classes)
+    settled = tuple((c, t) for c, t in types if not (c == label and t == found.column_types.get(c)))
+    report = _csv_report(fid, raw, file.name, settled, label, missing, header)
     st.markdown("**The table as it will be saved**")
     st.dataframe(report.data.frame.head(10), key=f"{key}:preview")
     st.caption(f"The first rows as they will be saved ({report.rows_kept:,} rows in all).")

@@ -182,6 +182,9 @@ def apply_choices(dataset: str | None, model: str | None, preset: str | None, se
         st.session_state["tr_link"] = {"model": spec.name, "sets": dict(sets)}
         for key in [k for k in st.session_state if str(k).startswith(f"tr_{spec.name}_Custom_")]:
             del st.session_state[key]  # the widgets take the new values instead of what they held
+        # the link's model stands: the recommendation is not applied over it
+        st.session_state["tr_recommended_for"] = (st.session_state.get("tr_data"),
+                                                  st.session_state.get("tr_device", "auto"))
 
 
 def link_and_room_preset() -> None:
@@ -238,6 +241,32 @@ def setting_problems(spec, values: dict) -> list[str]:
         return [str(exc)]
 
 
+def recommendation(dataset: str, device: str):
+    """The measured best model and preset for this data set and device (None when there is none to give)."""
+    from aigc_core.errors import UserError
+    from aigc_core.recommend import recommend
+
+    try:
+        return recommend(dataset, device, actor=actor)
+    except UserError:
+        return None
+
+
+def preselect_recommended(dataset: str, kind: str, fitting: dict):
+    """Set the model and preset to the recommendation when the data set (or device) changes; the
+    person's own choice after that stands until they pick another set. Returns the recommendation."""
+    device = st.session_state.get("tr_device", "auto")
+    rec = recommendation(dataset, device)
+    if rec is None or rec.model not in fitting:
+        return None
+    if st.session_state.get("tr_recommended_for") != (dataset, device):
+        st.session_state["tr_recommended_for"] = (dataset, device)
+        st.session_state[f"tr_model_{kind}"] = rec.model
+        if rec.preset in fitting[rec.model].presets:
+            st.session_state[f"tr_preset_{rec.model}"] = rec.preset
+    return rec
+
+
 def new_run_form() -> None:
     from aigc_core.config import TrainSettings, describe
     from aigc_core.data.catalog import list_datasets
@@ -268,15 +297,23 @@ def new_run_form() -> None:
                    + (": " + "; ".join(f"{s.name}: {why}" for s, why in unfit) if unfit else "")
                    + ". Pick another data set or re-import this one on the Data page.", icon=":material/warning:")
         return
+    rec = preselect_recommended(dataset, info.kind, fitting)
     model = c2.selectbox("2. Model", list(fitting), key=f"tr_model_{info.kind}",
-                         format_func=lambda m: f"{fitting[m].title} ({m})",
-                         help="Only the models that can train on this data set are offered.")
+                         format_func=lambda m: f"{fitting[m].title}{' · recommended' if rec and m == rec.model else ''}"
+                                               f" ({m})",
+                         help="Only the models that can train on this data set are offered. The recommended one made "
+                              "the best samples in measurements kept with the studio.")
     spec = fitting[model]
     presets = [*spec.presets, "Custom"]
     preset = c3.radio("3. Preset", presets, horizontal=True, key=f"tr_preset_{model}",
                       captions=[preset_caption(spec, p, info.summary) for p in presets],
                       help="Quick trains in about half a minute on a laptop CPU; Standard takes a few minutes and "
                            "looks better; Custom lets you change every setting.")
+    if rec:
+        chosen = "" if (model, preset) == (rec.model, rec.preset) else \
+            f" You chose {fitting[model].title} ({preset}) instead."
+        st.info(f"**Recommended for {plain(dataset)}: {fitting[rec.model].title} ({rec.model}), {rec.preset} "
+                f"preset.** {plain(rec.why)}{chosen}", icon=":material/recommend:")
     st.caption(spec.description + (" Not offered for this data: "
                                    + "; ".join(f"{s.title} ({why})" for s, why in unfit) + "." if unfit else ""))
 

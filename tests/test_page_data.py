@@ -151,6 +151,16 @@ def test_a_zip_of_images_imports_with_a_report_of_what_was_left_out(fresh_home):
     assert metrics(at)["Images"] == "36" and metrics(at)["Classes"] == "2"
 
 
+def test_colour_photos_imported_without_changing_anything_stay_in_colour(fresh_home):
+    at = upload(open_data_page("digits"), "pets.zip", pets_zip())
+    assert at.radio(key="up0:colour").value == "as uploaded"
+    at.button(key="up0:go").click().run()
+    assert not at.exception and not at.error
+    assert "colour" in at.success[0].value
+    assert load_dataset("pets").channels == 3
+    assert any("Kept in colour" in c.value for c in at.caption)
+
+
 def test_a_taken_name_is_refused_before_import_and_the_old_set_stays(fresh_home):
     tiny_images("pets")
     before = load_dataset("pets").images.clone()
@@ -285,3 +295,28 @@ def test_a_text_with_more_characters_than_models_keep_says_what_they_keep(fresh_
     notes = " ".join(i.value for i in at.info)
     assert "The text has 603 distinct characters; models keep the 512 most frequent, and the other 91 become one " \
            "'other' character" in notes
+
+
+def flower_rows(n: int = 60) -> list[str]:
+    return [f"{i % 7}.{i % 3},{i % 5}.5,{['red', 'blue', 'green'][i % 3]},{'ab'[i % 2]}" for i in range(n)]
+
+
+def test_a_csv_upload_preselects_the_guessed_label_says_why_and_can_be_changed(fresh_home):
+    at = upload(open_data_page("digits"), "flowers.csv", ("\n".join(["petal,sepal,colour,kind"] + flower_rows())
+                                                          + "\n").encode())
+    label = at.selectbox(key="up0:label")
+    assert label.label == "Label column" and label.value == "kind"
+    said = " ".join(c.value for c in at.caption)
+    assert "Guessed **kind**" in said and "last column" in said and "2 classes in 60 rows" in said
+    label.set_value("colour").run()
+    at.button(key="up0:go").click().run()
+    assert not at.exception and "label colour" in at.success[0].value
+    assert load_dataset("flowers").label_column == "colour"
+
+
+def test_a_csv_with_no_class_like_column_says_so_and_what_a_model_conditions_on(fresh_home):
+    rows = ["x,city,z"] + [f"{i * 0.37:.2f},city{i % 30},{i * 1.1:.1f}" for i in range(90)]
+    at = upload(open_data_page("digits"), "towns.csv", ("\n".join(rows) + "\n").encode())
+    assert at.selectbox(key="up0:label").value == "(none)"
+    said = " ".join(c.value for c in at.caption)
+    assert "No label guessed" in said and "of **city** (the first category or yes/no column)" in said

@@ -82,6 +82,31 @@ def test_each_kind_of_data_is_offered_only_the_models_that_fit_it():
     assert not problems(at), problems(at)
 
 
+def test_the_form_preselects_the_recommended_model_and_preset_and_says_why(fresh_home):
+    import torch
+
+    from aigc_core.data.base import ImageData
+    from aigc_core.data.catalog import save_uploaded
+    from aigc_core.recommend import recommend
+
+    gen = torch.Generator().manual_seed(0)
+    save_uploaded(ImageData("photos", torch.randint(0, 256, (32, 3, 28, 28), dtype=torch.uint8, generator=gen)))
+    at = pick(open_page(TRAIN), "photos")
+    assert not problems(at), problems(at)
+    rec = recommend("photos", "auto")
+    model = at.selectbox(key="tr_model_image")
+    assert model.value == rec.model and "recommended" in model.format_func(rec.model)
+    assert at.radio(key=f"tr_preset_{rec.model}").value == rec.preset == "Quick"
+    said = " ".join(i.value for i in at.info)
+    from pages.common import plain
+
+    assert "Recommended for photos: " in said and plain(rec.why) in said
+    other = next(m for m in ("mlp_gan", "dcgan", "conv_vae") if m != rec.model)
+    at.selectbox(key="tr_model_image").set_value(other).run()  # the person's choice stands
+    assert at.selectbox(key="tr_model_image").value == other
+    assert "You chose" in " ".join(i.value for i in at.info)
+
+
 def test_settings_are_widgets_built_from_the_config_metadata():
     from aigc_core.config import describe
     from aigc_core.models.gan import DCGANConfig

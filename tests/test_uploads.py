@@ -391,3 +391,49 @@ def test_a_damaged_zip_is_refused_with_a_message():
     damaged = data[:end - 40] + data[end:]
     with pytest.raises(UserError, match="damaged .zip"):
         import_images(damaged, "damaged", filename="damaged.zip")
+
+
+# ---- colour: kept as uploaded by default --------------------------------------------------
+
+def test_colour_images_stay_in_colour_by_default_and_say_so():
+    report = import_images(make_zip(good_images(16)), "colourful")
+    assert report.data.channels == 3 and report.to_dict()["channels"] == 3
+    assert any("Kept in colour (3 channels): 16 of the 16" in n for n in report.notes)
+
+
+def test_grey_images_are_saved_in_grey_by_default_even_as_rgb_jpegs():
+    grey_rgb = [(f"g{i}.jpg", image_bytes("JPEG", mode="L", seed=i)) for i in range(8)]
+    # the same grey pictures saved as RGB JPEGs: a level or two of colour noise, no colour
+    for i in range(8):
+        img = Image.open(io.BytesIO(image_bytes("PNG", mode="L", seed=100 + i))).convert("RGB")
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=85)
+        grey_rgb.append((f"rgb{i}.jpg", buf.getvalue()))
+    report = import_images(make_zip(grey_rgb), "greys")
+    assert report.data.channels == 1
+    assert any("Saved in grey" in n for n in report.notes)
+
+
+def test_one_colour_image_among_grey_ones_keeps_the_set_in_colour():
+    members = [(f"g{i}.png", image_bytes("PNG", mode="L", seed=i)) for i in range(15)]
+    members.append(("colour.png", image_bytes("PNG", mode="RGB", seed=99)))
+    data = import_images(make_zip(members), "mostly_grey").data
+    assert data.channels == 3
+    grey = data.images[1]  # "colour.png" sorts first
+    assert grey[0].equal(grey[1]) and grey[1].equal(grey[2])  # the grey ones are stored as colour too
+
+
+def test_asking_for_grey_or_colour_still_converts():
+    assert import_images(make_zip(good_images(16)), "asked_grey", channels=1).data.channels == 1
+    greys = [(f"g{i}.png", image_bytes("PNG", mode="L", seed=i)) for i in range(16)]
+    assert import_images(make_zip(greys), "asked_colour", channels=3).data.channels == 3
+
+
+def test_an_npz_of_colour_images_stays_in_colour_by_default():
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    np.savez(buf, images=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8))
+    assert import_images(buf.getvalue(), "npz_colour", filename="c.npz").data.channels == 3
+    buf = io.BytesIO()
+    np.savez(buf, images=np.repeat(rng.integers(0, 256, (20, 32, 32, 1), dtype=np.uint8), 3, axis=3))
+    assert import_images(buf.getvalue(), "npz_grey", filename="g.npz").data.channels == 1

@@ -69,6 +69,12 @@ FALSE_TOKENS = {"false", "no", "n", "f", "0", "0.0"}
 NUMERIC_SHARE = 0.9
 # A numeric label with at most this many distinct whole values is a class label.
 LABEL_MAX_CLASSES = 20
+#: words in a column name that say "this is what to predict" (``Outcome``,
+#: ``target``, ``class_label``, ``y``); matched against the name's words
+LABEL_WORDS = ("target", "label", "class", "y", "outcome")
+#: a guessed label's classes must each have about this many rows on average,
+#: or the column is more like an identifier than a class
+ROWS_PER_CLASS = 5
 MAX_EXAMPLES = 10
 
 _BINARY_SIGNATURES = [
@@ -82,6 +88,14 @@ _BINARY_SIGNATURES = [
     (b"SQLite format 3", "an SQLite database"),
     (b"PAR1", "a Parquet file"),
 ]
+
+
+@dataclass
+class LabelGuess:
+    """The column guessed to be the label (None: no column looks like one), and why, in words."""
+
+    column: str | None
+    reason: str
 
 
 @dataclass
@@ -110,6 +124,8 @@ class CsvReport:
     repaired_rows: int = 0
     ignored_columns: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: the label column the file suggests (whether or not it was used)
+    label_guess: LabelGuess = field(default_factory=lambda: LabelGuess(None, "not guessed"))
 
     @property
     def delimiter_name(self) -> str:
@@ -146,7 +162,8 @@ class CsvReport:
             name=self.data.name, delimiter=self.delimiter, encoding=self.encoding,
             encoding_note=self.encoding_note, has_header=self.has_header,
             column_types=dict(self.column_types), integer_columns=list(self.integer_columns),
-            label_column=self.data.label_column, rows_read=self.rows_read, rows_kept=self.rows_kept,
+            label_column=self.data.label_column, label_guess=self.label_guess.column,
+            label_reason=self.label_guess.reason, rows_read=self.rows_read, rows_kept=self.rows_kept,
             missing_policy=self.missing_policy, dropped_rows=self.dropped_rows,
             dropped_examples=[list(x) for x in self.dropped_examples], coerced_cells=self.coerced_cells,
             coerced_examples=[list(x) for x in self.coerced_examples], filled_cells=self.filled_cells,
@@ -463,15 +480,79 @@ def integer_columns_of(frame: pd.DataFrame) -> list[str]:
             if pd.api.types.is_integer_dtype(frame[c].dtype) and not pd.api.types.is_bool_dtype(frame[c].dtype)]
 
 
+# ---- the label column ----------------------------------------------------------------
+
+def _name_words(name: str) -> list[str]:
+    """``"Class Label"``, ``class_label``, ``classLabel`` -> ``["class", "label"]``."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+
+
+def _classes_in(series: pd.Series, kind: str, decimal_comma: bool = False) -> int | None:
+    """How many classes the column would make as a label, or None when it cannot be one
+    (numbers with fractions or more than :data:`LABEL_MAX_CLASSES` values)."""
+    present = series[~_is_missing(series)]
+    if kind == "numeric":
+        numbers = _numbers(present, decimal_comma).dropna()
+        if not _whole(numbers) or numbers.nunique() > LABEL_MAX_CLASSES:
+            return None
+        return int(numbers.nunique())
+    return int(_tokens(present).nunique()) if kind == "boolean" else int(present.astype(str).str.strip().nunique())
+
+
+def guess_label_column(frame: pd.DataFrame, column_types: dict[str, str], decimal_comma: bool = False) -> LabelGuess:
+    """The column a table's rows are most likely classified by.
+
+    1. a column named like what is predicted (a word of its name is one of
+       :data:`LABEL_WORDS`: ``target``, ``label``, ``class``, ``y``,
+       ``outcome``) that can be a class: categories, yes/no, or whole numbers
+       with at most :data:`LABEL_MAX_CLASSES` values;
+    2. else the last column with few values: 2 to :data:`LABEL_MAX_CLASSES`
+       classes and at least :data:`ROWS_PER_CLASS` rows per class (the label is
+       usually the last column, and a column with few values is a class);
+    3. else none.
+
+    Columns typed ``ignore`` are never guessed. Works on raw text (the
+    import's) and on typed frames.
+    """
+    rows = max(1, len(frame))
+    usable = {c: k for c, k in column_types.items() if k in TYPES and c in frame.columns}
+    classes = {c: _classes_in(frame[c], k, decimal_comma) for c, k in usable.items()}
+    named_unusable = None
+    for col in usable:
+        words = _name_words(col)
+        if any(w in LABEL_WORDS for w in words):
+            n = classes[col]
+            if n is not None and n >= 2:
+                return LabelGuess(col, f"its name ({col!r}) says it is what the rows are classified by; "
+                                       f"it has {n} classes")
+            named_unusable = named_unusable or col
+    most = min(LABEL_MAX_CLASSES, max(2, rows // ROWS_PER_CLASS))
+    for col in reversed(list(usable)):
+        n = classes[col]
+        if n is not None and 2 <= n <= most:
+            last = col == list(usable)[-1]
+            where = "the last column" if last else "the last column with few different values"
+            return LabelGuess(col, f"it is {where} ({n} classes in {rows:,} rows), where a table's label usually is"
+                              + (f"; {named_unusable!r} is named like a label but holds too many different numbers"
+                                 if named_unusable else ""))
+    return LabelGuess(None, "no column is named like a label (target, label, class, y, outcome) and none has few "
+                            f"enough different values to be classes (2 to {most})")
+
+
 # ---- the import -------------------------------------------------------------------
 
 def import_csv(source: bytes, name: str, column_types: dict | None = None, label_column: str | None = None,
-               missing: str = "drop", filename: str | None = None, header: bool | None = None) -> CsvReport:
+               missing: str = "drop", filename: str | None = None, header: bool | None = None,
+               guess_label: bool = False) -> CsvReport:
     """Read a CSV upload into a :class:`TableData` and report what was done.
 
     ``column_types`` overrides the inferred type of some or all columns
     (``numeric`` / ``categorical`` / ``boolean`` / ``ignore``); ``label_column``
-    names the class column the usefulness report predicts; ``missing`` is
+    names the class column the usefulness report predicts (with
+    ``guess_label`` and no ``label_column``: the column
+    :func:`guess_label_column` picks; the report's ``label_guess`` says which,
+    and why, either way); ``missing`` is
     ``"drop"`` (drop rows with a missing cell) or ``"fill"``; ``header`` forces
     the first line to be (True) or not be (False) the column names.
 
@@ -543,7 +624,8 @@ def import_csv(source: bytes, name: str, column_types: dict | None = None, label
             warnings.append(f"Column {col!r} is empty and was left out.")
             given[col] = "ignore"
     types = {**infer_types(raw.drop(columns=[c for c in given if c in raw.columns]), decimal_comma), **given}
-    label = label_column or None
+    label_guess = guess_label_column(raw, types, decimal_comma)
+    label = label_column or (label_guess.column if guess_label else None)
     if label is not None:
         if label not in raw.columns:
             raise UserError(f"label column {label!r} is not in the table; the columns are {', '.join(names)}")
@@ -613,7 +695,7 @@ def import_csv(source: bytes, name: str, column_types: dict | None = None, label
         dropped_examples=dropped_examples[:MAX_EXAMPLES], coerced_cells=len(coerced),
         coerced_examples=[(int(i), c, v) for i, c, v in coerced[:MAX_EXAMPLES]],
         filled_cells=filled, repaired_rows=repaired, ignored_columns=[c for c in ignored if c not in empty],
-        warnings=warnings,
+        warnings=warnings, label_guess=label_guess,
     )
 
 
