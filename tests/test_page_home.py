@@ -99,10 +99,10 @@ def test_quick_train_starts_a_run(fresh_home, monkeypatch):
     import os
     import types
 
-    from aigc_core.runs import queue
+    from aigc_core.runs import executors
 
     spawned = []
-    monkeypatch.setattr(queue, "spawn_worker", lambda run_id: spawned.append(run_id) or types.SimpleNamespace(pid=os.getpid()))
+    monkeypatch.setattr(executors, "spawn_worker", lambda run_id: spawned.append(run_id) or types.SimpleNamespace(pid=os.getpid()))
     at = home()
     at.radio[0].set_value("ring8").run()
     next(b for b in at.button if b.label == "Quick train").click().run()

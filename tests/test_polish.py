@@ -379,7 +379,7 @@ def test_a_processor_time_budget_does_not_count_time_the_run_spent_off_the_cpu(f
 def test_workers_on_a_shared_machine_wait_passively_for_work(fresh_home, monkeypatch):
     import subprocess
 
-    from aigc_core.runs import api, queue
+    from aigc_core.runs import api, executors, queue
 
     seen = []
 
@@ -401,7 +401,7 @@ def test_workers_on_a_shared_machine_wait_passively_for_work(fresh_home, monkeyp
     queue.spawn_worker(run.id)
     monkeypatch.delenv("OMP_WAIT_POLICY")
     monkeypatch.setenv("AIGC_MAX_JOBS", "1")
-    monkeypatch.setattr(queue.os, "cpu_count", lambda: 64)  # one slot on a big machine: left to OpenMP
+    monkeypatch.setattr(executors.os, "cpu_count", lambda: 64)  # one slot on a big machine: left to OpenMP
     queue.spawn_worker(run.id)
     assert seen == ["PASSIVE", "ACTIVE", None]
 

@@ -16,7 +16,7 @@ from aigc_core.data.base import TextData
 from aigc_core.data.catalog import delete_dataset, list_datasets, publish_dataset, save_uploaded
 from aigc_core.errors import UserError
 from aigc_core.room.identity import LOCAL, Actor
-from aigc_core.runs import api, queue
+from aigc_core.runs import api, executors, queue
 from aigc_core.runs import store as store_module
 from aigc_core.runs.store import RunStore
 from aigc_core.train.loop import train_run
@@ -293,7 +293,7 @@ def test_runs_lists_what_the_user_may_see_with_queue_places(room, capsys, monkey
     store = RunStore()
     mine = queued_run(ALICE, store)
     theirs = queued_run(BOB, store)
-    monkeypatch.setattr(queue, "spawn_worker", lambda run_id: pytest.fail("no worker in this test"))
+    monkeypatch.setattr(executors, "spawn_worker", lambda run_id: pytest.fail("no worker in this test"))
     monkeypatch.setenv("AIGC_MAX_JOBS", "1")
     busy = queued_run(TEACHER, store, 0, 60)
     store.update(busy.id, status="running", claim="held", heartbeat=time.time() + 3600, pid=None)

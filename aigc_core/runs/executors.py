@@ -20,7 +20,10 @@ Ray inside this process, which ends with it.
 from __future__ import annotations
 
 import os
-from typing import Protocol
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Protocol
 
 from ..errors import UserError
 from ..room.identity import LOCAL, Actor
@@ -54,8 +57,6 @@ class LocalExecutor:
     name = "local"
 
     def submit(self, store: RunStore, run_id: str) -> None:
-        from .queue import spawn_worker
-
         proc = spawn_worker(run_id)
         store.update(run_id, pid=proc.pid, executor=self.name)
 
@@ -67,8 +68,6 @@ class LocalExecutor:
         return _pid_alive(run.pid)
 
     def slots(self) -> int:
-        from .queue import local_slots
-
         return local_slots()
 
 
@@ -80,9 +79,10 @@ def executor_name() -> str:
     return name
 
 
-def get_executor(name: str | None = None) -> Executor:
+def get_executor(name: str | None = None, *, on_slot_free: Callable[[RunStore], Any] | None = None) -> Executor:
     """The executor ``AIGC_EXECUTOR`` names (or ``name``); for Ray, a clear
-    UserError when Ray is not installed."""
+    UserError when Ray is not installed. ``on_slot_free(store)``: what a
+    remote executor calls when a run ends (the queue passes its dispatch)."""
     name = name or executor_name()
     if name == "local":
         return LocalExecutor()
@@ -92,9 +92,81 @@ def get_executor(name: str | None = None) -> Executor:
         raise UserError(RAY_MISSING) from None
     from .ray_executor import RayExecutor
 
-    return RayExecutor()
+    return RayExecutor(on_slot_free)
 
 
 def executor_of(run: Run) -> Executor:
     """The executor that trains ``run`` (a run started before a switch keeps its own)."""
     return get_executor(run.executor if run.executor in EXECUTORS else "local")
+
+
+# ---- the local worker processes, and how many slots there are ----------------------------------
+
+_children: list[subprocess.Popen] = []
+
+
+def max_jobs() -> int:
+    """Training slots: ``AIGC_MAX_JOBS``, else what the executor has room for
+    (this machine's GPUs, or one; on Ray, the cluster's)."""
+    env = os.environ.get("AIGC_MAX_JOBS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    try:
+        return get_executor().slots() if executor_name() != "local" else local_slots()
+    except UserError:
+        return local_slots()  # Ray missing: submitting a run says how to get it; counting slots goes on
+
+
+def local_slots() -> int:
+    """One training slot per CUDA GPU here, one on a machine without a GPU."""
+    try:
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    except Exception:  # noqa: BLE001 - no torch/CUDA means one CPU slot
+        return 1
+
+
+#: at or below this many cores, the machine counts as shared even with one training slot (the app, the
+#: browsers' requests and the evaluation all want a core too)
+SMALL_MACHINE_CORES = 4
+
+
+def shared_machine() -> bool:
+    """Whether training workers share the CPU: more than one slot, or a small machine."""
+    return max_jobs() > 1 or (os.cpu_count() or 1) <= SMALL_MACHINE_CORES
+
+
+def _reap() -> None:
+    """Collect finished worker processes we started so none lingers as a zombie."""
+    for child in list(_children):
+        if child.poll() is not None:
+            _children.remove(child)
+
+
+def spawn_worker(run_id: str) -> subprocess.Popen:
+    """Start ``python -m aigc_core worker RUN_ID`` in its own session, so closing
+    the browser tab, a Streamlit rerun or the app's restart does not touch it."""
+    store = RunStore()
+    run = store.get(run_id)
+    log_path = run.folder.worker_log
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if shared_machine():
+        # OpenMP threads that spin while they wait for work hold cores another worker (or the app) needs: a DCGAN
+        # with a competing process made 2.4 s steps spinning (ACTIVE); waiting passively gives the cores back.
+        # Set before torch loads in the worker; a value the user set wins.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aigc_core", "worker", run_id, "--claim", run.claim or ""],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=package_root, env=env, start_new_session=True,
+        )
+    _children.append(proc)
+    return proc

@@ -18,64 +18,14 @@ takes its place in the same order; the command claims it itself.
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..room.policy import Waiting, expected_wait, fair_order
+# the local worker processes and the slot count live with the executors; named here too, where callers look
+from .executors import _reap, local_slots, max_jobs, shared_machine, spawn_worker  # noqa: F401
 from .store import HOLDS_SLOT, RunStore
-
-_children: list[subprocess.Popen] = []
-
-
-def max_jobs() -> int:
-    """Training slots: ``AIGC_MAX_JOBS``, else what the executor has room for
-    (this machine's GPUs, or one; on Ray, the cluster's)."""
-    env = os.environ.get("AIGC_MAX_JOBS", "").strip()
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            pass
-    from ..errors import UserError
-    from .executors import executor_name, get_executor
-
-    try:
-        return get_executor().slots() if executor_name() != "local" else local_slots()
-    except UserError:
-        return local_slots()  # Ray missing: submitting a run says how to get it; counting slots goes on
-
-
-def local_slots() -> int:
-    """One training slot per CUDA GPU here, one on a machine without a GPU."""
-    try:
-        import torch
-
-        return max(1, torch.cuda.device_count())
-    except Exception:  # noqa: BLE001 - no torch/CUDA means one CPU slot
-        return 1
-
-
-#: at or below this many cores, the machine counts as shared even with one training slot (the app, the
-#: browsers' requests and the evaluation all want a core too)
-SMALL_MACHINE_CORES = 4
-
-
-def shared_machine() -> bool:
-    """Whether training workers share the CPU: more than one slot, or a small machine."""
-    return max_jobs() > 1 or (os.cpu_count() or 1) <= SMALL_MACHINE_CORES
-
-
-def _reap() -> None:
-    """Collect finished worker processes we started so none lingers as a zombie."""
-    for child in list(_children):
-        if child.poll() is not None:
-            _children.remove(child)
-
 
 def _seconds_per_step(conn) -> dict[str, float]:
     """model -> training seconds per step, from this workspace's finished runs (the median)."""
@@ -184,33 +134,9 @@ def dispatch(store: RunStore | None = None) -> list[str]:
 
     store = store or RunStore()
     _reap()
-    executor = get_executor()  # before claiming: without Ray installed, nothing is claimed and the error says why
+    # before claiming: without Ray installed, nothing is claimed and the error says why
+    executor = get_executor(on_slot_free=dispatch)
     started = claim(store)
     for run_id in started:
         executor.submit(store, run_id)
     return started
-
-
-def spawn_worker(run_id: str) -> subprocess.Popen:
-    """Start ``python -m aigc_core worker RUN_ID`` in its own session, so closing
-    the browser tab, a Streamlit rerun or the app's restart does not touch it."""
-    store = RunStore()
-    run = store.get(run_id)
-    log_path = run.folder.worker_log
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    if shared_machine():
-        # OpenMP threads that spin while they wait for work hold cores another worker (or the app) needs: a DCGAN
-        # with a competing process made 2.4 s steps spinning (ACTIVE); waiting passively gives the cores back.
-        # Set before torch loads in the worker; a value the user set wins.
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aigc_core", "worker", run_id, "--claim", run.claim or ""],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=package_root, env=env, start_new_session=True,
-        )
-    _children.append(proc)
-    return proc

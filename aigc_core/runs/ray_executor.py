@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import ray
 
@@ -141,12 +141,18 @@ class RayExecutor:
 
     name = "ray"
 
+    def __init__(self, on_slot_free: Callable[[RunStore], Any] | None = None):
+        # what the head calls when a run's task ends, so the freed place goes to the next run even with no
+        # studio looking (the queue's dispatch, handed in: the queue decides the order, this module the place)
+        self.on_slot_free = on_slot_free
+
     def submit(self, store: RunStore, run_id: str) -> None:
         run = store.get(run_id)
         store.update(run_id, executor=self.name)
         resources = resources_for(run.config)
         threads = os.environ.get("AIGC_TRAIN_THREADS") or str(int(resources.get("num_cpus", 1)))
-        ray.get(head_store().launch.remote(run_id, run.claim, resources, _runtime_env({"AIGC_TRAIN_THREADS": threads})))
+        ray.get(head_store().launch.remote(run_id, run.claim, resources, _runtime_env({"AIGC_TRAIN_THREADS": threads}),
+                                           self.on_slot_free))
 
     def control(self, store: RunStore, run_id: str, action: str, actor: Actor = LOCAL) -> Run:
         run = store.get_to_change(run_id, actor)
@@ -199,14 +205,18 @@ class HeadStore:
         self.tasks: dict[str, tuple[str, Any]] = {}  # run id -> (claim, the task's ObjectRef)
         self.starts: dict[tuple[str, str], int] = {}  # (run id, claim) -> times a worker began it
         self.lock = threading.Lock()
+        self.on_slot_free: Callable[[RunStore], Any] | None = None  # the queue's dispatch, from the launches
         threading.Thread(target=self._watch, daemon=True).start()
 
-    def launch(self, run_id: str, claim: str, resources: dict, runtime_env: dict) -> None:
+    def launch(self, run_id: str, claim: str, resources: dict, runtime_env: dict,
+               on_slot_free: Callable[[RunStore], Any] | None = None) -> None:
         me = ray.get_runtime_context().current_actor
         ref = train_on_ray.options(max_retries=RETRIES, retry_exceptions=False, runtime_env=runtime_env,
                                    **resources).remote(run_id, claim, me)
         with self.lock:
             self.tasks[run_id] = (claim, ref)
+            if on_slot_free is not None:
+                self.on_slot_free = on_slot_free
 
     def alive(self, run_id: str) -> bool:
         with self.lock:
@@ -246,9 +256,9 @@ class HeadStore:
                     ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - the task is gone either way: say so on the run
                     self.store.interrupt(run_id, claim, f"{GONE_MESSAGE} ({type(exc).__name__})")
-                from .queue import dispatch
                 try:
-                    dispatch(self.store)  # the freed place goes to the next run in the fair order
+                    if self.on_slot_free is not None:
+                        self.on_slot_free(self.store)  # the freed place goes to the next run in the fair order
                 except Exception:  # noqa: BLE001 - the studio dispatches again on its next look at the runs
                     pass
 
