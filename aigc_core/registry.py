@@ -103,6 +103,11 @@ class ModelSpec:
       trainer's own ``evaluate`` does the whole job).
     - ``tiny``: settings small enough that tests build and train it in
       seconds on a CPU: ``{"model": {...}}``.
+    - ``best_by``: the key of a held-out loss (lower is better) its trainer's
+      ``evaluate`` returns; the loop measures it every ``eval_every`` steps and
+      keeps the best checkpoint by it. ``None``: the model has no held-out loss
+      worth choosing by (the GANs: no likelihood), and its last weights are used.
+    - ``early_stop``: early stopping's default (``TrainSettings.early_stop = auto``).
     """
 
     name: str
@@ -123,6 +128,8 @@ class ModelSpec:
     film_caption: str = ""
     eval_budget: int = 0
     tiny: dict = field(default_factory=dict)
+    best_by: str | None = None
+    early_stop: bool = False
 
     def __post_init__(self) -> None:
         self.capabilities = frozenset(self.capabilities)

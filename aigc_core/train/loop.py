@@ -2,7 +2,8 @@
 
 It owns what is common to all families: the device, budgets (steps and/or
 seconds, pauses excluded), the logging cadence (the only place losses are
-copied to the host), the film strip, atomic checkpoints, the control field
+copied to the host), the film strip, atomic checkpoints, held-out checks with
+the best checkpoint and early stopping (:mod:`.early_stop`), the control field
 (pause / resume / stop), the heartbeat, and the NaN guard. The trainer only
 knows how to take one step.
 
@@ -25,10 +26,12 @@ import torch
 
 from ..errors import UserError
 from ..registry import build_trainer  # noqa: F401 - also importable from here, as before
-from ..runs.checkpoint import latest_checkpoint, load_latest_good, load_state, save_checkpoint
+from ..runs.checkpoint import (best_checkpoint, latest_checkpoint, load_latest_good, load_state, load_weights,
+                               save_best, save_checkpoint)
 from ..runs.folder import RunFolder
 from ..runs.store import LostClaim, RunStore
 from .device import device_name
+from .early_stop import HeldOutWatch
 
 CONTROL_POLL_S = 0.5
 HEARTBEAT_S = 2.0
@@ -189,6 +192,25 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
             raise LostClaim(run_id)  # the folder belongs to the run's new worker now
         save_checkpoint(ckpt_dir, step, trainer.state(), {"model": spec.name, "run_id": run_id})
 
+    watch = HeldOutWatch.for_run(spec, settings, ckpt_dir, step)
+    held_at: tuple[int, dict[str, float]] | None = None  # (step, numbers) of the latest held-out check
+    stopped_early: str | None = None
+
+    def held_out_check() -> dict[str, float]:
+        """Measure the held-out split; save the weights as the best when they beat it."""
+        trainer.train_mode(False)
+        try:
+            with torch.no_grad():
+                held = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
+        finally:
+            trainer.train_mode(True)
+        if watch.check(step, held):
+            if store.take_control(run_id, claim) == "lost":
+                raise LostClaim(run_id)
+            save_best(ckpt_dir, step, trainer.state(), watch.key, watch.best, held,
+                      {"model": spec.name, "run_id": run_id})
+        return held
+
     trainer.train_mode(True)
     sums: dict[str, torch.Tensor] = {}
     n_in_window, window_start, last_poll, last_ckpt = 0, time.perf_counter(), 0.0, time.perf_counter()
@@ -293,6 +315,19 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
             sums.clear()
             n_in_window, window_start = 0, time.perf_counter()
 
+        if watch is not None and settings.eval_every and step % settings.eval_every == 0:
+            check_start = time.perf_counter()
+            held = held_out_check()
+            wall = time.time()
+            store.log_metrics(run_id, step, held, wall, claim=claim)
+            folder.append_metrics(step, held, wall, keep=True)
+            held_at = (step, held)
+            window_start += time.perf_counter() - check_start  # steps/s counts training steps only
+            if watch.exhausted:
+                stopped_early = watch.reason(step)
+                say(stopped_early)
+                break
+
         if step % settings.sample_every == 0:
             save_frame(folder, step, _frame(trainer))
         if step % settings.checkpoint_every == 0 or time.perf_counter() - last_ckpt > CHECKPOINT_EVERY_S:
@@ -305,17 +340,36 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
         save_frame(folder, step, _frame(trainer))
     write(step=step, train_seconds=train_seconds)
     final = dict(store.last_metrics(run_id))
-    trainer.train_mode(False)
-    with torch.no_grad():
-        evaluated = trainer.evaluate()
-    evaluated.update(_quality_metrics(run, trainer, store, say, claim))
+    if held_at is not None and held_at[0] == step:
+        last_held, evaluated = held_at[1], {}  # measured and logged at this very step
+        trainer.train_mode(False)
+    else:
+        last_held = held_out_check() if watch is not None else None
+        trainer.train_mode(False)
+        if last_held is None:
+            with torch.no_grad():
+                last_held = trainer.evaluate()
+        evaluated = dict(last_held)
+    final.update(last_held)
+    best = best_checkpoint(ckpt_dir) if watch is not None else None
+    if best is not None:
+        # the run's final numbers describe the weights it is sampled and exported from: the best
+        if best["step"] != step:
+            weights, _ = load_weights(best["path"], device=device)
+            trainer.load_state(weights, weights_only=True)
+            trainer.train_mode(False)
+        final.update(best["held_out"])
+        final.update({"best_step": float(best["step"]), f"last_{watch.key}": last_held.get(watch.key, math.nan)})
+    quality = _quality_metrics(run, trainer, store, say, claim)
+    evaluated.update(quality)
     if evaluated:
         wall = time.time()
         store.log_metrics(run_id, step, evaluated, wall, claim=claim)
         folder.append_metrics(step, evaluated, wall, keep=True)
-        final.update(evaluated)
-    write(final_metrics=final)
-    store.set_status(run_id, status, "stopped by request" if status == "stopped" else note, claim=claim)
+    final.update(quality)
+    write(final_metrics={k: v for k, v in final.items() if isinstance(v, (int, float)) and math.isfinite(v)})
+    message = "stopped by request" if status == "stopped" else "; ".join(m for m in (stopped_early, note) if m) or None
+    store.set_status(run_id, status, message, claim=claim)
     say(f"{status} at step {step} after {train_seconds:.1f} s")
     return status
 
