@@ -1,4 +1,4 @@
-"""Gallery: new samples from any run's latest checkpoint, rated, and fed back.
+"""Gallery: new samples from any run's best (or last) checkpoint, rated, and fed back.
 
 Images (GANs, VAEs, the autoencoder), 2-D points, text and table rows. Every
 sample a person likes can join the training data of the next run (the data
@@ -15,8 +15,8 @@ from pages.common import (acting, current_run, get_store, guard, plain, sampling
 
 actor = acting("Gallery")
 st.title("Gallery")
-st.caption("New samples on demand from a run's latest checkpoint. The same seed always gives the same samples, "
-           "so a sample you like can be made again. Give samples a thumbs up and turn them into training data.")
+st.caption("New samples on demand from a run's best checkpoint by held-out loss (or its last weights). The same "
+           "seed always gives the same samples, so a sample you like can be made again. Give samples a thumbs up and turn them into training data.")
 
 MAX_RATED = 64  # rating widgets shown at most (one per sample)
 

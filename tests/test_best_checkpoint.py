@@ -196,3 +196,17 @@ def test_the_gallery_offers_the_best_or_the_last_weights_and_the_compare_page_st
     assert not at.exception
     starred = [c.proto.spec for c in at.get("plotly_chart") if '"symbol":"star"' in c.proto.spec.replace(" ", "")]
     assert starred, "the held-out curve (val_bpc) should star the best checkpoint"
+
+
+def test_repair_keeps_the_best_checkpoint_and_the_numbers_that_describe_it(fresh_home):
+    from aigc_core.runs.repair import repair
+
+    run = text_run(400)
+    best = best_checkpoint(run.folder.checkpoints)
+    store = RunStore()
+    for suffix in ("", "-wal", "-shm"):
+        (store.path.parent / f"{store.path.name}{suffix}").unlink(missing_ok=True)
+    assert [r["run_id"] for r in repair().recovered] == [run.id]
+    back = RunStore().get(run.id)
+    assert back.final_metrics["best_step"] == best["step"] and back.final_metrics == run.final_metrics
+    assert load_for_sampling(run.id)[2] == best["step"]

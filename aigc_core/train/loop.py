@@ -359,7 +359,9 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
             trainer.load_state(weights, weights_only=True)
             trainer.train_mode(False)
         final.update(best["held_out"])
-        final.update({"best_step": float(best["step"]), f"last_{watch.key}": last_held.get(watch.key, math.nan)})
+        final["best_step"] = float(best["step"])
+        if watch.key in last_held:
+            final[f"last_{watch.key}"] = last_held[watch.key]
     quality = _quality_metrics(run, trainer, store, say, claim)
     evaluated.update(quality)
     if evaluated:
@@ -367,7 +369,7 @@ def _train(run, store: RunStore, echo, claim: str | None, beat: _Heartbeat) -> s
         store.log_metrics(run_id, step, evaluated, wall, claim=claim)
         folder.append_metrics(step, evaluated, wall, keep=True)
     final.update(quality)
-    write(final_metrics={k: v for k, v in final.items() if isinstance(v, (int, float)) and math.isfinite(v)})
+    write(final_metrics=final)
     message = "stopped by request" if status == "stopped" else "; ".join(m for m in (stopped_early, note) if m) or None
     store.set_status(run_id, status, message, claim=claim)
     say(f"{status} at step {step} after {train_seconds:.1f} s")
