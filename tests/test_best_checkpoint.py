@@ -135,6 +135,21 @@ def test_sampling_and_export_use_the_best_checkpoint_unless_asked_for_the_last(f
     assert imported.step == best["step"] and load_for_sampling(imported.id)[2] == best["step"]
 
 
+def test_the_command_line_samples_and_exports_the_best_or_the_last(fresh_home, tmp_path, capsys):
+    from aigc_core.cli import main
+
+    run = text_run(400)
+    best, last = best_checkpoint(run.folder.checkpoints), latest_checkpoint(run.folder.checkpoints)
+    assert main(["sample", "--run", run.id, "-n", "2", "--out", str(tmp_path / "best.txt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == best["step"]
+    assert main(["sample", "--run", run.id, "-n", "2", "--out", str(tmp_path / "last.txt"), "--json",
+                 "--checkpoint", "last"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == last[0]
+    assert main(["export", "--run", run.id, "--out", str(tmp_path / "last.zip"), "--checkpoint", "last"]) == 0
+    with zipfile.ZipFile(tmp_path / "last.zip") as zf:
+        assert json.loads(zf.read("config.json"))["step"] == last[0]
+
+
 def test_a_gan_run_has_no_best_checkpoint_and_samples_from_its_last(fresh_home):
     from tiny_runs import dcgan_run
 
