@@ -59,7 +59,8 @@ def checkpoint_step(run_id: str, store: RunStore | None = None, checkpoint: str 
 def checkpoints_of(run) -> dict:
     """What a page says about a run's weights: ``{"last": step | None, "best":
     {"step", "key", "value"} | None}``; ``best`` is None when the run has no
-    best checkpoint apart from its last weights' step."""
+    best checkpoint (a GAN, a run from before best checkpoints, or one with no
+    held-out check yet)."""
     latest = latest_checkpoint(run.folder.checkpoints)
     best = best_checkpoint(run.folder.checkpoints)
     return {"last": latest[0] if latest else None,

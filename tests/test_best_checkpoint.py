@@ -150,6 +150,19 @@ def test_the_command_line_samples_and_exports_the_best_or_the_last(fresh_home, t
         assert json.loads(zf.read("config.json"))["step"] == last[0]
 
 
+def test_a_vae_run_keeps_its_best_checkpoint_but_trains_its_whole_budget(fresh_home):
+    from tiny_runs import tiny_images
+
+    cfg = api.make_config("vae", tiny_images(), model_set=dict(hidden=32, latent_dim=4, batch_size=8),
+                          train_set=dict(steps=30, log_every=5, sample_every=10, checkpoint_every=10, eval_every=5,
+                                         patience=1, min_delta=10.0))  # every check "fails" to improve by 10 nats
+    run = api.run_in_foreground(cfg, **QUIET)
+    best = best_checkpoint(run.folder.checkpoints)
+    assert run.step == 30 and run.message is None  # early stop is off for image models unless asked for
+    assert best is not None and best["key"] == "val_loss" and run.final_metrics["best_step"] == best["step"]
+    assert sorted(held_out_curve(run)) == [5, 10, 15, 20, 25, 30]
+
+
 def test_a_gan_run_has_no_best_checkpoint_and_samples_from_its_last(fresh_home):
     from tiny_runs import dcgan_run
 

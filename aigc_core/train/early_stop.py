@@ -39,7 +39,9 @@ class HeldOutWatch:
     def for_run(cls, spec, settings: TrainSettings, checkpoints, step: int) -> "HeldOutWatch | None":
         """The watch of a run (``None`` when its model declares no held-out loss).
         A resumed run takes the best so far from its ``best.safetensors`` and
-        counts the checks since then from the schedule, so resuming neither
+        counts the checks since then from the schedule (since the best, which
+        is at most the count since the last improvement by ``min_delta``, so a
+        resumed run never stops sooner than it would have), so resuming neither
         forgets the best nor restarts the patience."""
         if not spec.best_by:
             return None
