@@ -398,7 +398,7 @@ def _b64_png(image) -> str:
 
 
 def _samples(run, dataset: str, seed: int, store) -> dict:
-    """A few samples from the run's latest checkpoint, all models from the same seed."""
+    """A few samples from the run's best checkpoint (its last, without a held-out loss), all models from the same seed."""
     from .sample import load_for_sampling
 
     try:

@@ -227,7 +227,7 @@ def cmd_sample(args) -> int:
     from .sample import load_for_sampling
 
     actor = _actor(args)
-    trainer, run, step = load_for_sampling(args.run, actor=actor)
+    trainer, run, step = load_for_sampling(args.run, actor=actor, checkpoint=args.checkpoint)
     # --set values are checked and typed by the model's own knobs dataclass
     knobs = get_model(run.model).parse_knobs(parse_sets(args.set))
     out = Path(args.out)
@@ -251,7 +251,7 @@ def cmd_sample(args) -> int:
 def cmd_export(args) -> int:
     from .runs.api import export_run
 
-    Path(args.out).write_bytes(export_run(args.run, actor=_actor(args)))
+    Path(args.out).write_bytes(export_run(args.run, actor=_actor(args), checkpoint=args.checkpoint))
     print(f"exported {args.run} to {args.out}")
     return 0
 
@@ -535,8 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     _who(s)
     s.set_defaults(fn=cmd_control)
 
-    s = sub.add_parser("sample", help="generate samples from a run's latest checkpoint")
+    s = sub.add_parser("sample", help="generate samples from a run's best (or last) checkpoint")
     s.add_argument("--run", required=True)
+    s.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="best = the weights with the lowest held-out loss (the last ones for a model without one); "
+                        "last = the newest weights")
     s.add_argument("-n", type=int, default=64)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--set", action="append", metavar="KNOB=VALUE",
@@ -551,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="export a run as a zip")
     s.add_argument("--run", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="best = the weights with the lowest held-out loss (the last ones for a model without one); "
+                        "last = the newest weights")
     _who(s)
     s.set_defaults(fn=cmd_export)
 

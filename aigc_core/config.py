@@ -183,6 +183,25 @@ class TrainSettings:
     log_every: int = param(25, "Log every (steps)", "How often losses are written to the chart.", min=1, max=10_000, advanced=True)
     sample_every: int = param(200, "Film strip every (steps)", "How often a frame of samples from the fixed noise is saved.", min=1, max=1_000_000, advanced=True)
     checkpoint_every: int = param(1000, "Checkpoint every (steps)", "How often the weights are saved (a final checkpoint is always written).", min=1, max=1_000_000, advanced=True)
+    # Held-out checks, the best checkpoint and early stopping (models that declare a
+    # held-out loss, ModelSpec.best_by). At every check the held-out loss L is measured
+    # on the fixed held-out split. A check improves when L < best - min_delta; then the
+    # weights are saved as the best checkpoint (which sampling and export use by
+    # default). Early stop: the run ends once `patience` checks in a row have not
+    # improved.
+    eval_every: int = param(250, "Held-out check every (steps)", "How often the model is measured on the held-out "
+                            "split during training (0 = only at the end); the best weights by that measure are kept "
+                            "beside the last ones.", min=0, max=1_000_000, advanced=True)
+    early_stop: str = param("auto", "Stop early", "Stop when the held-out loss has not improved for a while: auto = "
+                            "what the model declares (on for text models, which memorise a small text; off for the "
+                            "others); on; off.", choices=("auto", "on", "off"), advanced=True)
+    # 3 checks: char GPT Standard on a 303 kB text (licences) had its best held-out loss at step 2000 of 3000
+    # and rose after; 3 checks stop it at 2750, 5 would never fire within its budget
+    patience: int = param(3, "Early-stop patience (checks)", "Stop after this many held-out checks in a row without "
+                          "an improvement.", min=1, max=1000, advanced=True)
+    min_delta: float = param(0.001, "Early-stop minimum improvement", "A held-out check counts as an improvement "
+                             "only when the loss falls below the best so far by more than this (nats).",
+                             min=0.0, max=10.0, step=0.001, advanced=True)
 
 
 def conditional_problems(conditional: bool, summary: dict) -> list[str]:

@@ -110,6 +110,11 @@ class ModelSpec:
       budget, size, dropout, weight decay. ``why`` is one line the Train page
       shows ("for 303 kB of text: 3 layers, dropout 0.1, ~4 passes"); ``""``
       when the preset stays as written. ``None``: presets are used as written.
+    - ``best_by``: the key of a held-out loss (lower is better) its trainer's
+      ``evaluate`` returns; the loop measures it every ``eval_every`` steps and
+      keeps the best checkpoint by it. ``None``: the model has no held-out loss
+      worth choosing by (the GANs: no likelihood), and its last weights are used.
+    - ``early_stop``: early stopping's default (``TrainSettings.early_stop = auto``).
     """
 
     name: str
@@ -131,6 +136,8 @@ class ModelSpec:
     eval_budget: int = 0
     tiny: dict = field(default_factory=dict)
     fit_preset: Callable[[str, dict, dict, str], tuple[dict, str]] | None = None
+    best_by: str | None = None
+    early_stop: bool = False
 
     def __post_init__(self) -> None:
         self.capabilities = frozenset(self.capabilities)

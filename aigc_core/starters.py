@@ -200,7 +200,9 @@ def make_starters(out: Path | None = None, echo: Callable[[str], None] = print, 
             config = make_config(starter.model, starter.dataset, model_set=starter.model_config,
                                  train_set=dict(steps=n_steps, max_seconds=0.0, seed=0, device="cpu", precision="fp32",
                                                 compile=False, log_every=max(1, min(25, n_steps // 4)),
-                                                sample_every=max(1, n_steps // 10), checkpoint_every=n_steps))
+                                                sample_every=max(1, n_steps // 10), checkpoint_every=n_steps,
+                                                # a recipe trains its steps: the shipped weights are its last ones
+                                                early_stop="off"))
             run = run_in_foreground(config, name=starter.title, store=store, echo=echo)
             if run.status != "completed":
                 raise UserError(f"{starter.title} did not finish training ({run.status}: {run.message})")

@@ -167,27 +167,28 @@ def show_page(page) -> None:
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the model from its checkpoint ...")
-def _trainer_at(run_id: str, step: int, home: str):
+def _trainer_at(run_id: str, step: int, home: str, checkpoint: str = "best"):
     from aigc_core.sample import load_for_sampling
 
-    return load_for_sampling(run_id, store=get_store())[0]
+    return load_for_sampling(run_id, store=get_store(), checkpoint=checkpoint)[0]
 
 
-def sampling_trainer(run_id: str):
-    """``(trainer, step)`` with the run's latest checkpoint loaded for sampling,
-    cached per (run, checkpoint step) so a rerun never reloads it; a newer
-    checkpoint of a running run gives a new entry. Raises UserError when the
-    run has no checkpoint yet."""
+def sampling_trainer(run_id: str, checkpoint: str = "best"):
+    """``(trainer, step)`` with the run's best checkpoint by held-out loss (the
+    last one for a run without one), or with ``checkpoint="last"`` its newest,
+    loaded for sampling; cached per (run, checkpoint, step) so a rerun never
+    reloads it; a newer checkpoint of a running run gives a new entry. Raises
+    UserError when the run has no checkpoint yet."""
     from aigc_core.paths import aigc_home
     from aigc_core.sample import checkpoint_step
 
     store = get_store()
-    step = checkpoint_step(run_id, store=store)
+    step = checkpoint_step(run_id, store=store, checkpoint=checkpoint)
     if step is None:
         run = store.get(run_id)
         raise UserError(f"run {run.name} has no checkpoint yet, so there is nothing to sample from; "
                         "wait for its first save (or let it finish)")
-    return _trainer_at(run_id, step, str(aigc_home())), step
+    return _trainer_at(run_id, step, str(aigc_home()), checkpoint), step
 
 
 # ---- the film strip (fixed-noise samples saved as a run trains) ----------------

@@ -98,7 +98,10 @@ def explain(keys, info) -> None:
 
 
 def curves(runs, labels) -> None:
+    import plotly.colors
     import plotly.graph_objects as go
+
+    from aigc_core.sample import checkpoints_of
 
     store = get_store()
     keys_by_run = {r.id: store.metric_keys(r.id) for r in runs}
@@ -118,24 +121,35 @@ def curves(runs, labels) -> None:
                                 persist_state="session")
     log_y = c3.toggle("Log scale", key="c_log", persist_state="session")
     fig = go.Figure()
-    for r in runs:
+    palette = plotly.colors.qualitative.Plotly
+    for i, r in enumerate(runs):
         frame = store.metrics(r.id, keys=[key])
         if frame.empty:
             continue
         x = frame["step"] if axis != "Wall time (s)" else frame["wall"] - frame["wall"].min()
+        color = palette[i % len(palette)]
         fig.add_scatter(x=x, y=frame["value"], mode="lines+markers" if len(frame) < 30 else "lines",
-                        name=html.escape(labels[r.id]))  # plotly reads <a>, <b> in trace names
+                        name=html.escape(labels[r.id]), line=dict(color=color))  # plotly reads <a>, <b> in trace names
+        best = checkpoints_of(r)["best"] if key.startswith("val_") else None
+        at_best = frame["step"] == best["step"] if best else None
+        if best and at_best.any():  # the run's best checkpoint by held-out loss: a star on its held-out curve
+            fig.add_scatter(x=x[at_best].tail(1), y=frame["value"][at_best].tail(1), mode="markers",
+                            marker=dict(symbol="star", size=14, color=color),
+                            name=html.escape(f"{labels[r.id]}: best checkpoint"), showlegend=False)
     fig.update_layout(height=420, xaxis_title="training step" if axis != "Wall time (s)" else "seconds since the first log",
                       yaxis_title=key, yaxis_type="log" if log_y else "linear", legend=dict(orientation="h", y=-0.2),
                       margin=dict(t=30))
     st.plotly_chart(fig, key="c_curves")
+    if key.startswith("val_"):
+        st.caption("A star marks each run's best checkpoint by held-out loss: the weights its samples, its final "
+                   "numbers and its export come from.")
     missing = [labels[r.id] for r in runs if key not in keys_by_run[r.id]]
     if missing:
         st.caption(f"{plain(', '.join(missing))} did not log {key}.")
 
 
 def samples_of(run, seed: int) -> None:
-    """A few samples from the run's latest checkpoint, the same seed for every run,
+    """A few samples from the run's best checkpoint, the same seed for every run,
     as the engine previews its kind of data (the bake-off shows the same)."""
     from aigc_core.bakeoff import sample_preview
 

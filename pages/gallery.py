@@ -1,4 +1,4 @@
-"""Gallery: new samples from any run's latest checkpoint, rated, and fed back.
+"""Gallery: new samples from any run's best (or last) checkpoint, rated, and fed back.
 
 Images (GANs, VAEs, the autoencoder), 2-D points, text and table rows. Every
 sample a person likes can join the training data of the next run (the data
@@ -15,8 +15,8 @@ from pages.common import (acting, current_run, get_store, guard, plain, sampling
 
 actor = acting("Gallery")
 st.title("Gallery")
-st.caption("New samples on demand from a run's latest checkpoint. The same seed always gives the same samples, "
-           "so a sample you like can be made again. Give samples a thumbs up and turn them into training data.")
+st.caption("New samples on demand from a run's best checkpoint by held-out loss (or its last weights). The same "
+           "seed always gives the same samples, so a sample you like can be made again. Give samples a thumbs up and turn them into training data.")
 
 MAX_RATED = 64  # rating widgets shown at most (one per sample)
 
@@ -630,10 +630,34 @@ def show_run(run, trainer, step: int) -> None:
                     real_or_generated(run, player=st.session_state.get("player_name") or "local")
 
 
-def share_runs(run=None) -> None:
-    """Export a run as one .zip (weights, settings, model card, a sample) or
-    import one someone exported; an import appears only when it is complete
-    and valid (aigc_core.runs.api.import_run checks everything first)."""
+def checkpoint_choice(run) -> str:
+    """Which weights the page samples from and exports: the best by held-out loss
+    (the default) or the last; a choice only when the two differ."""
+    from aigc_core.registry import get_model
+    from aigc_core.sample import checkpoints_of
+
+    found = checkpoints_of(run)
+    best, last = found["best"], found["last"]
+    if best is None or last is None or best["step"] == last:
+        if not get_model(run.model).best_by:
+            st.caption("Samples come from the run's last weights: this model has no held-out loss to pick its best "
+                       "checkpoint by (a GAN's losses say how its two networks stand against each other, not how good "
+                       "its samples are).")
+        elif best is not None:
+            st.caption(f"Samples come from step {best['step']:,}: its last weights are also its best by held-out loss.")
+        return "best"
+    options = {"best": f"Best: step {best['step']:,} (held-out loss {best['value']:.3f})", "last": f"Last: step {last:,}"}
+    chosen = st.segmented_control(
+        "Checkpoint", list(options), format_func=options.get, default="best", key="g_checkpoint",
+        help="Best: the weights with the lowest loss on held-out data, measured during training (what the run's final "
+             "numbers describe). Last: the weights at the end of training, which may have memorised the training data.")
+    return chosen or "best"
+
+
+def share_runs(run=None, checkpoint: str = "best") -> None:
+    """Export a run as one .zip (the chosen weights, settings, model card, a
+    sample) or import one someone exported; an import appears only when it is
+    complete and valid (aigc_core.runs.api.import_run checks everything first)."""
     from aigc_core.runs.api import export_run, import_run
 
     with st.expander("Share: export this run, or import one" if run is not None else "Import a run someone exported",
@@ -641,10 +665,10 @@ def share_runs(run=None) -> None:
         if run is not None:
             if st.button("Prepare the export (.zip)", key="share_export"):
                 with guard("Exporting the run"):
-                    st.session_state["share_zip"] = (run.id, export_run(run.id))
+                    st.session_state["share_zip"] = (run.id, checkpoint, export_run(run.id, checkpoint=checkpoint))
             ready = st.session_state.get("share_zip")
-            if ready and ready[0] == run.id:
-                st.download_button("Download the run (.zip)", ready[1], file_name=f"{run.id}.zip",
+            if ready and ready[:2] == (run.id, checkpoint):
+                st.download_button("Download the run (.zip)", ready[2], file_name=f"{run.id}.zip",
                                    mime="application/zip", key="share_download")
         upload = st.file_uploader("Import a run (.zip exported by AIGC Studio)", type=["zip"], key="share_import")
         if upload is not None and st.button("Import it", key="share_import_go"):
@@ -696,6 +720,7 @@ with guard("The gallery"):
     from pages.loop_sections import finetune_from_run
 
     finetune_from_run(run)
-    trainer, step = sampling_trainer(run_id)
+    checkpoint = checkpoint_choice(run)
+    trainer, step = sampling_trainer(run_id, checkpoint)
     show_run(run, trainer, step)
-    share_runs(run)
+    share_runs(run, checkpoint)

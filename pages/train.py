@@ -422,8 +422,13 @@ def series_of(frame, key: str, derived: dict):
 
 
 def curve_chart(frame, keys: list[str], title: str, smoothing: float, log_y: bool, chart_key: str,
-                hline: float | None = None, labels: dict | None = None, derived: dict | None = None) -> bool:
-    """A plotly chart of some logged numbers, with EMA smoothing; False when none was logged."""
+                hline: float | None = None, labels: dict | None = None, derived: dict | None = None,
+                best_step: int | None = None) -> bool:
+    """A plotly chart of some logged numbers, with EMA smoothing; False when none was logged.
+
+    Held-out numbers (``val_*``, measured on a fixed split, so not noisy) are drawn
+    as measured; ``best_step`` marks the best checkpoint with a dotted line and a
+    star on the held-out curve."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -439,7 +444,11 @@ def curve_chart(frame, keys: list[str], title: str, smoothing: float, log_y: boo
         color = colors[i % len(colors)]
         name = (labels or {}).get(key, key)
         every = max(1, len(steps) // 1500)  # keep the browser light on long runs
-        if smoothing > 0:
+        held_out = key.startswith("val_")
+        if held_out and best_step is not None and (steps == best_step).any():
+            fig.add_scatter(x=[best_step], y=[values[steps == best_step].iloc[-1]], mode="markers",
+                            name=f"best {name}", marker=dict(symbol="star", size=14, color=color))
+        if smoothing > 0 and not held_out:
             fig.add_scatter(x=steps[::every], y=values[::every], mode="lines", name=f"{name} (raw)",
                             line=dict(color=color, width=1), opacity=0.3, showlegend=False)
             values = values.ewm(alpha=1 - smoothing, adjust=False).mean()
@@ -449,6 +458,9 @@ def curve_chart(frame, keys: list[str], title: str, smoothing: float, log_y: boo
         return False
     if hline is not None:
         fig.add_hline(y=hline, line_dash="dash", annotation_text=f"held out: {hline:.3f}")
+    if best_step is not None:
+        fig.add_vline(x=best_step, line_dash="dot", line_color="#2ca02c",
+                      annotation_text=f"best checkpoint: step {best_step}", annotation_position="top left")
     fig.update_layout(title=dict(text=title, x=0, font=dict(size=15)), height=300, margin=dict(t=40, b=10, l=10, r=10),
                       xaxis_title="step", yaxis_type="log" if log_y else "linear",
                       legend=dict(orientation="h", y=-0.25), uirevision=chart_key)
@@ -474,10 +486,19 @@ def labels_of(spec) -> dict:
     return {k: v["label"] for k, v in metric_info(spec.name).items()}
 
 
-def panel(run, spec, frame, chart, smoothing: float, log_y: bool) -> None:
+def best_step_of(run) -> int | None:
+    """The step of the run's best checkpoint by held-out loss (None when it has none)."""
+    from aigc_core.sample import checkpoints_of
+
+    best = checkpoints_of(run)["best"]
+    return best["step"] if best else None
+
+
+def panel(run, spec, frame, chart, smoothing: float, log_y: bool, best_step: int | None = None) -> None:
     hline = run.final_metrics.get(chart.reference) if chart.reference else None
+    held_out = any(k.startswith("val_") for k in chart.keys)
     curve_chart(frame, list(chart.keys), chart.title, smoothing, log_y, f"tr_chart_{chart.title}", hline,
-                labels_of(spec), spec.derived)
+                labels_of(spec), spec.derived, best_step if held_out else None)
     st.caption(chart.why)
 
 
@@ -488,6 +509,7 @@ def charts_and_film_strip(run, frame) -> None:
     spec = get_model(run.model)
     keys = set(frame["key"]) if not frame.empty else set()
     panels = panels_for(spec, keys)
+    best_step = best_step_of(run) if spec.best_by else None
     left, right = st.columns([3, 2])
     with left:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
@@ -497,7 +519,7 @@ def charts_and_film_strip(run, frame) -> None:
         log_y = c2.toggle("Log scale", key="tr_log", help="A logarithmic vertical axis: useful when a loss falls by "
                                                         "orders of magnitude.")
         if panels:
-            panel(run, spec, frame, panels[0], smoothing, log_y)
+            panel(run, spec, frame, panels[0], smoothing, log_y, best_step)
         else:
             st.caption("No numbers logged yet: the first ones appear after the first logging interval.")
     with right:
@@ -505,7 +527,7 @@ def charts_and_film_strip(run, frame) -> None:
     for start in range(1, len(panels), 2):
         for col, chart in zip(st.columns(2), panels[start:start + 2]):
             with col:
-                panel(run, spec, frame, chart, smoothing, log_y)
+                panel(run, spec, frame, chart, smoothing, log_y, best_step)
     shown = {k for chart in panels for k in chart.keys}
     shown |= {spec.derived[k][0] for k in shown if k in spec.derived}  # drawn through what is derived from them
     others = sorted(k for k in keys if k not in shown)
@@ -620,7 +642,12 @@ def next_steps(run) -> None:
                 "its last checkpoint, or open it in the Gallery.", icon=":material/stop_circle:")
     elif run.status == "completed":
         st.success(f"Finished: {run.step:,} steps in {fmt_seconds(run.train_seconds)} on "
-                   f"{run.device_name or run.device}.", icon=":material/check_circle:")
+                   f"{run.device_name or run.device}." + (f" The run {msg}." if msg and msg.startswith("stopped early")
+                                                           else ""), icon=":material/check_circle:")
+        best = run.final_metrics.get("best_step")
+        if best is not None and int(best) != run.step:
+            st.caption(f"Its final numbers are those of its best checkpoint (step {int(best):,}, the lowest held-out "
+                       "loss), which the Gallery samples from and the export holds; the last weights are kept too.")
     if run.note:
         st.caption(run.note)
     final_metrics(run)

@@ -88,6 +88,13 @@ METRIC_INFO: dict[str, dict] = {
     "val_loss": _info("Held-out loss", "lower",
                       "The model's own loss on data it never trained on; compare it only between models of the same "
                       "family."),
+    # ---- the best checkpoint (aigc_core.train.early_stop)
+    "best_step": _info("Best checkpoint (step)", None,
+                       "The step whose weights had the lowest held-out loss: the run's final numbers, its samples and "
+                       "its export come from them."),
+    "last_val_loss": _info("Held-out loss of the last weights", "lower",
+                           "The held-out loss of the weights at the end of training; above the best one's when the "
+                           "model began to memorise its training data."),
     # ---- text
     "val_bpc": _info("Bits per character (held out)", "lower",
                      "Average bits the model needs to predict each next character of the held-out last 10% of the "

@@ -34,7 +34,7 @@ class Limits:
     max_step_memory_mb: float = 0.0
     #: ``AIGC_MEMORY_FRACTION``: share of the device's memory a run may plan for; 0 = 0.8 of a GPU, 0.5 of RAM
     memory_fraction: float = 0.0
-    #: ``AIGC_MAX_CHECKPOINT_MB``: size of one checkpoint (the last three are kept per run)
+    #: ``AIGC_MAX_CHECKPOINT_MB``: size of one checkpoint (the last three are kept per run, and the best by held-out loss)
     max_checkpoint_mb: float = 2048.0
     #: ``AIGC_MAX_RUN_SECONDS``: training time of one run; a run without a time budget gets this one
     max_run_seconds: float = 0.0

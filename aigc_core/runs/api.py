@@ -36,7 +36,7 @@ from ..registry import get_model
 from ..room.identity import LOCAL, Actor
 from ..room.limits import Limits, apply_time_ceiling, check_active_runs
 from ..room.model_cost import check_cost
-from .checkpoint import PICKLE_SUFFIXES, latest_checkpoint, load_state, refusal_message
+from .checkpoint import PICKLE_SUFFIXES, chosen_checkpoint, latest_checkpoint, load_state, refusal_message
 from .folder import RunFolder
 from .queue import claim, dispatch
 from .store import HOLDS_SLOT, MAX_NAME, RunStore, clean_name
@@ -201,18 +201,24 @@ def control(run_id: str, action: str, store: RunStore | None = None, *, actor: A
 
 # ---- export / import ------------------------------------------------------------
 
-def export_run(run_id: str, store: RunStore | None = None, *, actor: Actor = LOCAL) -> bytes:
-    """A zip with config.json, the latest weights (model.safetensors), a short
-    model card and the latest film-strip frame."""
+def export_run(run_id: str, store: RunStore | None = None, *, actor: Actor = LOCAL, checkpoint: str = "best") -> bytes:
+    """A zip with config.json, the weights (model.safetensors: the best
+    checkpoint by held-out loss, or the last; see
+    :func:`aigc_core.runs.checkpoint.chosen_checkpoint`), a short model card and
+    the latest film-strip frame. The config's ``step`` is the exported weights'."""
     store = store or RunStore()
     run = store.get(run_id, actor=actor)
-    found = latest_checkpoint(run.folder.checkpoints)
+    found = chosen_checkpoint(run.folder.checkpoints, checkpoint)
     if not found:
         raise UserError(f"run {run_id} has no checkpoint yet; let it train a little first")
     step, ckpt = found
     latest = run.folder.latest_frame()
+    last = latest_checkpoint(run.folder.checkpoints)
+    weights = (f"- weights: the best checkpoint by held-out loss, step {step} of {last[0]}"
+               if last and step != last[0] else f"- weights: step {step}, the last")
     card = [f"# {run.name}", "", f"- model: {run.model} ({run.family})", f"- data set: {run.dataset}",
-            f"- trained steps: {step}", f"- training time: {run.train_seconds:.0f} s on {run.device_name or run.device}",
+            f"- trained steps: {run.step}", weights,
+            f"- training time: {run.train_seconds:.0f} s on {run.device_name or run.device}",
             f"- status: {run.status}", "", "## Final metrics", ""]
     card += [f"- {k}: {v:.4g}" for k, v in sorted(run.final_metrics.items())] or ["(none yet)"]
     buf = io.BytesIO()

@@ -141,6 +141,70 @@ def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
     return int(CKPT_RE.match(path.name).group(1)), path
 
 
+# ---- the best checkpoint (by held-out loss) -----------------------------------------
+# ``best.safetensors`` beside the step files: the weights with the lowest held-out
+# loss so far (the full state, like any checkpoint). Its header says where it came
+# from: the step, the held-out key and value, and every held-out number measured
+# there (JSON), so the page, a resumed worker and ``repair`` read it without
+# loading a tensor. It is not a step file, so pruning and resuming never touch it.
+BEST_NAME = "best.safetensors"
+CHECKPOINT_CHOICES = ("best", "last")
+
+
+def save_best(folder: Path, step: int, state: dict[str, Any], key: str, value: float,
+              held_out: dict[str, float], meta: dict[str, str] | None = None) -> Path:
+    """Write ``best.safetensors`` atomically (replacing the previous best)."""
+    return write_best(folder, best_bytes(step, state, key, value, held_out, meta))
+
+
+def best_bytes(step: int, state: dict[str, Any], key: str, value: float, held_out: dict[str, float],
+               meta: dict[str, str] | None = None) -> bytes:
+    """A best checkpoint's file (the state, with the step and the held-out numbers in its header)."""
+    header = {"step": str(step), "best_key": key, "best_value": repr(float(value)),
+              "held_out": json.dumps(held_out), **(meta or {})}
+    return state_to_bytes(state, header)
+
+
+def write_best(folder: Path, data: bytes) -> Path:
+    """Write a best checkpoint's bytes (made here or on a Ray worker) as ``best.safetensors`` atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / BEST_NAME
+    write_atomic(path, data)
+    return path
+
+
+def best_checkpoint(folder: Path) -> dict[str, Any] | None:
+    """``{"step", "path", "key", "value", "held_out"}`` of a run's best checkpoint,
+    read from its header only; ``None`` when there is none (a run from before
+    best checkpoints, a model without a held-out loss) or it cannot be read."""
+    path = Path(folder) / BEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        held_out = json.loads(meta.get("held_out") or "{}")
+        return {"step": int(meta["step"]), "path": path, "key": meta["best_key"],
+                "value": float(meta["best_value"]), "held_out": held_out if isinstance(held_out, dict) else {}}
+    except Exception:  # noqa: BLE001 - a damaged best file: the last checkpoint still serves
+        return None
+
+
+def chosen_checkpoint(folder: Path, which: str = "best") -> tuple[int, Path] | None:
+    """``(step, path)`` of the checkpoint to sample or export from: ``best`` (the
+    lowest held-out loss; the last when the run has no best checkpoint) or
+    ``last`` (the newest step file)."""
+    if which not in CHECKPOINT_CHOICES:
+        raise UserError(f"checkpoint must be one of {', '.join(CHECKPOINT_CHOICES)}; got {which!r}")
+    latest = latest_checkpoint(folder)
+    if which == "best":
+        best = best_checkpoint(folder)
+        if best is not None:
+            return best["step"], best["path"]
+    return latest
+
+
 # ---- weights only (sampling) ------------------------------------------------------
 # The parts of a trainer's state sampling needs: the networks and the extra state
 # (fixed noise, a vocabulary). The optimiser state (Adam: twice the weights) and

@@ -44,7 +44,8 @@ import ray
 from ..errors import UserError
 from ..paths import aigc_home, datasets_dir, runs_dir, write_atomic
 from ..room.identity import LOCAL, Actor
-from .checkpoint import list_checkpoints, load_latest_good, write_checkpoint
+from .checkpoint import (BEST_NAME, best_bytes, best_checkpoint, list_checkpoints, load_latest_good, load_weights,
+                         write_best, write_checkpoint)
 from .folder import RunFolder
 from .sink import frame_bytes, write_frame
 from .store import LostClaim, Run, RunStore
@@ -330,6 +331,17 @@ class HeadStore:
     def has_checkpoint(self, run_id: str) -> bool:
         return bool(list_checkpoints(RunFolder(runs_dir() / run_id).checkpoints))
 
+    def save_best(self, run_id: str, claim: str, data: bytes) -> tuple[str, Any]:
+        if self.store.take_control(run_id, claim) == "lost":
+            return "lost", None
+        write_best(RunFolder(runs_dir() / run_id).checkpoints, data)
+        return "ok", None
+
+    def best_file(self, run_id: str) -> bytes | None:
+        """The run's best checkpoint file, for a worker that resumes it elsewhere."""
+        path = RunFolder(runs_dir() / run_id).checkpoints / BEST_NAME
+        return path.read_bytes() if path.is_file() else None
+
     def dataset_files(self, name: str) -> dict[str, bytes]:
         """An uploaded data set's files (relative path -> bytes); empty for a built-in one."""
         folder = datasets_dir() / name
@@ -438,6 +450,25 @@ class RemoteSink:
 
     def has_checkpoint(self) -> bool:
         return ray.get(self.head.has_checkpoint.remote(self.run_id))
+
+    def best(self) -> dict | None:
+        # the head's best, fetched once; after that this worker is its only writer and keeps a copy here
+        if not getattr(self, "_best_fetched", False):
+            data = ray.get(self.head.best_file.remote(self.run_id))
+            if data:
+                write_best(self.folder.checkpoints, data)
+            self._best_fetched = True
+        return best_checkpoint(self.folder.checkpoints)
+
+    def save_best(self, step: int, state: dict, key: str, value: float, held_out: dict[str, float],
+                  meta: dict[str, str]) -> None:
+        data = best_bytes(step, state, key, value, held_out, meta)
+        self._call(self.head.save_best, data)
+        write_best(self.folder.checkpoints, data)
+        self._best_fetched = True
+
+    def best_weights(self, device) -> dict:
+        return load_weights(self.best()["path"], device=device)[0]
 
     def save_crash(self, details: str) -> None:
         ray.get(self.head.save_crash.remote(self.run_id, details))

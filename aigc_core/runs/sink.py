@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import runs_dir, write_atomic
-from .checkpoint import latest_checkpoint, load_latest_good, save_checkpoint
+from .checkpoint import best_checkpoint, latest_checkpoint, load_latest_good, load_weights, save_best, save_checkpoint
 from .folder import RunFolder
 from .store import Run, RunStore
 
@@ -97,6 +97,18 @@ class RunSink:
 
     def save_checkpoint(self, step: int, state: dict, meta: dict[str, str]) -> None:
         save_checkpoint(self.folder.checkpoints, step, state, meta)
+
+    def best(self) -> dict | None:
+        """The run's best checkpoint so far (see :func:`best_checkpoint`), or None."""
+        return best_checkpoint(self.folder.checkpoints)
+
+    def save_best(self, step: int, state: dict, key: str, value: float, held_out: dict[str, float],
+                  meta: dict[str, str]) -> None:
+        save_best(self.folder.checkpoints, step, state, key, value, held_out, meta)
+
+    def best_weights(self, device) -> dict:
+        """The best checkpoint's networks (for the final numbers, which describe the weights sampled)."""
+        return load_weights(self.best()["path"], device=device)[0]
 
     def latest_good(self, device, say=None) -> tuple[int, Path, dict] | None:
         """(step, path, state) of the newest readable checkpoint (see :func:`load_latest_good`)."""

@@ -170,7 +170,8 @@ def end_of_run_metrics(run, trainer) -> dict[str, float]:
 
 
 def evaluate_run(run_id: str, n: int | None = None, echo=None) -> dict[str, float]:
-    """Every quality number for a run's latest checkpoint, from ``n``
+    """Every quality number for a run's best checkpoint (its last for a model
+    without a held-out loss; :func:`aigc_core.sample.load_for_sampling`), from ``n``
     generated against ``n`` real samples (or the whole set when smaller),
     including the trainer's own held-out numbers. Stored on the run (merged
     into its final numbers and logged at its step) and returned."""

@@ -2,7 +2,8 @@
 
 It owns what is common to all families: the device, budgets (steps and/or
 seconds, pauses excluded), the logging cadence (the only place losses are
-copied to the host), the film strip, atomic checkpoints, the control field
+copied to the host), the film strip, atomic checkpoints, held-out checks with
+the best checkpoint and early stopping (:mod:`.early_stop`), the control field
 (pause / resume / stop), the heartbeat, and the NaN guard. The trainer only
 knows how to take one step.
 
@@ -31,6 +32,7 @@ from ..runs.checkpoint import load_state
 from ..runs.sink import RunSink, save_frame, thin_film_strip  # noqa: F401 - also importable from here, as before
 from ..runs.store import LostClaim, RunStore
 from .device import device_name
+from .early_stop import HeldOutWatch
 
 CONTROL_POLL_S = 0.5
 HEARTBEAT_S = 2.0
@@ -166,6 +168,24 @@ def _train(run, sink: RunSink, echo, claim: str | None, beat: _Heartbeat) -> str
             raise LostClaim(run_id)  # the folder belongs to the run's new worker now
         sink.save_checkpoint(step, trainer.state(), {"model": spec.name, "run_id": run_id})
 
+    watch = HeldOutWatch.for_run(spec, settings, sink.best(), step)
+    held_at: tuple[int, dict[str, float]] | None = None  # (step, numbers) of the latest held-out check
+    stopped_early: str | None = None
+
+    def held_out_check() -> dict[str, float]:
+        """Measure the held-out split; save the weights as the best when they beat it."""
+        trainer.train_mode(False)
+        try:
+            with torch.no_grad():
+                held = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
+        finally:
+            trainer.train_mode(True)
+        if watch.check(step, held):
+            if sink.take_control(claim) == "lost":
+                raise LostClaim(run_id)
+            sink.save_best(step, trainer.state(), watch.key, watch.best, held, {"model": spec.name, "run_id": run_id})
+        return held
+
     trainer.train_mode(True)
     sums: dict[str, torch.Tensor] = {}
     n_in_window, window_start, last_poll, last_ckpt = 0, time.perf_counter(), 0.0, time.perf_counter()
@@ -269,6 +289,17 @@ def _train(run, sink: RunSink, echo, claim: str | None, beat: _Heartbeat) -> str
             sums.clear()
             n_in_window, window_start = 0, time.perf_counter()
 
+        if watch is not None and settings.eval_every and step % settings.eval_every == 0:
+            check_start = time.perf_counter()
+            held = held_out_check()
+            sink.log_metrics(step, held, time.time(), claim=claim, keep=True)
+            held_at = (step, held)
+            window_start += time.perf_counter() - check_start  # steps/s counts training steps only
+            if watch.exhausted:
+                stopped_early = watch.reason(step)
+                say(stopped_early)
+                break
+
         if step % settings.sample_every == 0:
             sink.save_frame(step, _frame(trainer))
         if step % settings.checkpoint_every == 0 or time.perf_counter() - last_ckpt > CHECKPOINT_EVERY_S:
@@ -281,15 +312,35 @@ def _train(run, sink: RunSink, echo, claim: str | None, beat: _Heartbeat) -> str
         sink.save_frame(step, _frame(trainer))
     write(step=step, train_seconds=train_seconds)
     final = dict(sink.last_metrics())
-    trainer.train_mode(False)
-    with torch.no_grad():
-        evaluated = trainer.evaluate()
-    evaluated.update(_quality_metrics(sink.run(), trainer, sink, say, claim))
+    if held_at is not None and held_at[0] == step:
+        last_held, evaluated = held_at[1], {}  # measured and logged at this very step
+        trainer.train_mode(False)
+    else:
+        last_held = held_out_check() if watch is not None else None
+        trainer.train_mode(False)
+        if last_held is None:
+            with torch.no_grad():
+                last_held = trainer.evaluate()
+        evaluated = dict(last_held)
+    final.update(last_held)
+    best = sink.best() if watch is not None else None
+    if best is not None:
+        # the run's final numbers describe the weights it is sampled and exported from: the best
+        if best["step"] != step:
+            trainer.load_state(sink.best_weights(device), weights_only=True)
+            trainer.train_mode(False)
+        final.update(best["held_out"])
+        final["best_step"] = float(best["step"])
+        if watch.key in last_held:
+            final[f"last_{watch.key}"] = last_held[watch.key]
+    quality = _quality_metrics(sink.run(), trainer, sink, say, claim)
+    evaluated.update(quality)
     if evaluated:
         sink.log_metrics(step, evaluated, time.time(), claim=claim, keep=True)
-        final.update(evaluated)
+    final.update(quality)
     write(final_metrics=final)
-    sink.set_status(claim, status, "stopped by request" if status == "stopped" else note)
+    message = "stopped by request" if status == "stopped" else "; ".join(m for m in (stopped_early, note) if m) or None
+    sink.set_status(claim, status, message)
     say(f"{status} at step {step} after {train_seconds:.1f} s")
     return status
 

@@ -30,13 +30,14 @@ METRICS = {
     "kl": ("KL divergence", "How far the codes of the last training batches are from the prior N(0, I), in nats."),
     "grad_norm": ("Gradient norm", "Size of the last weight update's gradient."),
 }
-LOSSES = ("Losses", ("loss",), "What the optimiser minimises.")
+LOSSES = ("Losses", ("loss", "val_loss"), "What the optimiser minimises; the held-out curve is the same loss on the "
+          "tenth of the images it never trains on, and the dotted line marks the best checkpoint by it.")
 VAE = dict(
     family="vae", data_kind="image", knobs=AutoencoderKnobs, capabilities={"interpolate", "reconstruct"},
     charts=[LOSSES,
             ("Reconstruction", ("recon",), "How badly the decoder rebuilds its input (nats per image for bce)."),
             ("KL divergence", ("kl",), "How far the codes are from the prior N(0, I) (nats per image).")],
-    metrics=METRICS, eval_budget=5000,
+    metrics=METRICS, eval_budget=5000, best_by="val_loss",
     explain=lambda settings: autoencoder_explanation("vae", settings["recon_loss"]),
     film_caption="The decoder's output for the same fixed codes z ~ N(0, I) at every frame.",
 )
@@ -91,7 +92,7 @@ register(ModelSpec(
     metrics={**METRICS, "loss": ("Training loss", "The reconstruction error of the last training batches, per image.", "lower")},
     explain=lambda settings: autoencoder_explanation("ae", settings["recon_loss"]),
     film_caption="Top row: fixed real images; bottom row: their reconstructions.",
-    eval_budget=5000,
+    eval_budget=5000, best_by="val_loss",
     tiny={"model": {"hidden": 32, "latent_dim": 4, "batch_size": 8}},
     description="The simplest generative model: squeeze, rebuild, then decode codes drawn near the training codes.",
     config_cls=AEConfig,
