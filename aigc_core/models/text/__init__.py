@@ -77,7 +77,7 @@ register(ModelSpec(
                 "memory of everything so far.",
     config_cls=CharLSTMConfig,
     trainer_cls=CharLSTMTrainer,
-    fit_preset=functools.partial(fit_text_preset, "char_lstm"),
+    fit_preset=functools.partial(fit_text_preset, "char_lstm", CharLSTMConfig),
     presets={
         # about 20 ms a step on a 2-core CPU: Quick trains in about half a minute
         "Quick": _preset(1200, dict(n_embd=48, hidden=192, n_layer=1, batch_size=32, block_size=64, lr=5e-3,
@@ -98,7 +98,7 @@ register(ModelSpec(
                 "ones before it, softmax(QK^T / sqrt(d_k)) V, in pre-norm transformer blocks.",
     config_cls=CharGPTConfig,
     trainer_cls=CharGPTTrainer,
-    fit_preset=functools.partial(fit_text_preset, "char_gpt"),
+    fit_preset=functools.partial(fit_text_preset, "char_gpt", CharGPTConfig),
     presets={
         "Quick": _preset(1200, dict(n_layer=2, n_head=4, n_embd=96, block_size=64, batch_size=16, lr=5e-3,
                                     warmup_steps=50, dropout=0.0), sample_every=200),
