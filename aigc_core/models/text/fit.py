@@ -15,24 +15,26 @@ to memorise, so its presets stay as written)::
 1. **Regularisation follows N.** dropout = 0.2 below 100 k characters, 0.1
    below 1 M, 0 from 1 M up; AdamW's weight decay as written (0.1 for the
    GPT, 0 for the LSTM), raised to 0.2 below 100 k.
-2. **Size follows N.** Below 100 k characters one layer fewer (never below
-   one): a smaller model memorises less and takes more steps in the same time.
-3. **The budget follows N, within the written one.** steps = min(written
+2. **The budget follows N, within the written one.** steps = min(written
    steps, max(MIN_STEPS, MAX_PASSES x N / tokens)); the cosine decay ends
-   with the new last step. Measured: stopping early is the wrong cure for
-   memorising. At 6 passes the GPT had not learnt the language yet (licence
-   texts, 237 kB: 2.10 nats at 626 steps against 1.71 for the small-CPU
-   recipe's 2,000 steps), so the cap only shortens a run on a corpus so small
-   that the written steps would read it more than MAX_PASSES times, and never
-   below MIN_STEPS, the steps the GPT needs to learn to spell.
-4. **The device.** On a CUDA GPU a step costs little, so the data, not the
-   clock, bounds a run: from 1 M characters up the model is twice as wide
-   (``n_embd``/``hidden`` doubled, the same layers); everything else follows
-   the same rule. On the CPU and Apple's MPS the written size is kept.
+   with the new last step. So only a corpus so small that the written steps
+   would read it more than MAX_PASSES times gets a shorter run, and never
+   below MIN_STEPS.
+3. **Size follows N and the device.** On a CUDA GPU a step costs little, so
+   the data, not the clock, bounds a run: from 1 M characters up the model is
+   twice as wide (``n_embd``/``hidden`` doubled, the same layers). On the CPU
+   and Apple's MPS the written size is kept.
 
-The rule was tuned on pydoc (465 kB), Debian's licence texts (237 kB) and the
-first 60 kB of pydoc, and checked on corpora it was not tuned on (see
-``python -m aigc_core bench --only presets``, :mod:`aigc_core.benchmarks.presets`).
+What the tuning measured (one CPU thread, CPU-time budgets, a machine with a
+load average near 20; ``python -m aigc_core bench --only presets`` repeats it):
+stopping early is the wrong cure for memorising. Capped at 6 passes the GPT
+had not learnt the language yet (licence texts, 237 kB: 2.10 nats after 626
+steps, against 1.71 for the small-CPU recipe's 2,000 steps), and a model one
+layer smaller on 60 kB was still improving at 1,000 steps (2.20 nats). Hence
+no smaller model on the CPU, MIN_STEPS = 1,500 and a cap of 40 passes, which
+binds only below about 80 kB of text (a Standard run's 3,000 steps of 2,048
+characters). Dropout and weight decay are what is left against memorising.
+
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from ...data.text import VAL_FRACTION
 SMALL_CHARS = 100_000
 LARGE_CHARS = 1_000_000
 MAX_PASSES = 40.0
-MIN_STEPS = 1000
+MIN_STEPS = 1500
 SMALL_WEIGHT_DECAY = 0.2
 
 
@@ -84,13 +86,10 @@ def fit_text_preset(model_name: str, config_cls: type, name: str, preset: dict, 
     model["dropout"] = 0.2 if n < SMALL_CHARS else 0.1 if n < LARGE_CHARS else 0.0
     written_decay = float(setting("weight_decay"))
     model["weight_decay"] = max(written_decay, SMALL_WEIGHT_DECAY) if n < SMALL_CHARS else written_decay
-    # 2. size
-    if n < SMALL_CHARS:
-        model["n_layer"] = max(1, int(setting("n_layer")) - 1)
-    # 4. the device: a GPU affords a wider model on a large corpus
+    # 3. size: a GPU affords a wider model on a large corpus
     if device_type == "cuda" and n >= LARGE_CHARS:
         model[width_key] = 2 * int(setting(width_key))
-    # 3. the budget
+    # 2. the budget
     tokens = tokens_per_step(int(setting("batch_size")), int(setting("block_size")), summary)
     wanted = max(MIN_STEPS, math.ceil(MAX_PASSES * n / tokens))
     steps = min(int(train["steps"]), wanted) if train.get("steps") else wanted
