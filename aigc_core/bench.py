@@ -14,7 +14,7 @@ import time
 
 import torch
 
-SECTIONS = ["images", "text", "tabular", "metrics"]
+SECTIONS = ["images", "text", "tabular", "metrics", "presets"]
 
 
 def run_bench(quick: bool = False, only: str | None = None, echo=print) -> dict:

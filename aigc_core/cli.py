@@ -605,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="print speed and quality figures for this machine")
     s.add_argument("--quick", action="store_true", help="shorter timings")
-    s.add_argument("--only", help="comma-separated sections: images,text,tabular,metrics")
+    s.add_argument("--only", help="comma-separated sections: images,text,tabular,metrics,presets")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_bench)
 

@@ -49,7 +49,7 @@ def test_a_24_layer_2048_wide_char_gpt_is_refused_in_well_under_a_second_without
 def test_a_quick_config_passes_and_gets_the_time_ceiling_as_its_budget(monkeypatch):
     monkeypatch.setenv("AIGC_MAX_RUN_SECONDS", "600")
     config = api.make_config("char_gpt", tiny_lines(), preset="Quick")
-    assert config["model_config"]["n_layer"] == 2 and config["train"]["max_seconds"] == 600.0
+    assert config["model_config"]["block_size"] == 64 and config["train"]["max_seconds"] == 600.0  # Quick's context
     assert api.make_config("tiny_line", "tiny_points", train_set={"max_seconds": 30})["train"]["max_seconds"] == 30
 
 

@@ -40,11 +40,14 @@ split) is kept in the checkpoint as tensors and JSON values, never pickled.
 
 from __future__ import annotations
 
+import functools
+
 from ...data.table_encoder import TableEncoder  # noqa: F401 - as tabular.TableEncoder
 from ...registry import ModelSpec, register
 from .config import TableKnobs, TabGANConfig, TabVAEConfig
 from .networks import Residual, TabCritic, TabGenerator, TabVAEDecoder, TabVAEEncoder, activate  # noqa: F401
 from .explain import tabular_explanation
+from .fit import fit_table_preset
 from .trainer import MIN_ROWS, TabGANTrainer, TabularTrainer, TabVAETrainer, split_rows  # noqa: F401
 
 TABLE = dict(family="tabular", data_kind="table", knobs=TableKnobs, capabilities={"condition"},
@@ -89,6 +92,7 @@ register(ModelSpec(
                 "generated rows (Wasserstein loss with gradient penalty). After CTGAN.",
     config_cls=TabGANConfig,
     trainer_cls=TabGANTrainer,
+    fit_preset=functools.partial(fit_table_preset, TabGANConfig),
     presets={
         # The 30 s recipe: about 290 steps/s on one core of a quiet 2-core CPU (e-commerce table), so 4,000
         # steps take 14-20 s there; a busy machine stops at 30 s (1,500+ steps already reach 0.95x TSTR).
@@ -118,6 +122,7 @@ register(ModelSpec(
                 "random codes. After TVAE.",
     config_cls=TabVAEConfig,
     trainer_cls=TabVAETrainer,
+    fit_preset=functools.partial(fit_table_preset, TabVAEConfig),
     presets={
         "Quick": {"model": {"hidden": 128, "latent_dim": 32, "batch_size": 200, "lr": 1e-3},
                   "train": {"steps": 3000, "max_seconds": 30, "log_every": 25, "sample_every": 250}},

@@ -6,6 +6,7 @@ are explained where the networks are, in :mod:`.networks`.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from ...data.vocab import EOS, PAD, SOS, CharVocab  # noqa: F401 - as text.<name>
@@ -13,6 +14,7 @@ from ...registry import ModelSpec, register
 from .config import BigramConfig, CharGPTConfig, CharLSTMConfig, TextKnobs
 from .networks import MLP, BigramLM, Block, CausalSelfAttention, CharGPT, CharLSTM  # noqa: F401
 from .explain import text_explanation
+from .fit import fit_text_preset
 from .trainer import BigramTrainer, CharGPTTrainer, CharLSTMTrainer, CharTrainer, mark_copies  # noqa: F401
 
 # ---- what every character model declares ------------------------------------------------
@@ -80,6 +82,7 @@ register(ModelSpec(
                 "memory of everything so far.",
     config_cls=CharLSTMConfig,
     trainer_cls=CharLSTMTrainer,
+    fit_preset=functools.partial(fit_text_preset, "char_lstm", CharLSTMConfig),
     presets={
         # about 20 ms a step on a 2-core CPU: Quick trains in about half a minute
         "Quick": _preset(1200, dict(n_embd=48, hidden=192, n_layer=1, batch_size=32, block_size=64, lr=5e-3,
@@ -100,6 +103,7 @@ register(ModelSpec(
                 "ones before it, softmax(QK^T / sqrt(d_k)) V, in pre-norm transformer blocks.",
     config_cls=CharGPTConfig,
     trainer_cls=CharGPTTrainer,
+    fit_preset=functools.partial(fit_text_preset, "char_gpt", CharGPTConfig),
     presets={
         "Quick": _preset(1200, dict(n_layer=2, n_head=4, n_embd=96, block_size=64, batch_size=16, lr=5e-3,
                                     warmup_steps=50, dropout=0.0), sample_every=200),
