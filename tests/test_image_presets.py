@@ -3,7 +3,6 @@ its colour and the device, within the room's cost limits, and a run says how it 
 
 import pytest
 
-from aigc_core.models import image_presets
 from aigc_core.registry import get_model
 from aigc_core.room.limits import Limits
 from aigc_core.room.model_cost import check_cost
@@ -14,13 +13,7 @@ LARGE_GREY = dict(kind="image", count=24_000, size=28, channels=1, classes=10)
 RULED = ("dcgan", "mlp_gan", "conv_vae", "vae", "ae")
 
 
-@pytest.fixture(params=[False, True], ids=["fp32 cpu", "bf16 cpu"])
-def bf16_cpu(request, monkeypatch):
-    monkeypatch.setattr(image_presets, "cpu_multiplies_in_bf16", lambda: request.param)
-    return request.param
-
-
-def test_a_gan_on_a_small_set_gets_diffaugment_and_on_a_large_one_none(bf16_cpu):
+def test_a_gan_on_a_small_set_gets_diffaugment_and_on_a_large_one_none():
     small, why = get_model("dcgan").preset("Quick", SMALL_COLOUR, "cpu")
     assert small["model"]["augment"] == "translation" and "600 colour 32 px images on cpu" in why
     tiny, _ = get_model("dcgan").preset("Quick", dict(SMALL_COLOUR, count=300), "cpu")
@@ -29,7 +22,7 @@ def test_a_gan_on_a_small_set_gets_diffaugment_and_on_a_large_one_none(bf16_cpu)
     assert large["model"].get("augment", "none") == "none"
 
 
-def test_an_autoencoder_on_a_small_set_trains_on_random_crops(bf16_cpu):
+def test_an_autoencoder_on_a_small_set_trains_on_random_crops():
     small, why = get_model("conv_vae").preset("Quick", SMALL_COLOUR, "cpu")
     assert small["model"]["augment"] == "crop" and "augment crop (a small set)" in why
     assert get_model("vae").preset("Quick", LARGE_GREY, "cpu")[0]["model"].get("augment", "none") == "none"
@@ -57,13 +50,11 @@ def test_standard_steps_follow_its_seconds_so_the_clock_ends_the_run():
         written["steps"] / written["max_seconds"], rel=0.01)
 
 
-def test_convolutional_models_use_bf16_only_on_a_cpu_that_multiplies_in_bf16(bf16_cpu):
-    for model in ("dcgan", "conv_vae"):
-        train, why = get_model(model).preset("Quick", LARGE_GREY, "cpu")
-        assert (train["train"].get("precision") == "bf16") is bf16_cpu
-        assert ("bf16" in why) is bf16_cpu
-    assert "precision" not in get_model("mlp_gan").preset("Quick", LARGE_GREY, "cpu")[0]["train"]
-    assert "precision" not in get_model("dcgan").preset("Quick", LARGE_GREY, "cuda")[0]["train"]
+def test_the_rule_leaves_precision_to_the_device():
+    for model in RULED:
+        for device in ("cpu", "cuda"):
+            for summary in (SMALL_COLOUR, LARGE_GREY):
+                assert "precision" not in get_model(model).preset("Standard", summary, device)[0]["train"]
 
 
 def test_on_a_gpu_standard_doubles_widths_and_batch_within_their_maxima():

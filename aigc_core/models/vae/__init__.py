@@ -54,9 +54,8 @@ def _fits_conv(summary: dict) -> str | None:
 VAE_FEW_IMAGES = 2000
 
 
-def _autoencoder_rule(config_cls, widths, conv=False):
-    return image_preset_rule(config_cls, widths=widths, regulariser="augment", few=VAE_FEW_IMAGES, small="crop",
-                             conv=conv)
+def _autoencoder_rule(config_cls, widths):
+    return image_preset_rule(config_cls, widths=widths, regulariser="augment", few=VAE_FEW_IMAGES, small="crop")
 
 
 _QUICK_TRAIN = {"steps": 2000, "max_seconds": 30, "log_every": 25, "sample_every": 200}
@@ -86,7 +85,7 @@ register(ModelSpec(
     description="A VAE whose encoder and decoder are convolutional, so it sees strokes and edges rather than single pixels.",
     config_cls=ConvVAEConfig,
     trainer_cls=ConvVAETrainer,
-    fit_preset=_autoencoder_rule(ConvVAEConfig, ("width",), conv=True),
+    fit_preset=_autoencoder_rule(ConvVAEConfig, ("width",)),
     tiny={"model": {"width": 8, "latent_dim": 4, "batch_size": 8, "conditional": True}},
     presets={"Quick": {"model": {"width": 16, "batch_size": 64}, "train": dict(_QUICK_TRAIN, steps=1500)},
              "Standard": {"model": {"width": 32, "batch_size": 128}, "train": dict(_STANDARD_TRAIN)}},
