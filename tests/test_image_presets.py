@@ -50,6 +50,16 @@ def test_standard_steps_follow_its_seconds_so_the_clock_ends_the_run():
         written["steps"] / written["max_seconds"], rel=0.01)
 
 
+def test_dcgan_on_a_labelled_set_trains_one_class_at_a_time_unless_the_preset_says_otherwise(monkeypatch):
+    spec = get_model("dcgan")
+    fitted, why = spec.preset("Quick", LARGE_GREY, "cpu")
+    assert fitted["model"]["conditional"] is True and "one class at a time (10 classes)" in why
+    assert "conditional" not in spec.preset("Quick", SMALL_COLOUR, "cpu")[0]["model"]  # no labels
+    assert "conditional" not in get_model("conv_vae").preset("Quick", LARGE_GREY, "cpu")[0]["model"]  # unmeasured
+    monkeypatch.setitem(spec.presets, "Quick", {"model": {"conditional": False}, "train": {"max_seconds": 30}})
+    assert spec.preset("Quick", LARGE_GREY, "cpu")[0]["model"]["conditional"] is False
+
+
 def test_the_rule_leaves_precision_to_the_device():
     for model in RULED:
         for device in ("cpu", "cuda"):

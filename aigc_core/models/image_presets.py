@@ -17,7 +17,12 @@ For a set of n images of C channels on a device, a preset as written becomes:
    on when the preset has none: a GAN gets DiffAugment (translation; with
    cutout below a fifth of ``few``), so D cannot memorise the real set; an
    autoencoder gets random crops.
-3. **Size.** On a GPU, Standard doubles the widths and the batch (bounded by
+3. **Classes.** A model that can be class-conditional (``conditional=True``
+   given) trains on a labelled set's classes (2 or more) unless the preset
+   says otherwise: DCGAN Quick on ``glyphs`` recognised 81% of its samples
+   (10 digits) after 40 CPU seconds conditional, against 66% after 90
+   unconditional.
+4. **Size.** On a GPU, Standard doubles the widths and the batch (bounded by
    the fields' own maxima): the GPU has the room and the time.
 
 Precision stays as the device's default. Measured and left out: bf16
@@ -53,7 +58,7 @@ def _field_max(config_cls, name: str) -> float | None:
 
 
 def image_preset_rule(config_cls, *, widths: tuple[str, ...], regulariser: str, few: int,
-                      small: str, tiny: str | None = None):
+                      small: str, tiny: str | None = None, conditional: bool = False):
     """A ``fit_preset`` for an image model (see the module docstring).
 
     ``widths``: the model fields that set its size; ``regulariser``: the
@@ -80,6 +85,9 @@ def image_preset_rule(config_cls, *, widths: tuple[str, ...], regulariser: str, 
             if choice:
                 model[regulariser] = choice
                 changes.append(f"{regulariser} {choice} (a small set)")
+        if conditional and int(summary.get("classes") or 0) >= 2 and "conditional" not in model:
+            model["conditional"] = True
+            changes.append(f"one class at a time ({summary['classes']} classes)")
         if gpu and name == "Standard":
             for key in (*widths, "batch_size"):
                 default = getattr(config_cls, key, None) if key not in model else model[key]
