@@ -330,7 +330,7 @@ def test_gan_film_strip_uses_the_fixed_noise_kept_in_checkpoints():
 
 @pytest.mark.parametrize("name,extra", [("dcgan", {}), ("dcgan", {"loss": "wgan_gp", "d_steps": 2}),
                                         ("toy_gan", {"loss": "hinge"}), ("vae", {}), ("ae", {}),
-                                        ("conv_vae", {"channels_last": True})])
+                                        ("conv_vae", {"channels_last": True}), ("dcgan", {"ema_decay": 0.99})])
 def test_a_checkpoint_round_trip_reproduces_the_next_step_exactly(tmp_path, name, extra):
     data = ring() if name == "toy_gan" else blobs(16)
     trainer = make(name, data, seed=3, **extra)
@@ -344,6 +344,24 @@ def test_a_checkpoint_round_trip_reproduces_the_next_step_exactly(tmp_path, name
     resumed.load_state(state)
     assert as_floats(resumed.step()) == expected
     assert torch.equal(resumed.fixed_noise, trainer.fixed_noise)
+    if extra.get("ema_decay"):  # the moving average and its warm-up count resume too
+        assert resumed.ema_steps == trainer.ema_steps == 4
+        assert torch.equal(resumed.sample(4, seed=1), trainer.sample(4, seed=1))
+
+
+def test_a_gan_with_a_generator_ema_samples_from_the_average_not_the_live_weights():
+    from aigc_core.train.utils import eval_mode, seeded_noise
+
+    trainer = make("dcgan", blobs(16), seed=3, ema_decay=0.99)
+    for _ in range(3):
+        trainer.step()
+    z = seeded_noise(4, trainer.cfg.nz, 1)
+    with torch.no_grad(), eval_mode(trainer.nets["G"], trainer.nets["G_ema"]):
+        average, live = trainer.nets["G_ema"](z), trainer.nets["G"](z)
+    samples = trainer.sample(4, seed=1)
+    assert torch.allclose(samples, trainer.to_output(average), atol=1e-6)
+    assert (samples - trainer.to_output(live)).abs().max() > 1e-5
+    assert "G_ema" not in make("dcgan", blobs(16)).nets  # off unless asked for
 
 
 # ---- registry: configs and presets ------------------------------------------------------------

@@ -160,6 +160,55 @@ def reference_loop(data: ImageData, device: torch.device):
     return step
 
 
+# ---- how far from the hardware --------------------------------------------------------
+
+def step_flops(step) -> int:
+    """Floating-point operations of one call of ``step()`` (forward and
+    backward, every network), counted by PyTorch's FLOP counter: matrix
+    multiplies and convolutions, 2 per multiply-add. Element-wise work (norms,
+    activations, the optimiser) is not counted, so it slightly under-counts."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+def cpu_peak_gflops(cores: int, cpuinfo: str | None = None) -> tuple[float, str]:
+    """The CPU's fp32 peak for ``cores`` cores, from /proc/cpuinfo:
+
+        peak = cores x clock x FMA lanes x FMA units x 2
+
+    (a fused multiply-add is 2 operations). Lanes: 16 floats in a 512-bit
+    register with AVX-512, 8 with AVX2 + FMA. Units per core: two for AMD's
+    Zen 5 (family 26, full 512-bit datapaths), Intel's AVX-512 server cores
+    and AVX2 cores; one for Zen 4 (family 25), which does a 512-bit FMA as two
+    halves. The clock is the one /proc/cpuinfo reports; in a virtual machine
+    that is the nominal clock, and a core that boosts above it can beat this
+    "peak". ``cpuinfo``: the file's text (default: read it)."""
+    try:
+        info = cpuinfo if cpuinfo is not None else open("/proc/cpuinfo").read()
+    except OSError:
+        return 0.0, "no /proc/cpuinfo"
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        if ":" in line:
+            key, value = (part.strip() for part in line.split(":", 1))
+            fields.setdefault(key, value)
+    flags = set(fields.get("flags", "").split())
+    mhz = float(fields.get("cpu MHz", 0) or 0)
+    amd, family = fields.get("vendor_id") == "AuthenticAMD", int(fields.get("cpu family", 0) or 0)
+    if "avx512f" in flags:
+        lanes, width, units = 16, "AVX-512", 1 if amd and family < 26 else 2
+    elif {"avx2", "fma"} <= flags:
+        lanes, width, units = 8, "AVX2+FMA", 2
+    else:
+        lanes, width, units = 4, "SSE", 1
+    peak = cores * mhz / 1000 * lanes * units * 2
+    return peak, f"{cores} cores x {mhz / 1000:.2f} GHz x {lanes} fp32 lanes ({width}) x {units} FMA units x 2"
+
+
 # ---- ours ------------------------------------------------------------------------
 
 def dcgan_trainer(data: ImageData, device: torch.device, autocast=None, **overrides) -> DCGANTrainer:
@@ -202,14 +251,24 @@ def _compiled_figures(data: ImageData, device: torch.device, autocast, window: f
 RECOGNISED_SHARE, CLASSES_NEEDED, CHECK_SAMPLES = 0.8, 8, 256
 
 
-def seconds_to_recognisable_digits(limit_s: float = 60.0, check_every_s: float = 5.0, device=None) -> dict:
-    """Train ``dcgan`` (Quick preset) on ``glyphs`` for up to ``limit_s``
-    seconds of training; every ``check_every_s`` the glyphs classifier (the
-    feature net of :mod:`aigc_core.metrics.features`) looks at 256 samples
-    from a fixed seed. Recognisable = at least 80% of them put in one digit
-    class with confidence and at least 8 of the 10 digits among them; half
-    of them is the milestone ``dcgan.glyphs_half_recognised_s``. Checks and
-    the feature net's own training do not count towards the seconds."""
+def seconds_to_recognisable_digits(limit_s: float = 60.0, check_every_s: float = 5.0, device=None,
+                                   clock: str = "wall", precision: str | None = None) -> dict:
+    """Train ``dcgan`` (Quick preset, fitted by its rule to ``glyphs`` and
+    this device) on ``glyphs`` for up to ``limit_s`` seconds of training;
+    every ``check_every_s`` the glyphs classifier (the feature net of
+    :mod:`aigc_core.metrics.features`) looks at 256 samples from a fixed
+    seed. Recognisable = at least 80% of them put in one digit class with
+    confidence and at least 8 of the 10 digits among them; half of them is
+    the milestone ``dcgan.glyphs_half_recognised_s``. Checks and the feature
+    net's own training do not count towards the seconds.
+
+    ``clock="cpu"`` counts this process's CPU seconds instead of wall
+    seconds (a busy machine's neighbours then do not eat the budget; with
+    more than one thread, threads waiting for each other count too), and
+    the figures say both. ``precision`` overrides the fitted preset's."""
+    import os
+
+    from ..config import TrainSettings
     from ..data.catalog import load_dataset
     from ..metrics.features import feature_net, features_of
     from ..metrics.image import recognition_scores
@@ -218,20 +277,25 @@ def seconds_to_recognisable_digits(limit_s: float = 60.0, check_every_s: float =
     device = device or pick_device("auto")
     data = load_dataset("glyphs")
     net = feature_net(data)
-    preset = get_model("dcgan").presets["Quick"]["model"]
-    trainer = DCGANTrainer(from_dict(DCGANConfig, preset), data, device, seed=0,
-                           autocast=autocast_dtype(device, "auto"))
-    trained, steps, last = 0.0, 0, {"recognised": 0.0, "classes_covered": 0.0}
-    out: dict = {"dcgan.glyphs_half_recognised_s": f"not reached in {limit_s:g} s",
+    fitted, _ = get_model("dcgan").preset("Quick", data.summary(), device.type)
+    settings = from_dict(TrainSettings, dict(fitted["train"], **({"precision": precision} if precision else {})))
+    trainer = DCGANTrainer(from_dict(DCGANConfig, fitted["model"]), data, device, seed=0,
+                           autocast=autocast_dtype(device, settings.precision))
+    now = time.process_time if clock == "cpu" else time.perf_counter
+    trained, wall, steps, last = 0.0, 0.0, 0, {"recognised": 0.0, "classes_covered": 0.0}
+    out: dict = {"dcgan.glyphs_clock": clock, "dcgan.glyphs_precision": settings.precision,
+                 "dcgan.glyphs_threads": torch.get_num_threads(), "dcgan.glyphs_load_before": os.getloadavg()[0],
+                 "dcgan.glyphs_half_recognised_s": f"not reached in {limit_s:g} s",
                  "dcgan.glyphs_recognisable_s": f"not reached in {limit_s:g} s"}
     while trained < limit_s:
         trainer.train_mode(True)
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < min(check_every_s, limit_s - trained):
+        t0, w0 = now(), time.perf_counter()
+        while now() - t0 < min(check_every_s, limit_s - trained):
             trainer.step()
             steps += 1
         _sync(device)
-        trained += time.perf_counter() - t0
+        trained += now() - t0
+        wall += time.perf_counter() - w0
         trainer.train_mode(False)
         with torch.no_grad():
             last = recognition_scores(features_of(net, trainer.sample(CHECK_SAMPLES, seed=0)), net)
@@ -242,7 +306,8 @@ def seconds_to_recognisable_digits(limit_s: float = 60.0, check_every_s: float =
             out["dcgan.glyphs_recognisable_s"] = round(trained, 1)
             break
     out.update({"dcgan.glyphs_recognised": last["recognised"], "dcgan.glyphs_classes": int(last["classes_covered"]),
-                "dcgan.glyphs_steps": steps})
+                "dcgan.glyphs_steps": steps, "dcgan.glyphs_train_s": round(trained, 1),
+                "dcgan.glyphs_wall_s": round(wall, 1), "dcgan.glyphs_load_after": os.getloadavg()[0]})
     return out
 
 
@@ -265,6 +330,18 @@ def run(quick: bool = False) -> dict:
     out["dcgan.reference_steps_per_s"] = round(ref_best, 2)
     out["dcgan.speedup"] = round(ours_best / ref_best, 2)
     out["dcgan.precision"] = "bf16 autocast" if autocast is not None else "fp32"
+    # our step skips D's weight gradients in the G update, so it does less arithmetic than the reference
+    flops, ref_flops = step_flops(ours.step), step_flops(ref)
+    out["dcgan.gflop_per_step"] = round(flops / 1e9, 2)
+    out["dcgan.reference_gflop_per_step"] = round(ref_flops / 1e9, 2)
+    out["dcgan.gflops"] = round(flops * ours_best / 1e9, 1)
+    out["dcgan.reference_gflops"] = round(ref_flops * ref_best / 1e9, 1)
+    if device.type == "cpu":
+        peak, how = cpu_peak_gflops(torch.get_num_threads())
+        out["cpu.peak_gflops"] = round(peak, 1)
+        out["cpu.peak_rule"] = how
+        if peak:
+            out["dcgan.share_of_peak"] = round(flops * ours_best / 1e9 / peak, 3)
     if device.type == "cpu" and not quick:
         # bf16 autocast is not the CPU default (precision=auto means fp32 there);
         # shown because CPUs with AVX-512 BF16 or AMX run it much faster.
@@ -287,4 +364,100 @@ def run(quick: bool = False) -> dict:
     out["conv_vae.images_per_s"] = round(out["conv_vae.steps_per_s"] * conv_vae.batch_size, 0)
     if not quick:
         out.update(seconds_to_recognisable_digits(device=device))
+    return out
+
+
+# ---- presets fitted to data sets they were and were not tuned on -----------------------
+
+#: the image families' models measured: the convolutional one where the set's size allows, else the dense one
+PRESET_MODELS = {"gan": ("dcgan", "mlp_gan"), "vae": ("conv_vae", "vae")}
+#: (name, how to make it): the sets the rule in aigc_core.models.image_presets was tuned on ...
+TUNING_SETS = ("photo:china.jpg:600", "photo:china.jpg:3000", "shapes", "glyphs")
+#: ... and sets it never saw while it was written
+UNSEEN_SETS = ("photo:flower.jpg:600", "photo:flower.jpg:3000", "digits")
+SCORED_SAMPLES = 1000
+
+
+def photo_patches(photo: str, count: int, size: int = 32, seed: int = 0) -> ImageData:
+    """``count`` colour patches of ``size`` x ``size`` pixels cut at random
+    places from one of scikit-learn's sample photos (``china.jpg``,
+    ``flower.jpg``), shrunk to half size first so a patch holds a roof's
+    edge or a leaf rather than a flat piece of sky."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images()
+    index = next(i for i, path in enumerate(photos.filenames) if path.endswith(photo))
+    image = torch.tensor(photos.images[index]).permute(2, 0, 1).float()         # 3 x H x W
+    image = nn.functional.avg_pool2d(image[None], 2)[0].round().to(torch.uint8)  # 3 x H/2 x W/2
+    gen = torch.Generator().manual_seed(seed)
+    ys = torch.randint(0, image.shape[1] - size + 1, (count,), generator=gen).tolist()
+    xs = torch.randint(0, image.shape[2] - size + 1, (count,), generator=gen).tolist()
+    patches = torch.stack([image[:, y:y + size, x:x + size] for y, x in zip(ys, xs)])
+    return ImageData(f"{photo.split('.')[0]}{count}", patches.contiguous())
+
+
+def bench_set(name: str) -> ImageData:
+    """A set of :data:`TUNING_SETS` / :data:`UNSEEN_SETS` by its name there."""
+    if name.startswith("photo:"):
+        _, photo, count = name.split(":")
+        return photo_patches(photo, int(count))
+    from ..data.catalog import load_dataset
+
+    return load_dataset(name)
+
+
+def train_fitted_preset(model: str, preset: str, data: ImageData, device: torch.device,
+                        seconds_cap: float | None = None) -> dict:
+    """Train ``model``'s ``preset`` as its rule fits it to ``data`` on this
+    device, timed on this process's CPU clock (a busy machine's neighbours
+    do not shorten it), then score 1,000 samples on the set's feature net."""
+    from ..config import TrainSettings
+    from ..metrics.features import MIN_IMAGES, feature_net
+    from ..metrics.image import image_scores
+    from ..registry import get_model
+    from ..train.device import device_type
+
+    spec = get_model(model)
+    fitted, why = spec.preset(preset, data.summary(), device_type(str(device)))
+    settings = from_dict(TrainSettings, fitted.get("train", {}))
+    seconds = min(settings.max_seconds or float("inf"), seconds_cap or float("inf"))
+    trainer = spec.trainer_cls(from_dict(spec.config_cls, fitted.get("model", {})), data, device, 0,
+                               autocast_dtype(device, settings.precision))
+    trainer.train_mode(True)
+    cpu0, wall0, steps = time.process_time(), time.perf_counter(), 0
+    while time.process_time() - cpu0 < seconds and (not settings.steps or steps < settings.steps):
+        trainer.step()
+        steps += 1
+    _sync(device)
+    out = {"steps": steps, "cpu_s": round(time.process_time() - cpu0, 1),
+           "wall_s": round(time.perf_counter() - wall0, 1), "fit": why or "as written"}
+    trainer.train_mode(False)
+    if len(data) >= MIN_IMAGES:
+        samples = trainer.sample(min(SCORED_SAMPLES, len(data)), seed=1)
+        scores = image_scores(samples, data, feature_net(data))
+        out.update({k: round(scores[k], 3) for k in ("fid", "recognised") if k in scores})
+    return out
+
+
+def preset_figures(quick: bool = False, device=None) -> dict:
+    """Each image family's Standard preset (Quick with ``quick``), fitted by
+    its rule, trained on every tuning set and every unseen set; per set:
+    steps, CPU and wall seconds, FID on the set's feature net (and the
+    recognised share where the set has classes)."""
+    import os
+
+    from ..registry import get_model
+
+    device = device or pick_device("auto")
+    preset = "Quick" if quick else "Standard"
+    out: dict = {"presets.preset": preset, "presets.load_before": round(os.getloadavg()[0], 1)}
+    for group, names in (("tuned", TUNING_SETS), ("unseen", UNSEEN_SETS)):
+        for set_name in names:
+            data = bench_set(set_name)
+            for family, models in PRESET_MODELS.items():
+                model = next(m for m in models if get_model(m).fits(data.summary()) is None)
+                figures = train_fitted_preset(model, preset, data, device)
+                label = f"presets.{group}.{data.name}.{model}"
+                out[label] = ", ".join(f"{k} {v}" for k, v in figures.items())
+    out["presets.load_after"] = round(os.getloadavg()[0], 1)
     return out

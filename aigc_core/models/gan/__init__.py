@@ -16,6 +16,7 @@ the generator as it learns.
 from __future__ import annotations
 
 from ...registry import ModelSpec, register
+from ..image_presets import image_preset_rule
 from ...train.utils import slerp  # noqa: F401 - as gan.slerp
 from .config import ConditionalGANKnobs, DCGANConfig, GANKnobs, MLPGANConfig, ToyGANConfig
 from .networks import CRITIC_LOSSES, DCGAN_SIZES, LOSSES, LabelledGenerator, ProjectionDiscriminator, clip_weights, \
@@ -68,6 +69,16 @@ IMAGE_GAN = dict(family="gan", data_kind="image", knobs=GANKnobs, capabilities={
                                                           augment=settings.get("augment", "none")))
 
 
+#: a GAN's preset rule (see :mod:`aigc_core.models.image_presets`): below 2,000 images D sees DiffAugment'd
+#: images (translation; below 400, translation and cutout), so it cannot simply memorise the real set
+GAN_FEW_IMAGES = 2000
+
+
+def _gan_rule(config_cls, widths, conditional=False):
+    return image_preset_rule(config_cls, widths=widths, regulariser="augment", few=GAN_FEW_IMAGES,
+                             small="translation", tiny="translation,cutout", conditional=conditional)
+
+
 def _fits_dcgan(summary: dict) -> str | None:
     size = summary.get("size")
     if size not in DCGAN_SIZES:
@@ -82,6 +93,7 @@ register(ModelSpec(
     description="The first GAN: a generator and a discriminator made of dense layers, playing a game.",
     config_cls=MLPGANConfig,
     trainer_cls=MLPGANTrainer,
+    fit_preset=_gan_rule(MLPGANConfig, ("width",)),
     tiny={"model": {"width": 16, "nz": 8, "batch_size": 8}},
     presets={
         "Quick": {"model": {"width": 128, "batch_size": 64, "lr_g": 2e-4, "lr_d": 2e-4},
@@ -99,6 +111,7 @@ register(ModelSpec(
     description="Transposed convolutions paint the image up from a small feature map; a convolutional discriminator judges it.",
     config_cls=DCGANConfig,
     trainer_cls=DCGANTrainer,
+    fit_preset=_gan_rule(DCGANConfig, ("ngf", "ndf"), conditional=True),
     tiny={"model": {"ngf": 8, "ndf": 8, "nz": 16, "batch_size": 8, "conditional": True}},
     presets={
         "Quick": {"model": {"ngf": 32, "ndf": 32, "batch_size": 64},

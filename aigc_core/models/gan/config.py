@@ -69,6 +69,10 @@ class DCGANConfig(WGANDefaults):
     gp_weight: float = param(10.0, "Gradient penalty weight (lambda)", "Only for wgan_gp.", min=0.0, max=100.0, step=1.0, advanced=True)
     clip_value: float = param(0.01, "Weight clip (c)", CLIP_HELP, min=1e-4, max=1.0, step=0.005, advanced=True)
     augment: str = param("none", "Augment (DiffAugment)", AUGMENT_HELP, choices=GAN_AUGMENTS)
+    ema_decay: float = param(0.0, "Generator EMA decay", "0 = off. Otherwise samples come from a moving average of "
+                             "the generator's weights with this decay (warmed up as min(decay, (1+n)/(10+n)) "
+                             "after n steps), which smooths the wobble of the game: cleaner samples, most of all "
+                             "from short runs.", min=0.0, max=0.9999, step=0.001, advanced=True)
     channels_last: bool = param(True, "Channels-last memory layout", "Store feature maps pixel by pixel (NHWC); faster convolutions on most CPUs and GPUs.", advanced=True)
     conditional: bool = param(False, "Class-conditional", CONDITIONAL_HELP)
 

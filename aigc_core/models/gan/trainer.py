@@ -8,6 +8,8 @@ the generator as it learns.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from PIL import Image, ImageDraw
 from torch import nn
@@ -68,6 +70,10 @@ class GANTrainer(FixedNoiseTrainer):
         if self.channels_last:
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
         self.nets = {"G": G.to(device), "D": D.to(device)}
+        self.ema_steps = 0
+        if getattr(cfg, "ema_decay", 0.0) > 0:
+            # the generator's moving average, which samples (see update_ema)
+            self.nets["G_ema"] = copy.deepcopy(self.nets["G"]).requires_grad_(False)
         if cfg.loss == "wgan":
             # the original WGAN: RMSProp, because momentum (Adam) made the clipped critic unstable
             self.optims = {"G": torch.optim.RMSprop(self.nets["G"].parameters(), lr=cfg.lr_g),
@@ -100,8 +106,25 @@ class GANTrainer(FixedNoiseTrainer):
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.cfg.nz, device=self.device, generator=self.gen)
 
-    def _G(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        return self.nets["G"](z) if y is None else self.nets["G"](z, y)
+    def _G(self, z: torch.Tensor, y: torch.Tensor | None, G: nn.Module | None = None) -> torch.Tensor:
+        G = self.nets["G"] if G is None else G
+        return G(z) if y is None else G(z, y)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """G_ema <- d * G_ema + (1 - d) * G after each generator step, with
+        d = min(ema_decay, (1 + n) / (10 + n)) after n steps: a short run
+        averages over its last ~n/10 steps instead of carrying its noisy
+        start, a long one over the last 1 / (1 - ema_decay). The average
+        smooths the step-to-step wobble of the adversarial game, which is
+        what makes a short run's samples blotchy; batch-norm statistics
+        follow the live generator."""
+        ema, live = self.nets["G_ema"], self.nets["G"]
+        self.ema_steps += 1
+        decay = min(self.cfg.ema_decay, (1 + self.ema_steps) / (10 + self.ema_steps))
+        torch._foreach_lerp_(list(ema.parameters()), list(live.parameters()), 1.0 - decay)
+        for b_ema, b in zip(ema.buffers(), live.buffers()):
+            b_ema.copy_(b)
 
     def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         return self.nets["D"](x) if y is None else self.nets["D"](x, y)
@@ -168,6 +191,8 @@ class GANTrainer(FixedNoiseTrainer):
             D.requires_grad_(True)
         grad_norm_g = total_grad_norm(G.parameters())
         opt_g.step()
+        if "G_ema" in self.nets:
+            self.update_ema()
 
         real_scores, fake_scores = real_scores.detach().float(), fake_scores.detach().float()
         if cfg.loss == "nonsaturating":  # probabilities, as the charts explain D(x)
@@ -183,17 +208,25 @@ class GANTrainer(FixedNoiseTrainer):
             out["critic_weight_max"] = weight_max
         return out
 
+    def extra_state(self) -> dict:
+        return {**super().extra_state(), "ema_steps": self.ema_steps}
+
+    def load_extra_state(self, extra: dict) -> None:
+        super().load_extra_state(extra)
+        self.ema_steps = int(extra.get("ema_steps", 0))
+
     # ---- generation --------------------------------------------------------------
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Raw generator output for noise ``z`` (and classes ``y`` for a
-        conditional GAN; any device), on the CPU as float."""
-        G = self.nets["G"]
+        conditional GAN; any device), on the CPU as float; the moving
+        average of G when the run keeps one."""
+        G = self.nets["G_ema"] if "G_ema" in self.nets else self.nets["G"]
         chunks = []
         ys = [None] * len(z.split(256)) if y is None else y.split(256)
         with eval_mode(G), torch.inference_mode(), self.autocast_ctx():
             for part, labels in zip(z.split(256), ys):
                 labels = None if labels is None else labels.to(self.device)
-                chunks.append(self._G(part.to(self.device), labels).float().cpu())
+                chunks.append(self._G(part.to(self.device), labels, G).float().cpu())
         return torch.cat(chunks)
 
     # ---- classes -----------------------------------------------------------------

@@ -15,6 +15,7 @@ is the pixel value.
 from __future__ import annotations
 
 from ...registry import ModelSpec, register
+from ..image_presets import image_preset_rule
 from .config import AEConfig, AutoencoderKnobs, ConditionalAutoencoderKnobs, ConvVAEConfig, VAEConfig
 from .networks import RECON_LOSSES, conv_decoder, conv_encoder, kl_divergence, mlp_decoder, mlp_encoder, \
     reconstruction_loss, reparameterise, vae_loss  # noqa: F401 - as vae.<name>
@@ -49,6 +50,15 @@ def _fits_conv(summary: dict) -> str | None:
     return None
 
 
+#: an autoencoder's preset rule (see :mod:`aigc_core.models.image_presets`): below 2,000 images every
+#: training image is a random crop scaled back up, so the decoder does not learn the set by heart
+VAE_FEW_IMAGES = 2000
+
+
+def _autoencoder_rule(config_cls, widths):
+    return image_preset_rule(config_cls, widths=widths, regulariser="augment", few=VAE_FEW_IMAGES, small="crop")
+
+
 _QUICK_TRAIN = {"steps": 2000, "max_seconds": 30, "log_every": 25, "sample_every": 200}
 _STANDARD_TRAIN = {"steps": 10000, "max_seconds": 240, "log_every": 50, "sample_every": 500}
 
@@ -59,6 +69,7 @@ register(ModelSpec(
     description="Encodes each image as a small cloud in a 20-number code space, then learns to draw images from any point near the centre.",
     config_cls=VAEConfig,
     trainer_cls=VAETrainer,
+    fit_preset=_autoencoder_rule(VAEConfig, ("hidden",)),
     tiny={"model": {"hidden": 32, "latent_dim": 4, "batch_size": 8}},
     presets={"Quick": {"model": {"hidden": 256, "batch_size": 128}, "train": dict(_QUICK_TRAIN)},
              "Standard": {"model": {"hidden": 400, "batch_size": 128}, "train": dict(_STANDARD_TRAIN)}},
@@ -75,6 +86,7 @@ register(ModelSpec(
     description="A VAE whose encoder and decoder are convolutional, so it sees strokes and edges rather than single pixels.",
     config_cls=ConvVAEConfig,
     trainer_cls=ConvVAETrainer,
+    fit_preset=_autoencoder_rule(ConvVAEConfig, ("width",)),
     tiny={"model": {"width": 8, "latent_dim": 4, "batch_size": 8, "conditional": True}},
     presets={"Quick": {"model": {"width": 16, "batch_size": 64}, "train": dict(_QUICK_TRAIN, steps=1500)},
              "Standard": {"model": {"width": 32, "batch_size": 128}, "train": dict(_STANDARD_TRAIN)}},
@@ -97,6 +109,7 @@ register(ModelSpec(
     description="The simplest generative model: squeeze, rebuild, then decode codes drawn near the training codes.",
     config_cls=AEConfig,
     trainer_cls=AETrainer,
+    fit_preset=_autoencoder_rule(AEConfig, ("hidden", "width")),
     presets={"Quick": {"model": {"hidden": 256, "batch_size": 128}, "train": dict(_QUICK_TRAIN)},
              "Standard": {"model": {"hidden": 400, "batch_size": 128}, "train": dict(_STANDARD_TRAIN)}},
 ))
