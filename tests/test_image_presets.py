@@ -1,4 +1,4 @@
-"""The image models' preset rule (aigc_core.models.image_presets): a preset follows the data set's size,
+"""The image models' preset rule (aigc_core.image_presets): a preset follows the data set's size,
 its colour and the device, within the room's cost limits, and a run says how it was fitted."""
 
 import pytest

@@ -371,7 +371,7 @@ def run(quick: bool = False) -> dict:
 
 #: the image families' models measured: the convolutional one where the set's size allows, else the dense one
 PRESET_MODELS = {"gan": ("dcgan", "mlp_gan"), "vae": ("conv_vae", "vae")}
-#: (name, how to make it): the sets the rule in aigc_core.models.image_presets was tuned on ...
+#: (name, how to make it): the sets the rule in aigc_core.image_presets was tuned on ...
 TUNING_SETS = ("photo:china.jpg:600", "photo:china.jpg:3000", "shapes", "glyphs")
 #: ... and sets it never saw while it was written
 UNSEEN_SETS = ("photo:flower.jpg:600", "photo:flower.jpg:3000", "digits")

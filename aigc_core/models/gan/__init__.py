@@ -16,7 +16,7 @@ the generator as it learns.
 from __future__ import annotations
 
 from ...registry import ModelSpec, register
-from ..image_presets import image_preset_rule
+from ...image_presets import image_preset_rule
 from ...train.utils import slerp  # noqa: F401 - as gan.slerp
 from .config import ConditionalGANKnobs, DCGANConfig, GANKnobs, MLPGANConfig, ToyGANConfig
 from .networks import CRITIC_LOSSES, DCGAN_SIZES, LOSSES, LabelledGenerator, ProjectionDiscriminator, clip_weights, \
@@ -69,7 +69,7 @@ IMAGE_GAN = dict(family="gan", data_kind="image", knobs=GANKnobs, capabilities={
                                                           augment=settings.get("augment", "none")))
 
 
-#: a GAN's preset rule (see :mod:`aigc_core.models.image_presets`): below 2,000 images D sees DiffAugment'd
+#: a GAN's preset rule (see :mod:`aigc_core.image_presets`): below 2,000 images D sees DiffAugment'd
 #: images (translation; below 400, translation and cutout), so it cannot simply memorise the real set
 GAN_FEW_IMAGES = 2000
 

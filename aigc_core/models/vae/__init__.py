@@ -15,7 +15,7 @@ is the pixel value.
 from __future__ import annotations
 
 from ...registry import ModelSpec, register
-from ..image_presets import image_preset_rule
+from ...image_presets import image_preset_rule
 from .config import AEConfig, AutoencoderKnobs, ConditionalAutoencoderKnobs, ConvVAEConfig, VAEConfig
 from .networks import RECON_LOSSES, conv_decoder, conv_encoder, kl_divergence, mlp_decoder, mlp_encoder, \
     reconstruction_loss, reparameterise, vae_loss  # noqa: F401 - as vae.<name>
@@ -50,7 +50,7 @@ def _fits_conv(summary: dict) -> str | None:
     return None
 
 
-#: an autoencoder's preset rule (see :mod:`aigc_core.models.image_presets`): below 2,000 images every
+#: an autoencoder's preset rule (see :mod:`aigc_core.image_presets`): below 2,000 images every
 #: training image is a random crop scaled back up, so the decoder does not learn the set by heart
 VAE_FEW_IMAGES = 2000
 
