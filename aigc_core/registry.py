@@ -115,6 +115,8 @@ class ModelSpec:
       keeps the best checkpoint by it. ``None``: the model has no held-out loss
       worth choosing by (the GANs: no likelihood), and its last weights are used.
     - ``early_stop``: early stopping's default (``TrainSettings.early_stop = auto``).
+    - ``labs``: the Learn page's labs that explain this model (``gan2d``: the 2-D GAN lab, on the run's data
+      set; ``latent``: the VAE latent lab); the Train page links a run to them.
     """
 
     name: str
@@ -138,6 +140,7 @@ class ModelSpec:
     fit_preset: Callable[[str, dict, dict, str], tuple[dict, str]] | None = None
     best_by: str | None = None
     early_stop: bool = False
+    labs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.capabilities = frozenset(self.capabilities)

@@ -106,9 +106,9 @@ def test_lessons_assign_points_the_room_at_a_lesson_and_without_a_name_clears_it
 def test_each_run_links_to_its_matching_labs_and_the_doctor():
     from types import SimpleNamespace
 
-    points = SimpleNamespace(id="r1", data_kind="points", family="gan", dataset="moons")
-    vae = SimpleNamespace(id="r2", data_kind="image", family="vae", dataset="glyphs")
-    text = SimpleNamespace(id="r3", data_kind="text", family="text", dataset="pydoc")
+    points = SimpleNamespace(id="r1", model="toy_gan", dataset="moons")
+    vae = SimpleNamespace(id="r2", model="conv_vae", dataset="glyphs")
+    text = SimpleNamespace(id="r3", model="char_gpt", dataset="pydoc")
     assert [l["query_params"]["lab"] for l in lessons.labs_for(points)] == ["gan2d", "doctor"]
     assert lessons.labs_for(points)[0]["query_params"]["dataset"] == "moons"
     assert [l["query_params"]["lab"] for l in lessons.labs_for(vae)] == ["latent", "doctor"]

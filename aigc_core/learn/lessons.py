@@ -239,10 +239,13 @@ def get_lesson(name: str) -> Lesson:
 def labs_for(run) -> list[dict]:
     """The labs that match a run, as links to the Learn page: ``{"label", "query_params"}``
     (for ``st.page_link("pages/learn.py", ...)`` beside the run on Train)."""
+    from ..registry import get_model
+
     links = []
-    if run.data_kind == "points":
+    labs = get_model(run.model).labs  # each model says which labs explain it
+    if "gan2d" in labs:
         links.append({"label": "Open the 2-D GAN lab", "query_params": {"lab": "gan2d", "dataset": run.dataset}})
-    if run.family == "vae" and run.data_kind == "image":
+    if "latent" in labs:
         links.append({"label": "Open the VAE latent lab", "query_params": {"lab": "latent"}})
     links.append({"label": "Ask the training doctor", "query_params": {"lab": "doctor", "run": run.id}})
     return links

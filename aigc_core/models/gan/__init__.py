@@ -127,6 +127,7 @@ register(ModelSpec(
     title="Toy GAN (2-D points)",
     family="gan",
     data_kind="points",
+    labs=("gan2d",),
     knobs=GANKnobs,
     charts=CHARTS,
     metrics=METRICS,

@@ -64,6 +64,7 @@ _STANDARD_TRAIN = {"steps": 10000, "max_seconds": 240, "log_every": 50, "sample_
 
 register(ModelSpec(
     name="vae",
+    labs=("latent",),
     title="VAE (fully connected)",
     **VAE,
     description="Encodes each image as a small cloud in a 20-number code space, then learns to draw images from any point near the centre.",
@@ -77,6 +78,7 @@ register(ModelSpec(
 
 register(ModelSpec(
     name="conv_vae",
+    labs=("latent",),
     title="VAE (convolutional)",
     **dict(VAE, knobs=ConditionalAutoencoderKnobs, capabilities={"interpolate", "reconstruct", "condition"},
            film_caption=VAE["film_caption"] + " A class-conditional run: one row per class, the same codes in "
@@ -95,6 +97,7 @@ register(ModelSpec(
 
 register(ModelSpec(
     name="ae",
+    labs=("latent",),
     title="Autoencoder",
     family="ae",
     data_kind="image",
