@@ -52,6 +52,7 @@ def test_a_lesson_reads_as_a_column_of_text_run_lab_and_try_cells():
     (GOOD.replace("::: lab doctor", "::: lab nonsense"), "unknown lab 'nonsense'"),
     (GOOD.replace("::: lab doctor run=gan", "::: lab doctor run=other"), "needs run=ID of a run cell above"),
     (GOOD.replace("steps=50", "steps=50 wings=2"), "no setting wings"),
+    (GOOD.replace("run=gan lr_d=0.01", "run=gan lr_dd=0.01"), "line 15: toy_gan has no setting lr_dd"),
     (GOOD.replace("model=toy_gan", "model=nope"), "no model called 'nope'"),
     (GOOD.rstrip().rsplit(":::", 1)[0], "never closed"),
     (GOOD.replace("::: try", "::: quiz"), "unknown cell ':::quiz'"),
