@@ -165,4 +165,4 @@ def test_a_lessons_time_counts_its_words_its_labs_and_tries_and_every_run_it_ask
 def test_lessons_time_without_training_prints_each_lesson_as_json(capsys):
     assert cli.main(["lessons", "time", "measuring", "--no-train", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
-    assert row["name"] == "measuring" and row["minutes_claimed"] == 13 and row["compute_s"] == {}
+    assert row["name"] == "measuring" and row["minutes_claimed"] == 11 and row["compute_s"] == {}
