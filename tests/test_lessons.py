@@ -52,6 +52,7 @@ def test_a_lesson_reads_as_a_column_of_text_run_lab_and_try_cells():
     (GOOD.replace("::: lab doctor", "::: lab nonsense"), "unknown lab 'nonsense'"),
     (GOOD.replace("::: lab doctor run=gan", "::: lab doctor run=other"), "needs run=ID of a run cell above"),
     (GOOD.replace("steps=50", "steps=50 wings=2"), "no setting wings"),
+    (GOOD.replace("run=gan lr_d=0.01", "run=gan lr_dd=0.01"), "line 15: toy_gan has no setting lr_dd"),
     (GOOD.replace("model=toy_gan", "model=nope"), "no model called 'nope'"),
     (GOOD.rstrip().rsplit(":::", 1)[0], "never closed"),
     (GOOD.replace("::: try", "::: quiz"), "unknown cell ':::quiz'"),
@@ -164,4 +165,4 @@ def test_a_lessons_time_counts_its_words_its_labs_and_tries_and_every_run_it_ask
 def test_lessons_time_without_training_prints_each_lesson_as_json(capsys):
     assert cli.main(["lessons", "time", "measuring", "--no-train", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
-    assert row["name"] == "measuring" and row["minutes_claimed"] == 13 and row["compute_s"] == {}
+    assert row["name"] == "measuring" and row["minutes_claimed"] == 11 and row["compute_s"] == {}

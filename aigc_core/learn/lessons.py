@@ -185,7 +185,13 @@ def _check(lesson: Lesson, where: str) -> None:
     from ..config import TrainSettings
     from ..registry import get_model
 
-    seen_runs: set[str] = set()
+    def unknown_settings(run: Cell, settings: dict) -> str:
+        spec = get_model(str(run.args["model"]))
+        known = set(spec.config_cls.__dataclass_fields__) | set(TrainSettings.__dataclass_fields__)
+        unknown = sorted(set(settings) - known)
+        return f"{spec.name} has no setting {', '.join(unknown)}" if unknown else ""
+
+    seen_runs: dict[str, Cell] = {}
     for cell in lesson.cells:
         at = f"{where}, line {cell.line}"
         if cell.kind == "run":
@@ -194,12 +200,10 @@ def _check(lesson: Lesson, where: str) -> None:
             for key in ("model", "dataset"):
                 if key not in cell.args:
                     raise UserError(f"{at}: a run cell needs {key}=...")
-            spec = get_model(str(cell.args["model"]))
-            known = set(spec.config_cls.__dataclass_fields__) | set(TrainSettings.__dataclass_fields__)
-            unknown = sorted(set(cell.settings()) - known)
-            if unknown:
-                raise UserError(f"{at}: {spec.name} has no setting {', '.join(unknown)}")
-            seen_runs.add(cell.id)
+            problem = unknown_settings(cell, cell.settings())
+            if problem:
+                raise UserError(f"{at}: {problem}")
+            seen_runs[cell.id] = cell
         elif cell.kind == "lab":
             if cell.id not in LABS:
                 raise UserError(f"{at}: unknown lab {cell.id!r}; labs are {', '.join(LABS)}")
@@ -210,6 +214,10 @@ def _check(lesson: Lesson, where: str) -> None:
                 raise UserError(f"{at}: a try cell needs a question")
             if "run" in cell.args and cell.args["run"] not in seen_runs:
                 raise UserError(f"{at}: try run={cell.args['run']} names no run cell above it")
+            # a typo in the one setting a try cell changes would otherwise surface only when a learner presses it
+            problem = unknown_settings(seen_runs[cell.args["run"]], cell.settings()) if "run" in cell.args else ""
+            if problem:
+                raise UserError(f"{at}: {problem}")
 
 
 def lesson_files() -> list[Path]:
