@@ -83,8 +83,17 @@ class Participant(threading.Thread):
         super().__init__(daemon=True)
         self.person, self.times, self.problems, self.deadline = name, times, problems, deadline
         self.run_id: str | None = None
+        self.token = ""
         self.at: AppTest | None = None
         self.rng = random.Random(name)
+
+    def open_session(self) -> AppTest:
+        """A browser tab on the studio, as this participant (their token and run in the address)."""
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.query_params["t"] = self.token
+        if self.run_id:
+            at.query_params["run"] = self.run_id
+        return at
 
     def page(self, at: AppTest, path: str | None = None) -> None:
         for attempt in range(APPTEST_ATTEMPTS):
@@ -94,11 +103,18 @@ class Participant(threading.Thread):
                 break
             except KeyError as exc:
                 # AppTest's own bookkeeping ("$$..." keys: the "script run finished" flag, a widget's id), not
-                # the app: under heavy thread contention it can read one before its script runner wrote it (one
-                # such run met it twice in a row). Counted (apptest_retries), and the view is tried again.
+                # the app: under heavy thread contention it can read one before its script runner wrote it.
+                # Its element tree then keeps a widget whose state it never stored, so running the same session
+                # again fails the same way (seen four times in a row for the Learn page's picker): the
+                # participant reloads the page instead, a new session with the same address. Counted
+                # (apptest_retries); app errors are not KeyErrors from AppTest and still fail at once.
                 if "$$" not in str(exc) or attempt == APPTEST_ATTEMPTS - 1:
                     raise
                 RETRIES.append(self.person)
+                at = self.at = self.open_session()
+                if path:  # the app's first run sets up the navigation; from its first page on, any page opens
+                    at.run()
+                    at.switch_page("pages/home.py").run()
         self.times.append(time.perf_counter() - start)
         if at.exception:
             self.problems.append(f"{self.person} on {path}: {at.exception[0].value}")
@@ -108,26 +124,25 @@ class Participant(threading.Thread):
 
     def run(self) -> None:
         try:
-            actor, token = identity.join("load-room", self.person)
-            at = self.at = AppTest.from_file(APP, default_timeout=120)  # the session stays open to the end
-            at.query_params["t"] = token
-            self.page(at)
+            actor, self.token = identity.join("load-room", self.person)
+            self.at = self.open_session()  # the session stays open to the end (unless it has to be reloaded)
+            self.page(self.at)
             for path in PAGES:
                 self.pause()
-                self.page(at, path)
+                self.page(self.at, path)
             self.pause()
             config = api.make_config("tiny_line", "tiny_points", preset="Quick", actor=actor)
             self.run_id = api.submit(config, name=f"{self.person}'s quick run", actor=actor).id
-            at.query_params["run"] = self.run_id
+            self.at.query_params["run"] = self.run_id
             store = RunStore()
             while store.get(self.run_id, actor=actor).status not in FINISHED and time.time() < self.deadline:
                 self.pause()
-                self.page(at, "pages/train.py")
+                self.page(self.at, "pages/train.py")
             from aigc_core.sample import load_for_sampling
 
             trainer, _, _ = load_for_sampling(self.run_id, actor=actor)
             trainer.sample(16, 0)
-            self.page(at, "pages/gallery.py")
+            self.page(self.at, "pages/gallery.py")
         except Exception as exc:  # noqa: BLE001 - every failure is reported with who met it, and where
             import traceback
 
