@@ -111,7 +111,7 @@ def preset_caption(spec, preset: str, summary: dict | None = None) -> str:
         parts.append(f"{train['steps']:,} steps")
     if train.get("max_seconds"):
         secs = train["max_seconds"]
-        parts.append(f"{secs:g} s" if secs < 120 else f"{secs / 60:g} min")
+        parts.append(f"{secs:.0f} s" if secs < 120 else f"{secs / 60:.1f}".rstrip("0").rstrip(".") + " min")
     return "up to " + " or ".join(parts) if parts else ""
 
 

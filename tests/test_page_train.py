@@ -373,3 +373,14 @@ def test_a_custom_model_too_big_for_the_machine_is_refused_beside_the_form(fresh
     assert not at.exception, at.exception
     assert any("parameters" in e.value and "AIGC_MAX_PARAMS" in e.value for e in at.error), [e.value for e in at.error]
     assert at.button(key="tr_start").disabled
+
+
+def test_a_preset_s_time_reads_in_plain_minutes_or_seconds():
+    from types import SimpleNamespace
+
+    from pages.train import preset_caption
+
+    spec = SimpleNamespace(preset=lambda name, summary, device: ({"train": {"steps": 7667, "max_seconds": 460.0}}, ""))
+    assert preset_caption(spec, "Standard") == "up to 7,667 steps or 7.7 min"
+    spec = SimpleNamespace(preset=lambda name, summary, device: ({"train": {"max_seconds": 30.0}}, ""))
+    assert preset_caption(spec, "Quick") == "up to 30 s"
