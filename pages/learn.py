@@ -116,7 +116,6 @@ def chart_of(cell) -> list[str]:
 
 
 # ---- the cells --------------------------------------------------------------------------------------
-run_cells = lesson.run_cells()
 shown_upto = mine["reached"] if not st.session_state.get("learn_show_all") else len(lesson.cells) - 1
 shown_upto = min(shown_upto, len(lesson.cells) - 1)
 
@@ -145,8 +144,7 @@ for index, cell in enumerate(lesson.cells[: shown_upto + 1]):
                 if guess.strip() != said:
                     mine["predictions"][str(index)] = guess.strip()
                     lessons.save_progress(learner, progress)
-                change = {k: v for k, v in cell.args.items() if k != "run"}
-                base = run_cells.get(cell.args.get("run"))
+                base, change = lesson.tried_run(cell) or (None, {})
                 if base is not None and change:
                     what = ", ".join(f"{k} = {v}" for k, v in change.items())
                     try_key = f"{base.id}:try{index}"

@@ -73,6 +73,11 @@ class Lesson:
     def run_cells(self) -> dict[str, Cell]:
         return {c.id: c for c in self.cells if c.kind == "run"}
 
+    def tried_run(self, cell: Cell) -> tuple[Cell, dict] | None:
+        """For a try cell that retrains a run: (that run cell, the settings the try changes); else None."""
+        base = self.run_cells().get(cell.args.get("run")) if cell.kind == "try" else None
+        return None if base is None else (base, {k: v for k, v in cell.args.items() if k != "run"})
+
 
 def _value(text: str):
     low = text.lower()
@@ -466,7 +471,6 @@ def to_notebook(lesson: Lesson):
     nb.cells.append(new_markdown_cell(f"# {lesson.title}\n\n{lesson.summary}\n\n*About {lesson.minutes} minutes. "
                                       "Exported from AIGC Studio's Learn page; run the cells from the top.*"))
     nb.cells.append(new_code_cell(SETUP))
-    runs = lesson.run_cells()
     tries = 0
     for cell in lesson.cells:
         if cell.kind == "text":
@@ -486,10 +490,10 @@ def to_notebook(lesson: Lesson):
             if cell.answer:
                 md += f"\n\n<details><summary>What happens, and why</summary>\n\n{cell.answer}\n\n</details>"
             nb.cells.append(new_markdown_cell(md))
-            base = runs.get(cell.args.get("run"))
-            if base is not None:
+            tried = lesson.tried_run(cell)
+            if tried is not None:
+                base, change = tried
                 key = f"{base.id}_try{tries}"
-                change = {k: v for k, v in cell.args.items() if k != "run"}
                 nb.cells.append(new_code_cell(_run_code(base, key, {**base.settings(), **change},
                                                         f"Try: {base.id} with {change}")))
                 nb.cells.append(new_code_cell(_film_code(key)))

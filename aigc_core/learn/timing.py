@@ -49,11 +49,9 @@ def _words(text: str) -> int:
 
 def lesson_runs(lesson) -> list[tuple[str, object, dict]]:
     """(label, run cell, extra settings) for every run the lesson asks a learner to train."""
-    runs = lesson.run_cells()
-    out = [(cell.id, cell, {}) for cell in runs.values()]
+    out = [(cell.id, cell, {}) for cell in lesson.run_cells().values()]
     for index, cell in enumerate(lesson.cells):
-        change = {k: v for k, v in cell.args.items() if k != "run"} if cell.kind == "try" else {}
-        base = runs.get(cell.args.get("run")) if cell.kind == "try" else None
+        base, change = lesson.tried_run(cell) or (None, {})
         if base is not None and change:
             out.append((f"{base.id} (try {index}: {', '.join(f'{k}={v}' for k, v in change.items())})", base, change))
     return out
