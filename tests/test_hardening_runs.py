@@ -5,6 +5,7 @@ Issue 10 (items 7, 8, 9, 11, 12, 13, 15) and the run-folder object of issue 13.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -30,6 +31,7 @@ from aigc_core.runs.queue import claim
 from aigc_core.runs.repair import repair
 from aigc_core.runs.store import RunStore
 from aigc_core.train.loop import train_run
+from tests.tiny_runs import tiny_line_config, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,19 +40,8 @@ def quiet(_msg):
     pass
 
 
-def tiny_config(**train):
-    settings = {"steps": 40, "log_every": 5, "sample_every": 10, "checkpoint_every": 10, **train}
-    model = {k: settings.pop(k) for k in ("step_sleep", "lr") if k in settings}
-    return api.make_config("tiny_line", "tiny_points", model_set=model, train_set=settings)
-
-
-def wait_for(predicate, timeout=30.0, every=0.05):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
+tiny_config = tiny_line_config
+wait_for = functools.partial(wait_for, timeout=30.0, every=0.05)
 
 
 def run_folders() -> list[str]:

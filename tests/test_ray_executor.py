@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -19,23 +20,12 @@ from aigc_core.runs import api  # noqa: E402
 from aigc_core.runs.executors import get_executor  # noqa: E402
 from aigc_core.runs.checkpoint import latest_checkpoint  # noqa: E402
 from aigc_core.runs.store import RunStore  # noqa: E402
+from tests.tiny_runs import tiny_line_config, wait_for  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def tiny_config(**train):
-    settings = {"steps": 40, "log_every": 5, "sample_every": 10, "checkpoint_every": 10, "seed": 3, **train}
-    model = {k: settings.pop(k) for k in ("step_sleep",) if k in settings}
-    return api.make_config("tiny_line", "tiny_points", model_set=model, train_set=settings)
-
-
-def wait_for(predicate, timeout=60.0, every=0.1):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
+tiny_config = functools.partial(tiny_line_config, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -13,25 +14,15 @@ from aigc_core.errors import UserError
 from aigc_core.runs import api
 from aigc_core.runs.checkpoint import latest_checkpoint, load_state, state_to_bytes
 from aigc_core.runs.store import RunStore
+from tests.tiny_runs import tiny_line_config, wait_for
 
 
 def quiet(_msg):
     pass
 
 
-def tiny_config(**train):
-    settings = {"steps": 40, "log_every": 5, "sample_every": 10, "checkpoint_every": 10, **train}
-    model = {k: settings.pop(k) for k in ("step_sleep", "explode_at", "lr") if k in settings}
-    return api.make_config("tiny_line", "tiny_points", model_set=model, train_set=settings)
-
-
-def wait_for(predicate, timeout=60.0, every=0.2):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
+tiny_config = tiny_line_config
+wait_for = functools.partial(wait_for, every=0.2)
 
 
 def test_config_merges_preset_then_user_values():

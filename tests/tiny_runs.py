@@ -70,3 +70,29 @@ def dcgan_run(steps: int = 20, name: str | None = None, **model_set):
 
 def vae_run(steps: int = 20):
     return finished("vae", tiny_images(), steps, hidden=32, latent_dim=4, batch_size=8)
+
+
+# ---- the test model's runs through the queue and the workers --------------------------------------
+
+#: settings of the test model (tiny_line) rather than of training, routed to its model config
+TINY_LINE_SETTINGS = ("step_sleep", "explode_at", "lr")
+
+
+def tiny_line_config(**train):
+    """A run of the test model on its points: 40 steps, logging, filming and checkpointing every few steps;
+    ``step_sleep``, ``explode_at`` and ``lr`` go to the model, anything else to training."""
+    settings = {"steps": 40, "log_every": 5, "sample_every": 10, "checkpoint_every": 10, **train}
+    model = {k: settings.pop(k) for k in TINY_LINE_SETTINGS if k in settings}
+    return api.make_config("tiny_line", "tiny_points", model_set=model, train_set=settings)
+
+
+def wait_for(predicate, timeout=60.0, every=0.1) -> bool:
+    """True as soon as ``predicate()`` is, False after ``timeout`` seconds of asking every ``every`` seconds."""
+    import time
+
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
