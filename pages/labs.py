@@ -26,11 +26,8 @@ def visible_run(run_id: str):
     """The run if it exists and this browser's person may see it (their own, or published), else None."""
     from aigc_core.errors import UserError
 
-    store = get_store()
-    if not store.exists(run_id):
-        return None
-    try:
-        return store.get(run_id, actor=current_actor())
+    try:  # an unknown run and someone else's are both refused by the store's one read
+        return get_store().get(run_id, actor=current_actor())
     except UserError:
         return None
 
@@ -39,10 +36,11 @@ def run_status(run_id: str, chart: list[str] | None = None, key: str = "run") ->
     """Progress, a chart of the chosen logged numbers and the film strip of one run;
     refreshes itself every two seconds while the run is queued or training."""
     store = get_store()
-    if visible_run(run_id) is None:
+    first = visible_run(run_id)
+    if first is None:
         st.info("That run was deleted; train it again.")
         return
-    active = visible_run(run_id).status in ("queued", "starting", "running", "paused")
+    active = first.status in ("queued", "starting", "running", "paused")
 
     def body() -> None:
         run = visible_run(run_id)

@@ -122,9 +122,9 @@ if saved:
         from aigc_core.config import parse_sets
 
         pairs = [line.strip() for line in settings.splitlines() if line.strip()]
+        # one write: the lesson comes from the list of lessons, so it needs no check of its own
         board.set_room_preset(actor, dataset=dataset or None, model=model or None, preset=preset.strip() or None,
-                              settings=parse_sets(pairs))
-        lessons.set_room_lesson(lesson or None, actor)
+                              settings=parse_sets(pairs), lesson=lesson or None)
         st.success("Saved: participants see it on the Train page.")
 if cleared:
     board.clear_room_preset(actor)
