@@ -13,26 +13,16 @@ import torch
 from PIL import Image
 
 from aigc_core.config import TrainSettings, describe, from_dict
-from aigc_core.data.base import ImageData, PointData, TextData
+from aigc_core.data.base import PointData, TextData
 from aigc_core.errors import UserError
 from aigc_core.models import gan, vae
 from aigc_core.registry import get_model
 from aigc_core.runs.checkpoint import load_state, save_checkpoint
+from tests.tiny_runs import blobs
 
 CPU = torch.device("cpu")
 SIZES = (28, 32, 64)
 CHANNELS = (1, 3)
-
-
-def blobs(n: int = 32, size: int = 28, channels: int = 1, seed: int = 0) -> ImageData:
-    """Bright squares at random places on black: something learnable."""
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.zeros(n, channels, size, size, dtype=torch.uint8)
-    for i in range(n):
-        side = size // 3
-        x, y = torch.randint(0, size - side, (2,), generator=gen).tolist()
-        images[i, :, y:y + side, x:x + side] = 255
-    return ImageData("blobs", images)
 
 
 def ring(n: int = 512) -> PointData:

@@ -72,6 +72,17 @@ def vae_run(steps: int = 20):
     return finished("vae", tiny_images(), steps, hidden=32, latent_dim=4, batch_size=8)
 
 
+def blobs(n: int = 32, size: int = 28, channels: int = 1, seed: int = 0) -> ImageData:
+    """Bright squares at random places on black: something learnable."""
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.zeros(n, channels, size, size, dtype=torch.uint8)
+    for i in range(n):
+        side = size // 3
+        x, y = torch.randint(0, size - side, (2,), generator=gen).tolist()
+        images[i, :, y:y + side, x:x + side] = 255
+    return ImageData("blobs", images)
+
+
 # ---- the test model's runs through the queue and the workers --------------------------------------
 
 #: settings of the test model (tiny_line) rather than of training, routed to its model config
