@@ -164,6 +164,37 @@ def test_one_discriminator_pass_over_real_and_fake_keeps_their_batch_statistics_
     assert not torch.allclose(D(torch.cat([real, fake])), separate, atol=1e-3)  # mixing them would differ
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("make", [
+    lambda: (gan.ScoreConv2d(16, 1, 4, 1, 0), torch.nn.Conv2d(16, 1, 4, 1, 0), (5, 16, 4, 4)),     # D's score layer
+    lambda: (gan.ScoreConv2d(16, 1, 7, 1, 0), torch.nn.Conv2d(16, 1, 7, 1, 0), (5, 16, 7, 7)),
+    lambda: (gan.PatchConvTranspose2d(8, 1, 4, 2, 1, bias=False),                                  # G's image layer
+             torch.nn.ConvTranspose2d(8, 1, 4, 2, 1, bias=False), (5, 8, 16, 16)),
+    lambda: (gan.PatchConvTranspose2d(8, 3, 4, 2, 1), torch.nn.ConvTranspose2d(8, 3, 4, 2, 1), (5, 8, 14, 14)),
+], ids=["score-4", "score-7", "image-1ch", "image-3ch"])
+def test_gemm_layers_compute_the_convolution_they_replace(make, channels_last):
+    """The GEMM forms of the tiny layers are only a speed-up: same state dict,
+    and output and every gradient equal the torch layer's up to float rounding."""
+    torch.manual_seed(0)
+    patch, plain, shape = make()
+    assert patch.state_dict().keys() == plain.state_dict().keys()
+    patch.load_state_dict(plain.state_dict())
+    x = torch.randn(shape)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+        patch, plain = patch.to(memory_format=torch.channels_last), plain.to(memory_format=torch.channels_last)
+    x_patch, x_plain = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_patch, y_plain = patch(x_patch), plain(x_plain)
+    assert y_patch.shape == y_plain.shape
+    assert torch.allclose(y_patch, y_plain, atol=1e-5)
+    grad = torch.randn_like(y_plain)
+    y_patch.backward(grad)
+    y_plain.backward(grad)
+    assert torch.allclose(x_patch.grad, x_plain.grad, atol=1e-5)
+    for a, b in zip(patch.parameters(), plain.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-4)
+
+
 def test_nonsaturating_losses_match_the_formulas():
     real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
     d_real, d_fake = torch.sigmoid(real), torch.sigmoid(fake)

@@ -19,9 +19,10 @@ from ...registry import ModelSpec, register
 from ...image_presets import image_preset_rule
 from ...train.utils import slerp  # noqa: F401 - as gan.slerp
 from .config import ConditionalGANKnobs, DCGANConfig, GANKnobs, MLPGANConfig, ToyGANConfig
-from .networks import CRITIC_LOSSES, DCGAN_SIZES, LOSSES, LabelledGenerator, ProjectionDiscriminator, clip_weights, \
-    dcgan_discriminator, dcgan_generator, discriminator_loss, generator_loss, gradient_penalty, mlp_discriminator, \
-    mlp_generator, split_batch_norm, toy_discriminator, toy_generator  # noqa: F401 - as gan.<name>
+from .networks import CRITIC_LOSSES, DCGAN_SIZES, LOSSES, LabelledGenerator, PatchConvTranspose2d, \
+    ProjectionDiscriminator, ScoreConv2d, clip_weights, dcgan_discriminator, dcgan_generator, discriminator_loss, \
+    generator_loss, gradient_penalty, mlp_discriminator, mlp_generator, split_batch_norm, toy_discriminator, \
+    toy_generator  # noqa: F401 - as gan.<name>
 from .explain import gan_explanation
 from .trainer import DCGANTrainer, MLPGANTrainer, ToyGANTrainer
 

@@ -149,6 +149,50 @@ class SplitBatchNorm2d(nn.BatchNorm2d):
         return torch.cat([super(SplitBatchNorm2d, self).forward(part) for part in x.chunk(self.splits)])
 
 
+class ScoreConv2d(nn.Conv2d):
+    """D's score layer: a convolution whose kernel covers the whole feature
+    map, so one dot product per image,
+
+        score[b] = w . x[b] + bias   (w and x[b] read pixel by pixel, H*W*C numbers),
+
+    computed as one matrix multiply on the CPU, where oneDNN's direct
+    convolution runs this one-output shape about 10x slower. Same
+    parameters and state dict as ``nn.Conv2d``; the result equals it up to
+    float rounding, and the gradient of a channels-last map stays
+    channels-last (reading it pixel by pixel is free)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or tuple(self.kernel_size) != tuple(x.shape[2:]) or any(self.padding):
+            return super().forward(x)
+        w = self.weight.permute(0, 2, 3, 1).flatten(1)                      # (cout, H*W*C)
+        scores = F.linear(x.permute(0, 2, 3, 1).flatten(1), w, self.bias)    # (B, cout)
+        return scores.view(x.shape[0], -1, 1, 1)                             # (B, cout, 1, 1)
+
+
+class PatchConvTranspose2d(nn.ConvTranspose2d):
+    """G's image layer (1 or 3 output channels) as one matrix multiply and a
+    fold (col2im) on the CPU, where oneDNN's direct transposed convolution
+    runs this few-output shape about 1.5x slower (forward and backward):
+
+        cols[b, p] = W^T (cout*k*k x cin) @ x[b, :, p]   for each input pixel p,
+        y[b] = fold(cols[b])   (each k x k block added in at stride s)
+
+    Same parameters and state dict as ``nn.ConvTranspose2d``; the result
+    equals it up to float rounding."""
+
+    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
+        if x.device.type != "cpu" or output_size is not None or any(self.output_padding):
+            return super().forward(x, output_size)
+        B, _, H, W = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        Ho, Wo = (H - 1) * sh - 2 * ph + kh, (W - 1) * sw - 2 * pw + kw
+        cols = x.flatten(2).transpose(1, 2) @ self.weight.flatten(1)             # (B, H*W, cout*k*k)
+        # fold reads a contiguous input several times faster than a transposed one
+        y = F.fold(cols.transpose(1, 2).contiguous(), (Ho, Wo), self.kernel_size,
+                   padding=self.padding, stride=self.stride)                    # (B, cout, Ho, Wo)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+
 @contextlib.contextmanager
 def split_batch_norm(net: nn.Module, splits: int):
     """Within the block, ``net``'s batch norms treat the batch as ``splits`` batches."""
@@ -194,7 +238,7 @@ def dcgan_generator(nz: int, ngf: int, nc: int, size: int) -> nn.Sequential:
         return nn.Sequential(
             *_dense(nz, ngf * 2, 7),      # (ngf*2) x 7 x 7
             *_up(ngf * 2, ngf),           # ngf x 14 x 14
-            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
+            PatchConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
             nn.Tanh(),                    # nc x 28 x 28
         )
     if size == 32:
@@ -202,7 +246,7 @@ def dcgan_generator(nz: int, ngf: int, nc: int, size: int) -> nn.Sequential:
             *_dense(nz, ngf * 4, 4),      # (ngf*4) x 4 x 4
             *_up(ngf * 4, ngf * 2),       # (ngf*2) x 8 x 8
             *_up(ngf * 2, ngf),           # ngf x 16 x 16
-            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
+            PatchConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
             nn.Tanh(),                    # nc x 32 x 32
         )
     if size == 64:
@@ -211,7 +255,7 @@ def dcgan_generator(nz: int, ngf: int, nc: int, size: int) -> nn.Sequential:
             *_up(ngf * 8, ngf * 4),       # (ngf*4) x 8 x 8
             *_up(ngf * 4, ngf * 2),       # (ngf*2) x 16 x 16
             *_up(ngf * 2, ngf),           # ngf x 32 x 32
-            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
+            PatchConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
             nn.Tanh(),                    # nc x 64 x 64
         )
     raise UserError(f"dcgan works on 28, 32 or 64 pixel images, not {size}; re-import the data at one of those sizes or use mlp_gan")
@@ -228,7 +272,7 @@ def dcgan_discriminator(ndf: int, nc: int, size: int, norm: str = "batch") -> nn
         return nn.Sequential(
             *_down(nc, ndf, "none"),            # ndf x 14 x 14
             *_down(ndf, ndf * 2, norm),         # (ndf*2) x 7 x 7
-            nn.Conv2d(ndf * 2, 1, 7, 1, 0),     # 1 x 1 x 1
+            ScoreConv2d(ndf * 2, 1, 7, 1, 0),   # 1 x 1 x 1
             nn.Flatten(0),                      # (N,)
         )
     if size == 32:
@@ -236,7 +280,7 @@ def dcgan_discriminator(ndf: int, nc: int, size: int, norm: str = "batch") -> nn
             *_down(nc, ndf, "none"),            # ndf x 16 x 16
             *_down(ndf, ndf * 2, norm),         # (ndf*2) x 8 x 8
             *_down(ndf * 2, ndf * 4, norm),     # (ndf*4) x 4 x 4
-            nn.Conv2d(ndf * 4, 1, 4, 1, 0),     # 1 x 1 x 1
+            ScoreConv2d(ndf * 4, 1, 4, 1, 0),   # 1 x 1 x 1
             nn.Flatten(0),                      # (N,)
         )
     if size == 64:
@@ -245,7 +289,7 @@ def dcgan_discriminator(ndf: int, nc: int, size: int, norm: str = "batch") -> nn
             *_down(ndf, ndf * 2, norm),         # (ndf*2) x 16 x 16
             *_down(ndf * 2, ndf * 4, norm),     # (ndf*4) x 8 x 8
             *_down(ndf * 4, ndf * 8, norm),     # (ndf*8) x 4 x 4
-            nn.Conv2d(ndf * 8, 1, 4, 1, 0),     # 1 x 1 x 1
+            ScoreConv2d(ndf * 8, 1, 4, 1, 0),   # 1 x 1 x 1
             nn.Flatten(0),                      # (N,)
         )
     raise UserError(f"dcgan works on 28, 32 or 64 pixel images, not {size}; re-import the data at one of those sizes or use mlp_gan")
