@@ -252,7 +252,7 @@ RECOGNISED_SHARE, CLASSES_NEEDED, CHECK_SAMPLES = 0.8, 8, 256
 
 
 def seconds_to_recognisable_digits(limit_s: float = 60.0, check_every_s: float = 5.0, device=None,
-                                   clock: str = "wall", precision: str | None = None) -> dict:
+                                   clock: str = "wall", precision: str | None = None, seed: int = 0) -> dict:
     """Train ``dcgan`` (Quick preset, fitted by its rule to ``glyphs`` and
     this device) on ``glyphs`` for up to ``limit_s`` seconds of training;
     every ``check_every_s`` the glyphs classifier (the feature net of
@@ -265,7 +265,8 @@ def seconds_to_recognisable_digits(limit_s: float = 60.0, check_every_s: float =
     ``clock="cpu"`` counts this process's CPU seconds instead of wall
     seconds (a busy machine's neighbours then do not eat the budget; with
     more than one thread, threads waiting for each other count too), and
-    the figures say both. ``precision`` overrides the fitted preset's."""
+    the figures say both. ``precision`` overrides the fitted preset's;
+    ``seed`` is the run's (its weights and batches)."""
     import os
 
     from ..config import TrainSettings
@@ -279,7 +280,7 @@ def seconds_to_recognisable_digits(limit_s: float = 60.0, check_every_s: float =
     net = feature_net(data)
     fitted, _ = get_model("dcgan").preset("Quick", data.summary(), device.type)
     settings = from_dict(TrainSettings, dict(fitted["train"], **({"precision": precision} if precision else {})))
-    trainer = DCGANTrainer(from_dict(DCGANConfig, fitted["model"]), data, device, seed=0,
+    trainer = DCGANTrainer(from_dict(DCGANConfig, fitted["model"]), data, device, seed=seed,
                            autocast=autocast_dtype(device, settings.precision))
     now = time.process_time if clock == "cpu" else time.perf_counter
     trained, wall, steps, last = 0.0, 0.0, 0, {"recognised": 0.0, "classes_covered": 0.0}

@@ -206,11 +206,25 @@ def split_batch_norm(net: nn.Module, splits: int):
             m.splits = 1
 
 
+class FeatureMap(nn.Unflatten):
+    """(N, C*H*W) -> (N, C, H, W), the dense layer's output as G's first
+    feature map; channels-last in memory when ``channels_last`` is set (by a
+    trainer that keeps its feature maps that way), so the norm and ReLU
+    after it and the gradient the next convolution hands back share one
+    layout: element-wise steps over mixed layouts run several times slower."""
+
+    channels_last = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = super().forward(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
 def _dense(nz: int, c: int, side: int) -> list[nn.Module]:
     """Noise to the first feature map. A 1x1 -> side x side transposed
     convolution is the same linear map as this dense layer; the dense layer
     is several times faster on CPUs."""
-    return [nn.Linear(nz, c * side * side, bias=False), nn.Unflatten(1, (c, side, side)),
+    return [nn.Linear(nz, c * side * side, bias=False), FeatureMap(1, (c, side, side)),
             nn.BatchNorm2d(c), nn.ReLU(True)]
 
 

@@ -21,7 +21,7 @@ from ...train.augment import diff_augment
 from ...train.base import FixedNoiseTrainer
 from ...train.utils import adam, check_count, check_steps, class_labels, eval_mode, \
     seeded_noise, slerp, total_grad_norm
-from .networks import CRITIC_LOSSES, LOSSES, LabelledGenerator, ProjectionDiscriminator, _dcgan_init, \
+from .networks import CRITIC_LOSSES, LOSSES, FeatureMap, LabelledGenerator, ProjectionDiscriminator, _dcgan_init, \
     clip_weights, dcgan_discriminator, dcgan_feature_dim, dcgan_generator, discriminator_loss, generator_loss, \
     gradient_penalty, mlp_discriminator, mlp_generator, split_batch_norm, toy_discriminator, toy_generator
 
@@ -69,6 +69,9 @@ class GANTrainer(FixedNoiseTrainer):
             G, D = self.build_nets()
         if self.channels_last:
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+            for m in G.modules():
+                if isinstance(m, FeatureMap):
+                    m.channels_last = True
         self.nets = {"G": G.to(device), "D": D.to(device)}
         self.ema_steps = 0
         if getattr(cfg, "ema_decay", 0.0) > 0:
