@@ -3,6 +3,7 @@ its colour and the device, within the room's cost limits, and a run says how it 
 
 import pytest
 
+from aigc_core import image_presets
 from aigc_core.registry import get_model
 from aigc_core.room.limits import Limits
 from aigc_core.room.model_cost import check_cost
@@ -60,8 +61,16 @@ def test_dcgan_on_a_labelled_set_trains_one_class_at_a_time_unless_the_preset_sa
     assert spec.preset("Quick", LARGE_GREY, "cpu")[0]["model"]["conditional"] is False
 
 
-def test_the_rule_leaves_precision_to_the_device():
-    for model in RULED:
+@pytest.mark.parametrize("bf16_cpu", [False, True], ids=["fp32 cpu", "bf16 cpu"])
+def test_dcgan_trains_in_bf16_only_on_a_cpu_that_multiplies_in_bf16_and_other_models_keep_the_default(
+        bf16_cpu, monkeypatch):
+    monkeypatch.setattr(image_presets, "cpu_multiplies_in_bf16", lambda: bf16_cpu)
+    for name in ("Quick", "Standard"):
+        fitted, why = get_model("dcgan").preset(name, LARGE_GREY, "cpu")
+        assert (fitted["train"].get("precision") == "bf16") is bf16_cpu
+        assert ("bf16 (this CPU multiplies in bf16)" in why) is bf16_cpu
+    assert "precision" not in get_model("dcgan").preset("Quick", LARGE_GREY, "cuda")[0]["train"]
+    for model in RULED[1:]:
         for device in ("cpu", "cuda"):
             for summary in (SMALL_COLOUR, LARGE_GREY):
                 assert "precision" not in get_model(model).preset("Standard", summary, device)[0]["train"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..errors import UserError
@@ -43,6 +45,18 @@ def device_name(device: torch.device) -> str:
     if device.type == "mps":
         return "Apple MPS"
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_multiplies_in_bf16() -> bool:
+    """Whether this CPU has bf16 dot-product instructions (AVX-512 BF16 or AMX)
+    in /proc/cpuinfo's flags: bf16 autocast then runs about twice as fast as fp32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:

@@ -75,9 +75,10 @@ IMAGE_GAN = dict(family="gan", data_kind="image", knobs=GANKnobs, capabilities={
 GAN_FEW_IMAGES = 2000
 
 
-def _gan_rule(config_cls, widths, conditional=False):
+def _gan_rule(config_cls, widths, conditional=False, bf16_cpu=False):
     return image_preset_rule(config_cls, widths=widths, regulariser="augment", few=GAN_FEW_IMAGES,
-                             small="translation", tiny="translation,cutout", conditional=conditional)
+                             small="translation", tiny="translation,cutout", conditional=conditional,
+                             bf16_cpu=bf16_cpu)
 
 
 def _fits_dcgan(summary: dict) -> str | None:
@@ -112,7 +113,7 @@ register(ModelSpec(
     description="Transposed convolutions paint the image up from a small feature map; a convolutional discriminator judges it.",
     config_cls=DCGANConfig,
     trainer_cls=DCGANTrainer,
-    fit_preset=_gan_rule(DCGANConfig, ("ngf", "ndf"), conditional=True),
+    fit_preset=_gan_rule(DCGANConfig, ("ngf", "ndf"), conditional=True, bf16_cpu=True),
     tiny={"model": {"ngf": 8, "ndf": 8, "nz": 16, "batch_size": 8, "conditional": True}},
     presets={
         "Quick": {"model": {"ngf": 32, "ndf": 32, "batch_size": 64},
