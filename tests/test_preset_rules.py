@@ -164,7 +164,7 @@ def test_a_wide_table_gets_moment_matching_and_a_narrow_one_does_not():
     wide, why = gan.preset("Quick", _table(1797, columns=65), "cpu")
     assert wide["model"]["moment_weight"] == 1.0
     assert why == ("for 65 columns (a wide table, 20 or more): moment matching at weight 1, so each condition "
-                   "value's column means and spreads follow the real ones")
+                   "value's column means, spreads and covariances follow the real ones")
     for columns in (5, 14, WIDE_COLUMNS - 1):
         narrow, why = gan.preset("Quick", _table(1797, columns=columns), "cpu")
         assert "moment_weight" not in narrow["model"] and why == ""

@@ -195,6 +195,12 @@ def test_the_moment_gap_is_near_zero_for_real_rows_and_grows_when_a_value_s_colu
     shifted[idx == 0, 0] += 2.0                            # one value's first column moved by 2
     groups = int((torch.bincount(idx) > 1).sum())
     assert float(trainer.moment_gap(idx, shifted)) == pytest.approx(4.0 / groups, rel=1e-3)
+    # same means and spreads per value, but "minutes" no longer follows "views": the covariance term sees it
+    shuffled = trainer.encoded.clone()
+    for value in idx.unique():
+        rows = torch.nonzero(idx == value).squeeze(1)
+        shuffled[rows, 1] = shuffled[rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))], 1]
+    assert float(trainer.moment_gap(idx, shuffled)) > 0.01
 
 
 def test_moment_matching_is_logged_and_off_by_default():

@@ -75,7 +75,7 @@ register(ModelSpec(
             ("Penalty and condition", ("gradient_penalty", "condition_ce", "moment_gap"),
              "The gradient penalty keeps the critic smooth; the condition cross-entropy says whether rows carry "
              "the value they were asked for; the moment gap (when moment matching is on) how far each value's "
-             "column means and spreads are from the real ones.")],
+             "column means, spreads and covariances are from the real ones.")],
     metrics={"loss_d": ("Critic loss", "The critic's Wasserstein loss plus the gradient penalty; a game between "
                         "two players, so it alone does not say which run is better."),
              "loss_g": ("Generator loss", "The generator's loss: minus the critic's score of its rows, plus the condition "
@@ -88,7 +88,7 @@ register(ModelSpec(
              "condition_ce": ("Condition cross-entropy", "How far generated rows are from carrying the condition "
                               "value they were asked for.", "lower"),
              "moment_gap": ("Moment gap", "Squared distance between the generated and the real rows' column means "
-                            "and spreads, per value of the condition, in the encoded space (0 when moment matching "
+                            "spreads and covariances, per value of the condition, in the encoded space (0 when moment matching "
                             "is off).", "lower")},
     explain=tabular_explanation("tab_gan"),
     tiny={"model": {"hidden": 16, "layers": 1, "batch_size": 20, "pac": 2, "noise_dim": 8}},

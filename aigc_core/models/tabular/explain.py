@@ -33,9 +33,10 @@ def tabular_explanation(model: str) -> str:
              r" + w\,L_M")
     out.markdown("With moment matching (weight w > 0; a preset fitted to a table of 20 or more columns turns it on, "
                 "as the condition is then a small part of what the critic sees), each value c's generated "
-                "rows are also pulled to the real rows' mean m and spread s of every encoded column j:")
+                "rows are also pulled to the real rows' mean m, spread s and covariance S of the encoded columns j, k (D of them):")
     out.latex(r"L_M = \operatorname{mean}_c \sum_j \big(m_{cj}^{\text{gen}} - m_{cj}^{\text{real}}\big)^2"
-             r" + \big(s_{cj}^{\text{gen}} - s_{cj}^{\text{real}}\big)^2")
+             r" + \big(s_{cj}^{\text{gen}} - s_{cj}^{\text{real}}\big)^2"
+             r" + \tfrac{1}{D}\sum_{j,k}\big(S_{cjk}^{\text{gen}} - S_{cjk}^{\text{real}}\big)^2")
     out.markdown("**How to read the curves.**\n"
                 "- The Wasserstein estimate E[D(real)] - E[D(synthetic)] should shrink towards 0 (noisily) as "
                 "synthetic rows get closer to real ones.\n"
