@@ -18,8 +18,9 @@ from ...train.utils import EMA, StepFunctionLR, check_count, cosine_scale
 from .networks import TabCritic, TabGenerator, TabVAEDecoder, TabVAEEncoder, activate
 
 MIN_ROWS = 20
-#: moment matching compares covariances while (condition values) x (encoded width)^2 stays below this (64 MB)
-MAX_COVARIANCE_ENTRIES = 16_000_000
+#: moment matching compares covariances while (condition values) x (encoded width)^2 stays below this
+#: (4 MB; a step then costs at most batch x this many multiplications more)
+MAX_COVARIANCE_ENTRIES = 1_000_000
 MAX_SAMPLES = 1_000_000
 FILM_STRIP_ROWS = 1000
 
@@ -117,16 +118,24 @@ class TabularTrainer(Trainer):
             self.cond_count = torch.tensor(counts, dtype=torch.long, device=dev)
         else:
             self.cond_info, self.cond_span, self.cond_dim = None, None, 0
-            values = np.zeros(len(self.real_train), dtype=np.int64)
-        # Per condition value (one group without a condition): the real rows' mean and spread of each encoded column.
-        groups = F.one_hot(torch.tensor(values, dtype=torch.long, device=dev), max(1, self.cond_dim)).float()
+            values = np.zeros(len(self.real_train), dtype=np.int64)  # one group for moment matching
+        self.moment_values = values
+        self.real_mean = self.real_std = self.real_cov = None
+        if getattr(self.cfg, "moment_weight", 0) > 0:
+            self._fit_moments()
+
+    def _fit_moments(self) -> None:
+        """Per condition value (one group without a condition): the real rows'
+        mean, spread and covariance of the encoded columns (moment matching)."""
+        values = torch.tensor(self.moment_values, dtype=torch.long, device=self.device)
+        groups = F.one_hot(values, max(1, self.cond_dim)).float()             # (N, G)
         size = groups.sum(0).clamp(min=1).unsqueeze(1)                         # (G, 1)
-        self.real_mean = groups.T @ self.encoded / size                        # (G, data_dim)
+        self.real_mean = groups.T @ self.encoded / size                        # (G, D)
         self.real_std = (groups.T @ self.encoded ** 2 / size - self.real_mean ** 2).clamp(min=0).sqrt()
-        self.real_cov = None
         if groups.shape[1] * self.data_dim ** 2 <= MAX_COVARIANCE_ENTRIES:
-            centred = self.encoded - self.real_mean[groups.argmax(1)]                             # (N, D)
-            self.real_cov = torch.einsum("ng,ni,nj->gij", groups, centred, centred) / size.unsqueeze(2)  # (G, D, D)
+            centred = self.encoded - self.real_mean[values]                    # (N, D)
+            self.real_cov = torch.stack([centred[values == g].T @ centred[values == g]
+                                         for g in range(groups.shape[1])]) / size.unsqueeze(2)  # (G, D, D)
 
     # ---- one step ---------------------------------------------------------------------
     def step(self) -> dict[str, torch.Tensor]:
