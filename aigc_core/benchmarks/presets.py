@@ -152,7 +152,7 @@ def run(quick: bool = False, texts: list[str] | None = None, tables: list[str] |
         f"one torch thread, CPU-time budgets; text: char_gpt Standard fitted to each corpus, its steps or {seconds:.0f} "
         f"CPU s, against the small-CPU GPT recipe for {QUICK_RECIPE_STEPS if quick else RECIPE_STEPS} iterations, "
         "val_loss in nats per character on the last 10%, target minus_recipe <= -0.05; tables: tab_gan Quick fitted "
-        f"to each table, its steps or {QUICK_TABLE_SECONDS if quick else TABLE_SECONDS:.0f} CPU s, seeds "
+        f"to each table (imported as a CSV, label guessed), its steps or {QUICK_TABLE_SECONDS if quick else TABLE_SECONDS:.0f} CPU s, seeds "
         f"{', '.join(map(str, TABLE_SEEDS[:1] if quick else TABLE_SEEDS))}, "
         "target tstr_ratio >= 0.95; group tuned = the rules were tuned on it, unseen = only measured")
     return out
