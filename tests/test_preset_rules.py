@@ -155,3 +155,20 @@ def test_an_uploaded_small_table_records_its_fitted_batch(fresh_home):
     config = api.make_config("tab_gan", tiny_table(), preset="Quick")  # 120 rows, 96 to train on
     assert config["model_config"]["batch_size"] == 90
     assert config["preset_fit"] == "for 120 rows (96 to train on): batches of 90 rows instead of 200"
+
+
+def test_a_wide_table_gets_moment_matching_and_a_narrow_one_does_not():
+    from aigc_core.models.tabular.fit import WIDE_COLUMNS
+
+    gan = get_model("tab_gan")
+    wide, why = gan.preset("Quick", _table(1797, columns=65), "cpu")
+    assert wide["model"]["moment_weight"] == 1.0
+    assert why == ("for 65 columns (a wide table, 20 or more): moment matching at weight 1, so each condition "
+                   "value's column means, spreads and covariances follow the real ones")
+    for columns in (5, 14, WIDE_COLUMNS - 1):
+        narrow, why = gan.preset("Quick", _table(1797, columns=columns), "cpu")
+        assert "moment_weight" not in narrow["model"] and why == ""
+    small_and_wide, why = gan.preset("Quick", _table(150, columns=30), "cpu")   # both rules, one reason each
+    assert why.startswith("for 150 rows (120 to train on): batches of 120 rows instead of 200; for 30 columns")
+    vae, why = get_model("tab_vae").preset("Quick", _table(1797, columns=65), "cpu")  # the VAE has no critic
+    assert "moment_weight" not in vae["model"] and why == ""

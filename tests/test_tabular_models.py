@@ -185,6 +185,30 @@ def test_a_gan_step_reports_finite_critic_generator_and_penalty_terms():
     assert all(np.isfinite(v) for v in out.values()) and out["gradient_penalty"] >= 0
 
 
+def test_the_moment_gap_is_near_zero_for_real_rows_and_grows_when_a_value_s_columns_shift():
+    trainer = make("tab_gan", moment_weight=1.0)
+    # every training row, with its own condition value: the real means and spreads exactly
+    values = trainer.encoder.category_index(trainer.cond_info, trainer.real_train[trainer.cond_column])
+    idx = torch.tensor(values, dtype=torch.long)
+    assert float(trainer.moment_gap(idx, trainer.encoded)) == pytest.approx(0.0, abs=1e-4)
+    shifted = trainer.encoded.clone()
+    shifted[idx == 0, 0] += 2.0                            # one value's first column moved by 2
+    groups = int((torch.bincount(idx) > 1).sum())
+    assert float(trainer.moment_gap(idx, shifted)) == pytest.approx(4.0 / groups, rel=1e-3)
+    # same means and spreads per value, but "minutes" no longer follows "views": the covariance term sees it
+    shuffled = trainer.encoded.clone()
+    for value in idx.unique():
+        rows = torch.nonzero(idx == value).squeeze(1)
+        shuffled[rows, 1] = shuffled[rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))], 1]
+    assert float(trainer.moment_gap(idx, shuffled)) > 0.01
+
+
+def test_moment_matching_is_logged_and_off_by_default():
+    assert train(make("tab_gan"), 2)["moment_gap"] == 0.0
+    out = train(make("tab_gan", moment_weight=1.0), 3)
+    assert out["moment_gap"] > 0 and np.isfinite(out["loss_g"])
+
+
 def test_the_gradient_penalty_is_zero_for_a_critic_with_unit_slope_per_pack():
     trainer = make("tab_gan", pac=1, dropout=0.0)
     width = trainer.data_dim + trainer.cond_dim

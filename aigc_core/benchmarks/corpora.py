@@ -18,9 +18,10 @@ import gzip
 import hashlib
 import sysconfig
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
-from ..data.base import TextData
+from ..data.base import TableData, TextData
 
 KB = 1000
 
@@ -121,13 +122,37 @@ def text_corpora(names: list[str] | None = None) -> tuple[dict[str, tuple[str, T
 
 # ---- tables ----------------------------------------------------------------------------
 
-def _sklearn_table(loader: str, label: str):
-    """One of scikit-learn's bundled data sets as an uploaded CSV would arrive
-    (column types inferred by the importer), the class in column ``label``."""
+@dataclass
+class BenchTable:
+    """A table as an upload of it would arrive: written as CSV and read back by
+    the importer, which infers the column types and guesses the label
+    (``guessed``, ``reason``); ``classes`` is the column that really holds the
+    classes, so a wrong guess shows in the figures instead of being scored."""
+
+    group: str
+    data: TableData
+    classes: str
+    guessed: str | None
+    reason: str
+
+    @property
+    def guessed_right(self) -> bool:
+        return self.guessed == self.classes
+
+
+def _as_upload(frame, name: str, description: str):
+    """``(TableData with the guessed label, LabelGuess)`` for ``frame`` imported as a CSV file with no label named."""
+    from ..data.table import csv_bytes, import_csv
+
+    report = import_csv(csv_bytes(frame), name, guess_label=True)
+    report.data.description = description
+    return report.data, report.label_guess
+
+
+def _sklearn_frame(loader: str, label: str):
+    """One of scikit-learn's bundled data sets as a frame, the class in the last column ``label``."""
     import pandas as pd
     from sklearn import datasets
-
-    from ..data.table import csv_bytes, import_csv
 
     bunch = getattr(datasets, loader)()
     names = [str(n).replace(" ", "_") for n in getattr(bunch, "feature_names", [])] or \
@@ -135,36 +160,77 @@ def _sklearn_table(loader: str, label: str):
     frame = pd.DataFrame(bunch.data, columns=names)
     target_names = getattr(bunch, "target_names", None)
     frame[label] = [str(target_names[t]) if target_names is not None else str(t) for t in bunch.target]
-    name = loader.removeprefix("load_")
-    return import_csv(csv_bytes(frame), name, label_column=label).data
+    return frame
 
 
-def builtin_table(name: str):
+def _builtin_frame(name: str):
     from ..data.catalog import load_dataset
 
-    return load_dataset(name)
+    return load_dataset(name).frame
 
 
-#: name -> (what it is, how it is made)
-TUNED_TABLES: dict[str, tuple[str, Callable]] = {
-    "iris": ("150 flowers, 4 measurements, 3 species (built-in set)", lambda: builtin_table("iris")),
+GLYPH_ROWS = 2000
+GLYPH_SIDE = 7
+
+
+def glyph_pixels(rows: int = GLYPH_ROWS, side: int = GLYPH_SIDE):
+    """The first ``rows`` of the built-in ``glyphs`` images (28x28 digits drawn
+    from this machine's fonts), averaged down to ``side`` x ``side`` pixels
+    and put on digits' 0-16 grey scale, one column per pixel and the digit
+    last: a wide table from another source than scikit-learn's digits."""
+    import pandas as pd
+    import torch.nn.functional as F
+
+    from ..data.images import glyphs
+
+    data = glyphs()
+    x = data.images[:rows].float().div(255)                               # (rows, 1, 28, 28)
+    small = F.adaptive_avg_pool2d(x, side).mul(16).round().reshape(rows, -1).numpy()  # (rows, side*side)
+    frame = pd.DataFrame(small.astype(int), columns=[f"p{i // side}_{i % side}" for i in range(side * side)])
+    frame["digit"] = [data.class_names[int(t)] for t in data.labels[:rows]]
+    return frame
+
+
+def blobs_table(rows: int = 1500, seed: int = 7):
+    """scikit-learn's ``make_classification`` with a fixed seed: ``rows`` rows,
+    24 numeric columns (8 informative, 8 their mixtures, 8 noise), 5 classes of
+    two clusters each, the class last."""
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=rows, n_features=24, n_informative=8, n_redundant=8, n_classes=5,
+                               n_clusters_per_class=2, class_sep=1.5, random_state=seed)
+    frame = pd.DataFrame(x.round(4), columns=[f"f{i}" for i in range(x.shape[1])])
+    frame["group"] = [f"g{v}" for v in y]
+    return frame
+
+
+#: name -> (what it is, how its frame is made, the column that holds the classes)
+TUNED_TABLES: dict[str, tuple[str, Callable, str]] = {
+    "iris": ("150 flowers, 4 measurements, 3 species (built-in set)", lambda: _builtin_frame("iris"), "species"),
     "ecommerce": ("5,000 simulated shop sessions, 8 columns, purchase yes/no (built-in set)",
-                  lambda: builtin_table("ecommerce")),
-}
-UNSEEN_TABLES: dict[str, tuple[str, Callable]] = {
-    "wine": ("scikit-learn's wines: 178 rows, 13 measurements, 3 cultivars", lambda: _sklearn_table("load_wine", "cultivar")),
-    "breast_cancer": ("scikit-learn's breast tumours: 569 rows, 30 measurements, benign/malignant",
-                      lambda: _sklearn_table("load_breast_cancer", "diagnosis")),
+                  lambda: _builtin_frame("ecommerce"), "purchase"),
     "digits": ("scikit-learn's 8x8 digits as a table: 1,797 rows, 64 pixel columns, 10 digits",
-               lambda: _sklearn_table("load_digits", "digit")),
+               lambda: _sklearn_frame("load_digits", "digit"), "digit"),
+}
+UNSEEN_TABLES: dict[str, tuple[str, Callable, str]] = {
+    "wine": ("scikit-learn's wines: 178 rows, 13 measurements, 3 cultivars",
+             lambda: _sklearn_frame("load_wine", "cultivar"), "cultivar"),
+    "breast_cancer": ("scikit-learn's breast tumours: 569 rows, 30 measurements, benign/malignant",
+                      lambda: _sklearn_frame("load_breast_cancer", "diagnosis"), "diagnosis"),
+    "glyphs_7x7": (f"the first {GLYPH_ROWS:,} built-in glyphs (font-drawn digits) at {GLYPH_SIDE}x{GLYPH_SIDE} "
+                   f"pixels on a 0-16 scale: {GLYPH_SIDE ** 2} pixel columns, 10 digits", glyph_pixels, "digit"),
+    "blobs": ("scikit-learn's make_classification (seed 7): 1,500 rows, 24 numbers, 5 classes", blobs_table, "group"),
 }
 
 
-def tables(names: list[str] | None = None) -> dict[str, tuple[str, object]]:
-    """``{name: (group, TableData)}`` for the tuned and unseen tables."""
+def tables(names: list[str] | None = None) -> dict[str, BenchTable]:
+    """``{name: BenchTable}`` for the tuned and unseen tables, each imported as
+    an uploaded CSV with its label guessed."""
     out = {}
     for group, table in (("tuned", TUNED_TABLES), ("unseen", UNSEEN_TABLES)):
-        for name, (_description, make) in table.items():
+        for name, (description, make, classes) in table.items():
             if not names or name in names:
-                out[name] = (group, make())
+                data, guess = _as_upload(make(), name, description)
+                out[name] = BenchTable(group, data, classes, guess.column, guess.reason)
     return out

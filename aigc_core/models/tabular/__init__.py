@@ -72,9 +72,10 @@ register(ModelSpec(
     charts=[("Losses", ("loss_d", "loss_g"), "What the optimiser minimises."),
             ("Wasserstein estimate", ("wasserstein",),
              "E[D(real)] - E[D(synthetic)]: the critic's estimate of how far apart real and synthetic rows are."),
-            ("Penalty and condition", ("gradient_penalty", "condition_ce"),
+            ("Penalty and condition", ("gradient_penalty", "condition_ce", "moment_gap"),
              "The gradient penalty keeps the critic smooth; the condition cross-entropy says whether rows carry "
-             "the value they were asked for.")],
+             "the value they were asked for; the moment gap (when moment matching is on) how far each value's "
+             "column means, spreads and covariances are from the real ones.")],
     metrics={"loss_d": ("Critic loss", "The critic's Wasserstein loss plus the gradient penalty; a game between "
                         "two players, so it alone does not say which run is better."),
              "loss_g": ("Generator loss", "The generator's loss: minus the critic's score of its rows, plus the condition "
@@ -85,7 +86,10 @@ register(ModelSpec(
              "gradient_penalty": ("Gradient penalty", "WGAN-GP's penalty: how far the critic's gradient norm is "
                                   "from 1 between real and generated rows."),
              "condition_ce": ("Condition cross-entropy", "How far generated rows are from carrying the condition "
-                              "value they were asked for.", "lower")},
+                              "value they were asked for.", "lower"),
+             "moment_gap": ("Moment gap", "Squared distance between the generated and the real rows' column means "
+                            "spreads and covariances, per value of the condition, in the encoded space (0 when moment matching "
+                            "is off).", "lower")},
     explain=tabular_explanation("tab_gan"),
     tiny={"model": {"hidden": 16, "layers": 1, "batch_size": 20, "pac": 2, "noise_dim": 8}},
     description="A generator makes rows from noise and a chosen column's value; a critic compares packs of real and "

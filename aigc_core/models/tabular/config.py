@@ -40,6 +40,11 @@ class TabGANConfig:
     ema: float = param(0.995, "Generator averaging (EMA)", "Samples come from a running average of the generator's weights, "
                        "w_avg <- ema * w_avg + (1 - ema) * w, which smooths out the last steps' wobble. 0 = off.",
                        min=0.0, max=0.9999, step=0.001, advanced=True)
+    moment_weight: float = param(0.0, "Moment matching weight", "Also pulls the means, spreads and covariances of the "
+                                 "encoded columns of the generated rows, per value of the condition, towards the real rows' "
+                                 "(weighted by this), so each value's rows get its columns right even where the "
+                                 "critic sees the condition as one input among many (wide tables). 0 = off.",
+                                 min=0.0, max=10.0, step=0.1, advanced=True)
     lr_decay_steps: int = param(0, "Learning-rate decay (steps)", "Both learning rates follow a cosine from their set "
                                 "value down to a tenth over this many steps, then stay there, so the last steps make "
                                 "small corrections. 0 = constant.", min=0, max=10_000_000, step=100, advanced=True)

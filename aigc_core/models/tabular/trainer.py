@@ -18,6 +18,9 @@ from ...train.utils import EMA, StepFunctionLR, check_count, cosine_scale
 from .networks import TabCritic, TabGenerator, TabVAEDecoder, TabVAEEncoder, activate
 
 MIN_ROWS = 20
+#: moment matching compares covariances while (condition values) x (encoded width)^2 stays below this
+#: (4 MB; a step then costs at most batch x this many multiplications more)
+MAX_COVARIANCE_ENTRIES = 1_000_000
 MAX_SAMPLES = 1_000_000
 FILM_STRIP_ROWS = 1000
 
@@ -115,6 +118,24 @@ class TabularTrainer(Trainer):
             self.cond_count = torch.tensor(counts, dtype=torch.long, device=dev)
         else:
             self.cond_info, self.cond_span, self.cond_dim = None, None, 0
+            values = np.zeros(len(self.real_train), dtype=np.int64)  # one group for moment matching
+        self.moment_values = values
+        self.real_mean = self.real_std = self.real_cov = None
+        if getattr(self.cfg, "moment_weight", 0) > 0:
+            self._fit_moments()
+
+    def _fit_moments(self) -> None:
+        """Per condition value (one group without a condition): the real rows'
+        mean, spread and covariance of the encoded columns (moment matching)."""
+        values = torch.tensor(self.moment_values, dtype=torch.long, device=self.device)
+        groups = F.one_hot(values, max(1, self.cond_dim)).float()             # (N, G)
+        size = groups.sum(0).clamp(min=1).unsqueeze(1)                         # (G, 1)
+        self.real_mean = groups.T @ self.encoded / size                        # (G, D)
+        self.real_std = (groups.T @ self.encoded ** 2 / size - self.real_mean ** 2).clamp(min=0).sqrt()
+        if groups.shape[1] * self.data_dim ** 2 <= MAX_COVARIANCE_ENTRIES:
+            centred = self.encoded - self.real_mean[values]                    # (N, D)
+            self.real_cov = torch.stack([centred[values == g].T @ centred[values == g]
+                                         for g in range(groups.shape[1])]) / size.unsqueeze(2)  # (G, D, D)
 
     # ---- one step ---------------------------------------------------------------------
     def step(self) -> dict[str, torch.Tensor]:
@@ -366,13 +387,29 @@ class TabGANTrainer(TabularTrainer):
     """Conditional WGAN-GP with packing.
 
     Critic:    L_D = E_z[D(G(z, c), c)] - E_x[D(x, c)] + lambda * E[(||grad D(x_hat, c)||_2 - 1)^2]
-    Generator: L_G = -E_z[D(G(z, c), c)] + CE(G(z, c)[block of the condition column], c)
+    Generator: L_G = -E_z[D(G(z, c), c)] + CE(G(z, c)[block of the condition column], c) + w * L_M
+    Moments:   L_M = mean over the values c in the batch of
+                     sum_j (m_cj(fake) - m_cj(real))^2 + (s_cj(fake) - s_cj(real))^2
+                     + 1/D sum_jk (S_cjk(fake) - S_cjk(real))^2
 
     x_hat mixes a pack of real rows with a pack of generated rows at a random
     point between them; the cross-entropy term makes the generated row carry
     the value it was asked for. The critic scores real and generated packs in
     one pass; with ``lr_decay_steps`` both learning rates follow a cosine down
     to a tenth.
+
+    m_cj, s_cj and S_cjk are the mean, the standard deviation and the
+    covariance of encoded columns j, k over the rows with condition value c
+    (the real ones: all training rows, once; the generated ones: the batch's),
+    D the encoded width; w = ``moment_weight`` (0 = no L_M). The covariance
+    term is left out where it would not fit in :data:`MAX_COVARIANCE_ENTRIES`.
+    The critic judges a pack of rows with their conditions at once, so on a
+    wide table the condition is a small share of what it sees: measured on
+    scikit-learn's 64-pixel digits, rows it passes matched their digit only
+    87% of the time (a classifier trained on real rows), with each digit's
+    pixel means far off; L_M puts each value's first two moments back (the
+    covariances also carry how columns move together, as in redundant
+    columns that are sums of others).
     """
 
     def __init__(self, cfg, data, device, seed, autocast=None):
@@ -443,7 +480,8 @@ class TabGANTrainer(TabularTrainer):
             cond_ce = F.cross_entropy(raw[:, self.cond_span.start:self.cond_span.stop], cond_idx)
         else:
             cond_ce = torch.zeros((), device=self.device)
-        loss_g = adversarial + cond_ce
+        moments = self.moment_gap(cond_idx, fake) if cfg.moment_weight > 0 else torch.zeros((), device=self.device)
+        loss_g = adversarial + cond_ce + cfg.moment_weight * moments
         self.optims["G"].zero_grad(set_to_none=True)
         loss_g.backward()
         self.optims["G"].step()
@@ -452,7 +490,24 @@ class TabGANTrainer(TabularTrainer):
         for schedule in self.schedules:
             schedule.step()
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "wasserstein": (d_real - d_fake).detach(),
-                "gradient_penalty": gp.detach(), "condition_ce": cond_ce.detach()}
+                "gradient_penalty": gp.detach(), "condition_ce": cond_ce.detach(), "moment_gap": moments.detach()}
+
+    def moment_gap(self, cond_idx: torch.Tensor | None, fake: torch.Tensor) -> torch.Tensor:
+        """L_M of the class docstring for a generated batch ``fake`` (B, data_dim)."""
+        groups = self.real_mean.shape[0]
+        idx = cond_idx if cond_idx is not None else torch.zeros(fake.shape[0], dtype=torch.long, device=self.device)
+        onehot = F.one_hot(idx, groups).float()                                 # (B, G)
+        n = onehot.sum(0)
+        size = n.clamp(min=1).unsqueeze(1)
+        mean = onehot.T @ fake / size                                          # (G, data_dim)
+        std = (onehot.T @ fake ** 2 / size - mean ** 2).clamp(min=1e-6).sqrt()
+        gap = ((mean - self.real_mean) ** 2 + (std - self.real_std) ** 2).sum(1)  # (G,)
+        if self.real_cov is not None:
+            centred = fake - mean[idx]                                                   # (B, D)
+            cov = torch.einsum("ng,ni,nj->gij", onehot, centred, centred) / size.unsqueeze(2)  # (G, D, D)
+            gap = gap + ((cov - self.real_cov) ** 2).sum((1, 2)) / fake.shape[1]
+        present = n > 1  # a spread needs two rows
+        return (gap * present).sum() / present.sum().clamp(min=1)
 
     def extra_state(self) -> dict:
         return {**super().extra_state(), "steps_done": torch.tensor(self.steps_done, dtype=torch.long)}
