@@ -112,8 +112,8 @@ register(ModelSpec(
         # narrower model that runs faster, sees twice the characters, reads a
         # longer context and takes bigger steps reaches a clearly lower
         # validation loss (see `python -m aigc_core bench --only text`).
-        "Standard": _preset(3000, dict(n_layer=3, n_head=4, n_embd=96, block_size=128, batch_size=16, lr=5e-3,
-                                       warmup_steps=100, dropout=0.0, weight_decay=0.1, beta2=0.99, grad_clip=1.0),
+        "Standard": _preset(3000, dict(n_layer=3, n_head=4, n_embd=96, block_size=128, batch_size=16, lr=7e-3,
+                                       warmup_steps=100, dropout=0.0, weight_decay=0.3, beta2=0.99, grad_clip=1.0),
                             sample_every=250),
     },
 ))

@@ -96,10 +96,15 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, cfg: CharGPTConfig):
         super().__init__()
-        self.n_head, self.n_embd, self.dropout = cfg.n_head, cfg.n_embd, cfg.dropout
+        self.n_head, self.n_embd = cfg.n_head, cfg.n_embd
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # Q, K, V in one matmul
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
-        self.attn_dropout = nn.Dropout(cfg.dropout)
+        # Dropout acts on what each block adds to the residual stream (and on
+        # the embeddings and the MLP), not on the attention weights: on the
+        # CPU, dropout inside scaled_dot_product_attention leaves its fused
+        # kernel for the unfused maths and a step of the Standard preset takes
+        # 1.5x as long (111 vs 82 ms, measured), for a regulariser the
+        # residual dropout already provides.
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, need_weights: bool = False):
@@ -115,11 +120,10 @@ class CausalSelfAttention(nn.Module):
             att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)      # (B, nh, T, T)
             future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
             att = F.softmax(att.masked_fill(future, float("-inf")), dim=-1)
-            y = self.attn_dropout(att) @ v                       # (B, nh, T, hs)
+            y = att @ v                                          # (B, nh, T, hs)
         else:
             # the same maths in one fused kernel (flash / memory-efficient attention)
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                               is_causal=True)   # (B, nh, T, hs)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)         # (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y)), att
 
