@@ -17,7 +17,7 @@ def test_a_bench_table_is_imported_without_its_label_and_the_guess_is_kept():
 
 
 def test_every_bench_table_s_label_is_guessed_as_its_class_column():
-    names = ["iris", "ecommerce", "digits", "wine", "breast_cancer", "blobs"]  # glyphs_7x7: see below
+    names = ["iris", "ecommerce", "digits", "wine", "breast_cancer", "blobs", "mix40"]  # glyphs_7x7: see below
     found = corpora.tables(names)
     assert sorted(found) == sorted(names)
     for name, table in found.items():
@@ -30,6 +30,13 @@ def test_the_glyph_table_is_a_wide_table_of_0_to_16_pixels_and_a_digit():
     assert frame.shape == (50, corpora.GLYPH_SIDE ** 2 + 1) and list(frame.columns)[-1] == "digit"
     pixels = frame.drop(columns="digit")
     assert pixels.min().min() >= 0 and pixels.max().max() <= 16 and pixels.to_numpy().sum() > 0
+
+
+def test_the_tables_the_wide_rule_was_tuned_on_are_in_the_tuned_group_and_mix40_is_unseen():
+    assert {"digits", "glyphs_7x7", "blobs"} <= set(corpora.TUNED_TABLES)
+    assert "mix40" in corpora.UNSEEN_TABLES and not set(corpora.TUNED_TABLES) & set(corpora.UNSEEN_TABLES)
+    frame = corpora.mix_table(rows=200)
+    assert frame.shape == (200, 41) and frame["kind"].nunique() == 4
 
 
 def test_a_wrong_label_guess_is_reported_and_not_scored():

@@ -189,9 +189,10 @@ def test_a_wide_table_gets_moment_matching_and_a_narrow_one_does_not():
 
     gan = get_model("tab_gan")
     wide, why = gan.preset("Quick", _table(1797, columns=65), "cpu")
-    assert wide["model"]["moment_weight"] == 1.0
-    assert why == ("for 65 columns (a wide table, 20 or more): moment matching at weight 1, so each condition "
-                   "value's column means, spreads and covariances follow the real ones")
+    assert wide["model"]["moment_weight"] == 5.0
+    assert why == ("for 65 columns (a wide table, 20 or more): moment matching at weight 5 (columns / 10, 1 to 5), "
+                   "so each condition value's column means, spreads and covariances follow the real ones, the more "
+                   "strongly the more columns the critic weighs them against")
     for columns in (5, 14, WIDE_COLUMNS - 1):
         narrow, why = gan.preset("Quick", _table(1797, columns=columns), "cpu")
         assert "moment_weight" not in narrow["model"] and why == ""
@@ -199,3 +200,17 @@ def test_a_wide_table_gets_moment_matching_and_a_narrow_one_does_not():
     assert why.startswith("for 150 rows (120 to train on): batches of 120 rows instead of 200; for 30 columns")
     vae, why = get_model("tab_vae").preset("Quick", _table(1797, columns=65), "cpu")  # the VAE has no critic
     assert "moment_weight" not in vae["model"] and why == ""
+
+
+def test_the_moment_weight_grows_with_the_columns_from_1_to_5():
+    gan = get_model("tab_gan")
+    weights = {columns: gan.preset("Quick", _table(1797, columns=columns), "cpu")[0]["model"]["moment_weight"]
+               for columns in (20, 25, 31, 50, 65, 400)}
+    assert weights == {20: 2.0, 25: 2.5, 31: 3.1, 50: 5.0, 65: 5.0, 400: 5.0}
+    preset = get_model("tab_gan").presets["Quick"]
+    chosen = {**preset, "model": {**preset["model"], "moment_weight": 0.5}}
+    from aigc_core.models.tabular.config import TabGANConfig
+    from aigc_core.models.tabular.fit import fit_table_preset
+
+    kept, _ = fit_table_preset(TabGANConfig, "Quick", chosen, _table(1797, columns=65), "cpu")
+    assert kept["model"]["moment_weight"] == 0.5   # a weight the preset sets is kept

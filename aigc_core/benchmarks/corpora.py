@@ -205,6 +205,20 @@ def blobs_table(rows: int = 1500, seed: int = 7):
     return frame
 
 
+def mix_table(rows: int = 2000, seed: int = 11):
+    """scikit-learn's ``make_classification`` with another seed and shape than
+    :func:`blobs_table`: ``rows`` rows, 40 numeric columns (12 informative, 12
+    their mixtures, 16 noise), 4 classes of one cluster each, the class last."""
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=rows, n_features=40, n_informative=12, n_redundant=12, n_classes=4,
+                               n_clusters_per_class=1, class_sep=1.0, random_state=seed)
+    frame = pd.DataFrame(x.round(4), columns=[f"v{i}" for i in range(x.shape[1])])
+    frame["kind"] = [f"k{v}" for v in y]
+    return frame
+
+
 #: name -> (what it is, how its frame is made, the column that holds the classes)
 TUNED_TABLES: dict[str, tuple[str, Callable, str]] = {
     "iris": ("150 flowers, 4 measurements, 3 species (built-in set)", lambda: _builtin_frame("iris"), "species"),
@@ -212,15 +226,16 @@ TUNED_TABLES: dict[str, tuple[str, Callable, str]] = {
                   lambda: _builtin_frame("ecommerce"), "purchase"),
     "digits": ("scikit-learn's 8x8 digits as a table: 1,797 rows, 64 pixel columns, 10 digits",
                lambda: _sklearn_frame("load_digits", "digit"), "digit"),
+    "glyphs_7x7": (f"the first {GLYPH_ROWS:,} built-in glyphs (font-drawn digits) at {GLYPH_SIDE}x{GLYPH_SIDE} "
+                   f"pixels on a 0-16 scale: {GLYPH_SIDE ** 2} pixel columns, 10 digits", glyph_pixels, "digit"),
+    "blobs": ("scikit-learn's make_classification (seed 7): 1,500 rows, 24 numbers, 5 classes", blobs_table, "group"),
 }
 UNSEEN_TABLES: dict[str, tuple[str, Callable, str]] = {
     "wine": ("scikit-learn's wines: 178 rows, 13 measurements, 3 cultivars",
              lambda: _sklearn_frame("load_wine", "cultivar"), "cultivar"),
     "breast_cancer": ("scikit-learn's breast tumours: 569 rows, 30 measurements, benign/malignant",
                       lambda: _sklearn_frame("load_breast_cancer", "diagnosis"), "diagnosis"),
-    "glyphs_7x7": (f"the first {GLYPH_ROWS:,} built-in glyphs (font-drawn digits) at {GLYPH_SIDE}x{GLYPH_SIDE} "
-                   f"pixels on a 0-16 scale: {GLYPH_SIDE ** 2} pixel columns, 10 digits", glyph_pixels, "digit"),
-    "blobs": ("scikit-learn's make_classification (seed 7): 1,500 rows, 24 numbers, 5 classes", blobs_table, "group"),
+    "mix40": ("scikit-learn's make_classification (seed 11): 2,000 rows, 40 numbers, 4 classes", mix_table, "kind"),
 }
 
 
