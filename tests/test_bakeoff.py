@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import os
@@ -23,6 +24,7 @@ from aigc_core.errors import UserError
 from aigc_core.runs.queue import claim
 from aigc_core.runs.store import RunStore
 from aigc_core.train.loop import train_run
+from tests import tiny_runs
 from tests.tiny_runs import open_page, tiny_images, tiny_lines
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,13 +39,7 @@ def train_here(b: bakeoff.Bakeoff) -> None:
         train_run(run_id, store)
 
 
-def wait_for(predicate, timeout=120.0, every=0.3) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(every)
-    return predicate()
+wait_for = functools.partial(tiny_runs.wait_for, timeout=120.0, every=0.3)
 
 
 def linked_urls(page: str) -> list[str]:

@@ -101,8 +101,8 @@ def wait_for(predicate, timeout=60.0, every=0.1) -> bool:
     """True as soon as ``predicate()`` is, False after ``timeout`` seconds of asking every ``every`` seconds."""
     import time
 
-    end = time.time() + timeout
-    while time.time() < end:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
         if predicate():
             return True
         time.sleep(every)

@@ -200,32 +200,32 @@ def glyph_pixels(rows: int = GLYPH_ROWS, side: int = GLYPH_SIDE):
     return frame
 
 
-def blobs_table(rows: int = 1500, seed: int = 7):
-    """scikit-learn's ``make_classification`` with a fixed seed: ``rows`` rows,
-    24 numeric columns (8 informative, 8 their mixtures, 8 noise), 5 classes of
-    two clusters each, the class last."""
+def classification_frame(rows: int, features: int, informative: int, classes: int, clusters: int,
+                         separation: float, seed: int, prefix: str, label: str, label_prefix: str):
+    """scikit-learn's ``make_classification`` as a frame: ``rows`` rows of
+    ``features`` numeric columns (``informative`` of them informative, as many
+    their mixtures, the rest noise), ``classes`` classes of ``clusters``
+    clusters each, the class last in column ``label``."""
     import pandas as pd
     from sklearn.datasets import make_classification
 
-    x, y = make_classification(n_samples=rows, n_features=24, n_informative=8, n_redundant=8, n_classes=5,
-                               n_clusters_per_class=2, class_sep=1.5, random_state=seed)
-    frame = pd.DataFrame(x.round(4), columns=[f"f{i}" for i in range(x.shape[1])])
-    frame["group"] = [f"g{v}" for v in y]
+    x, y = make_classification(n_samples=rows, n_features=features, n_informative=informative,
+                               n_redundant=informative, n_classes=classes, n_clusters_per_class=clusters,
+                               class_sep=separation, random_state=seed)
+    frame = pd.DataFrame(x.round(4), columns=[f"{prefix}{i}" for i in range(x.shape[1])])
+    frame[label] = [f"{label_prefix}{v}" for v in y]
     return frame
+
+
+def blobs_table(rows: int = 1500, seed: int = 7):
+    """24 numeric columns (8 informative, 8 their mixtures, 8 noise), 5 classes of two clusters each."""
+    return classification_frame(rows, 24, 8, 5, 2, 1.5, seed, "f", "group", "g")
 
 
 def mix_table(rows: int = 2000, seed: int = 11):
-    """scikit-learn's ``make_classification`` with another seed and shape than
-    :func:`blobs_table`: ``rows`` rows, 40 numeric columns (12 informative, 12
-    their mixtures, 16 noise), 4 classes of one cluster each, the class last."""
-    import pandas as pd
-    from sklearn.datasets import make_classification
-
-    x, y = make_classification(n_samples=rows, n_features=40, n_informative=12, n_redundant=12, n_classes=4,
-                               n_clusters_per_class=1, class_sep=1.0, random_state=seed)
-    frame = pd.DataFrame(x.round(4), columns=[f"v{i}" for i in range(x.shape[1])])
-    frame["kind"] = [f"k{v}" for v in y]
-    return frame
+    """Another seed and shape than :func:`blobs_table`: 40 numeric columns (12
+    informative, 12 their mixtures, 16 noise), 4 classes of one cluster each."""
+    return classification_frame(rows, 40, 12, 4, 1, 1.0, seed, "v", "kind", "k")
 
 
 #: name -> (what it is, how its frame is made, the column that holds the classes)

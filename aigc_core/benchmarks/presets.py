@@ -13,8 +13,8 @@ on) and ``unseen`` (only measured), and the figures keep them apart.
 take about :data:`TEXT_SECONDS` of CPU time on a quiet 2-core machine.
 ``char_gpt``'s Standard preset, fitted to the corpus, then trains for its
 fitted steps or as much CPU time as the recipe took, whichever comes first,
-its learning rate's cosine following whichever is nearer its end. Both are scored on the corpus's held-out last 10%
-(``val_loss``, nats per character). Target: the preset at least 0.05 nats
+its learning rate's cosine following whichever is nearer its end. Both are
+scored on the corpus's held-out last 10% (``val_loss``, nats per character). Target: the preset at least 0.05 nats
 below the recipe on every corpus (``text.<corpus>.minus_recipe`` <= -0.05).
 
 **Tables.** ``tab_gan``'s Quick preset (the 30 s recipe the target names),
