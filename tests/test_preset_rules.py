@@ -215,3 +215,37 @@ def test_the_moment_weight_grows_with_the_columns_from_1_to_5():
 
     kept, _ = fit_table_preset(TabGANConfig, "Quick", chosen, _table(1797, columns=65), "cpu")
     assert kept["model"]["moment_weight"] == 0.5   # a weight the preset sets is kept
+
+
+def test_a_table_too_wide_for_covariances_is_told_it_gets_means_and_spreads_only():
+    from aigc_core.models.tabular.config import MAX_COVARIANCE_ENTRIES
+
+    gan = get_model("tab_gan")
+    fits = dict(_table(9_900, columns=100), encoded_width=2_000, condition_values=20)
+    assert 20 * 2_000 ** 2 > MAX_COVARIANCE_ENTRIES
+    fitted, why = gan.preset("Quick", fits, "cpu")
+    assert fitted["model"]["moment_weight"] == 5.0
+    assert "column means and spreads follow the real ones (not their covariances: 2,000 encoded columns" in why
+    within = dict(fits, encoded_width=200, condition_values=20)   # 20 x 200^2 = 800,000
+    assert "column means, spreads and covariances follow" in gan.preset("Quick", within, "cpu")[1]
+
+
+def test_a_tables_summary_counts_the_encoded_width_and_condition_values_the_trainer_uses():
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from aigc_core.config import from_dict
+    from aigc_core.data.base import TableData
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=60), "flag": rng.random(60) > 0.5,
+                          "city": rng.choice(["a", "b", "c", "d"], 60), "kind": rng.choice(["p", "q", "r"], 60)})
+    types = {"x": "numeric", "flag": "boolean", "city": "categorical", "kind": "categorical"}
+    spec = get_model("tab_gan")
+    for label, values in (("kind", 3), (None, 2), ("x", 2)):   # no / a numeric label: the first non-numeric column
+        data = TableData("t", frame, types, label_column=label)
+        summary = data.summary()
+        trainer = spec.trainer_cls(from_dict(spec.config_cls, {"holdout": 0.0}), data, torch.device("cpu"), 0)
+        assert summary["encoded_width"] == trainer.data_dim == 1 + 2 + 4 + 3
+        assert summary["condition_values"] == trainer.cond_dim == values

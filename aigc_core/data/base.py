@@ -106,4 +106,23 @@ class TableData:
 
     def summary(self) -> dict[str, Any]:
         return dict(kind=self.kind, count=len(self), columns=len(self.column_types),
-                    label_column=self.label_column)
+                    label_column=self.label_column, **self._widths())
+
+    def _widths(self) -> dict[str, int]:
+        """``encoded_width``: the length of a row as the tabular models encode
+        it with quantile numbers (1 per number, 2 per yes/no column, one per
+        category); ``condition_values``: the values of the column they
+        condition on by default (the label if it is not numeric, else the
+        first categorical or yes/no column; 1 for none). Counted over the
+        whole table once (the models fit on their training rows, which can
+        only have fewer categories), and kept while the table keeps its size."""
+        key = (id(self.frame), len(self.frame))
+        if getattr(self, "_widths_of", (None,))[0] != key:
+            count = lambda col: int(self.frame[col].dropna().astype(str).nunique())  # noqa: E731
+            width = sum(1 if kind == "numeric" else 2 if kind == "boolean" else count(col)
+                        for col, kind in self.column_types.items())
+            label = self.label_column if self.column_types.get(self.label_column or "") not in (None, "numeric") \
+                else next((c for c, kind in self.column_types.items() if kind != "numeric"), None)
+            values = 1 if label is None else 2 if self.column_types[label] == "boolean" else max(1, count(label))
+            self._widths_of = (key, {"encoded_width": width, "condition_values": values})
+        return dict(self._widths_of[1])

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from ...config import param
 from ...data.table_encoder import ENCODINGS
 
+#: moment matching compares covariances while (condition values) x (encoded width)^2 stays below this
+#: (4 MB; a step then costs at most batch x this many multiplications more)
+MAX_COVARIANCE_ENTRIES = 1_000_000
+
 # ---------------------------------------------------------------------------
 # Configs
 # ---------------------------------------------------------------------------

@@ -18,6 +18,11 @@ The presets were written for tables of a few thousand rows. The rule, for
    :class:`~aigc_core.models.tabular.trainer.TabGANTrainer`). Why: the critic
    judges packs of rows with their conditions, and the more columns there
    are, the smaller the condition's share of what it sees.
+   Covariances are compared only while condition values x encoded width^2
+   stays within :data:`~aigc_core.models.tabular.config.MAX_COVARIANCE_ENTRIES`
+   (the table's summary counts both, ``condition_values`` and
+   ``encoded_width``); past that the preset line says it matches means and
+   spreads only.
 
    Tuned on scikit-learn's 8x8 digits (65 columns, 10 classes, 1,797 rows;
    ``tab_gan`` Quick, 30 CPU s at one thread, label guessed, under a load of
@@ -71,6 +76,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from .config import MAX_COVARIANCE_ENTRIES
+
 MIN_PACKS = 2
 #: a table with at least this many columns is wide (rule 2)
 WIDE_COLUMNS = 20
@@ -120,6 +127,13 @@ def _fit_moments(model: dict, defaults: dict, summary: dict) -> str:
         return ""
     weight = moment_weight(columns)
     model["moment_weight"] = weight
+    width, values = summary.get("encoded_width"), summary.get("condition_values") or 1
+    if width and values * width ** 2 > MAX_COVARIANCE_ENTRIES:
+        # the trainer leaves the covariances out (see MAX_COVARIANCE_ENTRIES): say so
+        follows = (f"column means and spreads follow the real ones (not their covariances: {width:,} encoded columns "
+                   f"are too many to compare in pairs)")
+    else:
+        follows = "column means, spreads and covariances follow the real ones"
     return (f"for {columns} columns (a wide table, {WIDE_COLUMNS} or more): moment matching at weight {weight:g} "
-            f"(columns / {COLUMNS_PER_WEIGHT}, 1 to {MAX_MOMENT_WEIGHT:g}), so each condition value's column means, "
-            "spreads and covariances follow the real ones, the more strongly the more columns the critic weighs them against")
+            f"(columns / {COLUMNS_PER_WEIGHT}, 1 to {MAX_MOMENT_WEIGHT:g}), so each condition value's {follows}, "
+            "the more strongly the more columns the critic weighs them against")

@@ -15,12 +15,10 @@ from ...data.table_encoder import FALSE_TOKENS, QUANTILE_EPS, TRUE_TOKENS, Table
 from ...errors import UserError
 from ...train.base import Trainer
 from ...train.utils import EMA, StepFunctionLR, check_count, cosine_scale
+from .config import MAX_COVARIANCE_ENTRIES
 from .networks import TabCritic, TabGenerator, TabVAEDecoder, TabVAEEncoder, activate
 
 MIN_ROWS = 20
-#: moment matching compares covariances while (condition values) x (encoded width)^2 stays below this
-#: (4 MB; a step then costs at most batch x this many multiplications more)
-MAX_COVARIANCE_ENTRIES = 1_000_000
 MAX_SAMPLES = 1_000_000
 FILM_STRIP_ROWS = 1000
 
