@@ -309,7 +309,15 @@ def cmd_repair(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
-    results = run_bench(quick=args.quick, only=args.only)
+    from .bench import chosen_sets
+
+    sets = chosen_sets(texts=args.texts, tables=args.tables, image_sets=args.image_sets)
+    needs = {"texts": "presets", "tables": "presets", "image_sets": "image_presets"}
+    only = args.only or ",".join(dict.fromkeys(needs[o] for o in sets)) or None  # a set named asks for its section
+    for option in sets:
+        if needs[option] not in [part.strip() for part in only.split(",")]:
+            raise UserError(f"--{option.replace('_', '-')} narrows the {needs[option]} section; add it to --only")
+    results = run_bench(quick=args.quick, only=only, sets=sets)
     if args.json:
         _print_json(results)
     return 0
@@ -608,6 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--only", help="comma-separated sections: images,text,tabular,metrics; asked for by name only "
                    "(long trainings of the presets on the sets their rules were tuned on and on unseen ones): "
                    "presets (text and tables), image_presets (each image family's Standard preset, --quick: Quick)")
+    s.add_argument("--texts", help="presets: only these text corpora (comma-separated, e.g. stdlib_150k,pydoc)")
+    s.add_argument("--tables", help="presets: only these tables (comma-separated, e.g. glyphs_7x7,blobs)")
+    s.add_argument("--image-sets", help="image_presets: only these image sets (comma-separated, e.g. shapes,digits)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_bench)
 

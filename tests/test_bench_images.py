@@ -51,3 +51,34 @@ def test_the_bench_runs_a_section_asked_for_by_name_from_another_sections_module
     lines = []
     results = bench_command.run_bench(quick=True, only="image_presets", echo=lines.append)
     assert results["presets.preset"] == "Quick" and any("[image_presets]" in line for line in lines)
+
+
+def test_the_bench_narrows_a_by_name_section_to_the_sets_asked_for(monkeypatch, capsys):
+    from aigc_core import bench as bench_command
+    from aigc_core.cli import main
+
+    seen = {}
+
+    def preset_figures(quick, sets=None):
+        seen["image_sets"] = sets
+        return {"presets.preset": "Quick"}
+
+    def presets_run(quick, texts=None, tables=None):
+        seen.update(texts=texts, tables=tables)
+        return {"presets.note": "ran"}
+
+    monkeypatch.setattr(bench, "preset_figures", preset_figures)
+    monkeypatch.setattr("aigc_core.benchmarks.presets.run", presets_run)
+    # a set named asks for its section without --only
+    assert main(["bench", "--quick", "--image-sets", "shapes,digits"]) == 0
+    assert seen["image_sets"] == ["shapes", "digits"]
+    assert main(["bench", "--quick", "--tables", "blobs", "--texts", "stdlib_150k"]) == 0
+    assert seen["tables"] == ["blobs"] and seen["texts"] == ["stdlib_150k"]
+    capsys.readouterr()
+    # a name the bench does not have, or a set for a section left out, is refused with what to do
+    assert main(["bench", "--tables", "blobz"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --tables: no tables called 'blobz'; the bench has ") and "glyphs_7x7" in err
+    assert main(["bench", "--only", "images", "--texts", "pydoc"]) == 2
+    assert "--texts narrows the presets section; add it to --only" in capsys.readouterr().err
+    assert set(bench_command.known_sets()["image_sets"]) == set(bench.TUNING_SETS + bench.UNSEEN_SETS)

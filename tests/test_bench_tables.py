@@ -46,3 +46,16 @@ def test_a_wrong_label_guess_is_reported_and_not_scored():
     assert row["tabular.wine.label_guessed"] == "cultivar"
     assert row["tabular.wine.label_wrong"] == "the importer guessed 'cultivar'; the classes are in 'proline'"
     assert not any(".tab_gan." in key for key in row)
+
+
+def test_the_presets_bench_trains_only_the_sets_named(monkeypatch):
+    from aigc_core.benchmarks import presets
+
+    trained = []
+    monkeypatch.setattr(presets, "text_row", lambda name, group, data, quick: trained.append(name) or {})
+    monkeypatch.setattr(presets, "table_row", lambda name, table, quick: trained.append(name) or {})
+    presets.run(quick=True, tables=["blobs"])
+    assert trained == ["blobs"]                       # naming a table trains no text
+    trained.clear()
+    presets.run(quick=True, texts=["pydoc"], tables=["iris", "wine"])
+    assert trained == ["pydoc", "iris", "wine"]       # tuned before unseen

@@ -446,11 +446,11 @@ def train_fitted_preset(model: str, preset: str, data: ImageData, device: torch.
     return out
 
 
-def preset_figures(quick: bool = False, device=None) -> dict:
+def preset_figures(quick: bool = False, device=None, sets: list[str] | None = None) -> dict:
     """Each image family's Standard preset (Quick with ``quick``), fitted by
-    its rule, trained on every tuning set and every unseen set; per set:
-    steps, CPU and wall seconds, FID on the set's feature net (and the
-    recognised share where the set has classes)."""
+    its rule, trained on every tuning set and every unseen set (or the ones
+    in ``sets``); per set: steps, CPU and wall seconds, FID on the set's
+    feature net (and the recognised share where the set has classes)."""
     import os
 
     from ..registry import get_model
@@ -460,6 +460,8 @@ def preset_figures(quick: bool = False, device=None) -> dict:
     out: dict = {"presets.preset": preset, "presets.load_before": round(os.getloadavg()[0], 1)}
     for group, names in (("tuned", TUNING_SETS), ("unseen", UNSEEN_SETS)):
         for set_name in names:
+            if sets and set_name not in sets:
+                continue
             data = bench_set(set_name)
             for family, models in PRESET_MODELS.items():
                 model = next(m for m in models if get_model(m).fits(data.summary()) is None)

@@ -133,19 +133,24 @@ def table_row(name: str, table: "corpora.BenchTable", quick: bool) -> dict:
 
 
 def run(quick: bool = False, texts: list[str] | None = None, tables: list[str] | None = None) -> dict:
+    """Every corpus and table, or, when ``texts`` or ``tables`` names some,
+    only the ones named (``--tables blobs`` alone trains no text)."""
+    if texts is not None or tables is not None:
+        texts, tables = texts or [], tables or []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     out: dict = {"presets.load_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     try:
-        found, missing = corpora.text_corpora(texts)
+        found, missing = corpora.text_corpora(texts) if texts != [] else ({}, [])
         for group in ("tuned", "unseen"):
             for name, (g, data) in found.items():
                 if g == group:
                     out.update(text_row(name, g, data, quick))
         if missing:
             out["text.missing"] = ", ".join(missing) + " (their material is not on this machine)"
+        bench_tables = corpora.tables(tables) if tables != [] else {}
         for group in ("tuned", "unseen"):
-            for name, table in corpora.tables(tables).items():
+            for name, table in bench_tables.items():
                 if table.group == group:
                     out.update(table_row(name, table, quick))
     finally:
