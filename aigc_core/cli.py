@@ -307,9 +307,7 @@ def cmd_repair(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
-
-    from .bench import chosen_sets
+    from .bench import chosen_sets, run_bench
 
     sets = chosen_sets(texts=args.texts, tables=args.tables, image_sets=args.image_sets)
     needs = {"texts": "presets", "tables": "presets", "image_sets": "image_presets"}
