@@ -219,6 +219,14 @@ def test_step_returns_detached_tensors_and_the_lr_schedule_warms_up_then_decays(
     assert trainer.lr_now() == pytest.approx(1e-3 + 0.5 * (1e-2 - 1e-3))
 
 
+def test_a_gpt_with_lr_floor_zero_decays_to_zero_and_the_standard_preset_asks_for_it():
+    trainer = make_trainer("char_gpt", stream_data(), warmup_steps=10, lr_decay_steps=40, lr=1e-2, lr_floor=0.0)
+    assert trainer.lr_at(9) == pytest.approx(1e-2)
+    assert trainer.lr_at(25) == pytest.approx(0.5 * 1e-2)  # half way down the cosine, not half way to a tenth
+    assert trainer.lr_at(40) == 0.0
+    assert get_model("char_gpt").presets["Standard"]["model"]["lr_floor"] == 0.0
+
+
 def test_same_seed_same_training_and_same_samples():
     a, b = make_trainer("char_gpt", stream_data(), seed=3), make_trainer("char_gpt", stream_data(), seed=3)
     assert train(a, 5) == train(b, 5)

@@ -34,7 +34,8 @@ def _warmup(default: int):
 
 def _decay(default: int):
     return param(default, "Decay steps",
-                 "The learning rate follows a cosine from its peak down to a tenth of it over this many steps "
+                 "The learning rate follows a cosine from its peak down to its floor (a tenth of it unless the "
+                 "settings say otherwise) over this many steps "
                  "(set it to the run's training steps), then stays there. 0 = no decay.",
                  min=0, max=10_000_000, step=100, advanced=True)
 
@@ -99,6 +100,9 @@ class CharGPTConfig:
     warmup_steps: int = _warmup(100)
     lr_decay_steps: int = _decay(3000)
     weight_decay: float = _weight_decay(0.1)
+    lr_floor: float = param(0.1, "Learning-rate floor", "Where the cosine decay ends, as a fraction of the peak "
+                            "learning rate (0 = it decays all the way to zero).", min=0.0, max=1.0, step=0.05,
+                            advanced=True)
     beta2: float = param(0.99, "Adam beta2", "Averaging of squared gradients; 0.99 reacts faster than 0.999 on "
                          "small batches.", min=0.5, max=0.9999, step=0.001, advanced=True)
     grad_clip: float = _grad_clip(1.0)

@@ -140,12 +140,14 @@ class CharTrainer(Trainer):
         return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.cfg.lr, betas=(0.9, beta2))
 
     def lr_at(self, step: int) -> float:
-        """Linear warm-up to ``lr``, then a cosine down to ``lr / 10`` (over
+        """Linear warm-up to ``lr``, then a cosine down to ``lr_floor x lr``
+        (a tenth where the config has no floor; over
         ``lr_decay_steps``, or over the time budget when :attr:`budget_progress`
         is set): :func:`aigc_core.train.utils.warmup_cosine`."""
         cfg = self.cfg
         progress = self.budget_progress() if self.budget_progress is not None else None
-        return warmup_cosine(step, cfg.lr, cfg.warmup_steps, cfg.lr_decay_steps, progress=progress)
+        return warmup_cosine(step, cfg.lr, cfg.warmup_steps, cfg.lr_decay_steps, floor=getattr(cfg, "lr_floor", 0.1),
+                             progress=progress)
 
     def lr_now(self) -> float:
         """The learning rate of the next step."""
