@@ -104,3 +104,13 @@ def test_a_run_config_records_how_its_image_preset_was_fitted(fresh_home):
     config = api.make_config("conv_vae", "shapes", preset="Standard")
     assert config["preset_fit"].startswith("for 12,000 colour 32 px images on ")
     assert "330 s" in config["preset_fit"] and config["train"]["max_seconds"] == 330
+
+
+def test_dcgan_standard_samples_from_the_generators_moving_average_and_quick_from_the_live_one():
+    # Quick's 30 s runs are judged on how soon samples look right; Standard's long
+    # runs on where they end, which the average steadies
+    for data in (LARGE_GREY, dict(LARGE_GREY, count=600)):
+        standard, _ = get_model("dcgan").preset("Standard", dict(data), "cpu")
+        quick, _ = get_model("dcgan").preset("Quick", dict(data), "cpu")
+        assert standard["model"]["ema_decay"] == 0.999
+        assert quick["model"].get("ema_decay", 0.0) == 0.0

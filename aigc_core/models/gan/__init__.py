@@ -118,7 +118,13 @@ register(ModelSpec(
     presets={
         "Quick": {"model": {"ngf": 32, "ndf": 32, "batch_size": 64},
                   "train": {"steps": 1500, "max_seconds": 30, "log_every": 25, "sample_every": 100}},
-        "Standard": {"model": {"ngf": 64, "ndf": 64, "batch_size": 64},
+        # Standard samples from the generator's moving average: a run of a few
+        # thousand steps wobbles, and where D dominates (shapes) the last
+        # weights can land anywhere in the wobble. Fitted Standard, bf16, one
+        # thread, FID on each set's feature net, without -> with: shapes
+        # 166.8 -> 66.6 (recognised 12% -> 26%), china600 0.85 -> 0.48, glyphs
+        # 1.057 -> 1.059 (96.5% -> 97.3%), flower600 (unseen) 1.39 -> 1.54.
+        "Standard": {"model": {"ngf": 64, "ndf": 64, "batch_size": 64, "ema_decay": 0.999},
                      "train": {"steps": 5000, "max_seconds": 300, "log_every": 25, "sample_every": 250}},
     },
     fits=_fits_dcgan,
