@@ -20,8 +20,9 @@ ON_REQUEST = {"presets": ("presets", "run"), "image_presets": ("images", "preset
 
 
 #: --texts / --tables / --image-sets: which data sets a section asked for by name trains on
-#: (option -> (the section's keyword, where its names are listed))
-SET_OPTIONS = {"texts": ("texts", "text corpora"), "tables": ("tables", "tables"), "image_sets": ("sets", "image sets")}
+#: (option -> (the section, its function's keyword, what the names are called))
+SET_OPTIONS = {"texts": ("presets", "texts", "text corpora"), "tables": ("presets", "tables", "tables"),
+               "image_sets": ("image_presets", "sets", "image sets")}
 
 
 def known_sets() -> dict[str, list[str]]:
@@ -45,7 +46,7 @@ def chosen_sets(**lists: str | None) -> dict[str, list[str]]:
         unknown = [n for n in names if n not in known[option]]
         if unknown:
             flag = "--" + option.replace("_", "-")
-            raise UserError(f"{flag}: no {SET_OPTIONS[option][1]} called {', '.join(map(repr, unknown))}; "
+            raise UserError(f"{flag}: no {SET_OPTIONS[option][2]} called {', '.join(map(repr, unknown))}; "
                             f"the bench has {', '.join(known[option])}")
         out[option] = names
     return out
@@ -70,7 +71,7 @@ def run_bench(quick: bool = False, only: str | None = None, echo=print, sets: di
         t0 = time.perf_counter()
         fn = getattr(mod, function)
         accepted = inspect.signature(fn).parameters
-        narrowed = {SET_OPTIONS[o][0]: names for o, names in (sets or {}).items() if SET_OPTIONS[o][0] in accepted}
+        narrowed = {SET_OPTIONS[o][1]: names for o, names in (sets or {}).items() if SET_OPTIONS[o][1] in accepted}
         figures = fn(quick=quick, **narrowed)
         echo(f"\n[{section}] ({time.perf_counter() - t0:.0f} s)")
         for k, v in figures.items():

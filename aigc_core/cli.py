@@ -307,14 +307,14 @@ def cmd_repair(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import chosen_sets, run_bench
+    from .bench import SET_OPTIONS, chosen_sets, run_bench
 
     sets = chosen_sets(texts=args.texts, tables=args.tables, image_sets=args.image_sets)
-    needs = {"texts": "presets", "tables": "presets", "image_sets": "image_presets"}
-    only = args.only or ",".join(dict.fromkeys(needs[o] for o in sets)) or None  # a set named asks for its section
+    section = {option: SET_OPTIONS[option][0] for option in sets}
+    only = args.only or ",".join(dict.fromkeys(section.values())) or None  # a set named asks for its section
     for option in sets:
-        if needs[option] not in [part.strip() for part in only.split(",")]:
-            raise UserError(f"--{option.replace('_', '-')} narrows the {needs[option]} section; add it to --only")
+        if section[option] not in [part.strip() for part in only.split(",")]:
+            raise UserError(f"--{option.replace('_', '-')} narrows the {section[option]} section; add it to --only")
     results = run_bench(quick=args.quick, only=only, sets=sets)
     if args.json:
         _print_json(results)

@@ -118,11 +118,11 @@ class TableData:
         only have fewer categories), and kept while the table keeps its size."""
         key = (id(self.frame), len(self.frame))
         if getattr(self, "_widths_of", (None,))[0] != key:
-            count = lambda col: int(self.frame[col].dropna().astype(str).nunique())  # noqa: E731
-            width = sum(1 if kind == "numeric" else 2 if kind == "boolean" else count(col)
-                        for col, kind in self.column_types.items())
+            widths = {col: 1 if kind == "numeric" else 2 if kind == "boolean"
+                      else int(self.frame[col].dropna().astype(str).nunique())
+                      for col, kind in self.column_types.items()}
             label = self.label_column if self.column_types.get(self.label_column or "") not in (None, "numeric") \
                 else next((c for c, kind in self.column_types.items() if kind != "numeric"), None)
-            values = 1 if label is None else 2 if self.column_types[label] == "boolean" else max(1, count(label))
+            width, values = sum(widths.values()), 1 if label is None else max(1, widths[label])
             self._widths_of = (key, {"encoded_width": width, "condition_values": values})
         return dict(self._widths_of[1])
