@@ -86,6 +86,15 @@ class TextData:
                     lines=self.text.count("\n") + 1 if self.mode == "lines" else None)
 
 
+def default_condition_column(column_types: dict[str, str], label: str | None) -> str | None:
+    """The column a tabular model conditions on when none is chosen: the
+    label if it is not numeric, else the first categorical or yes/no column
+    (``None`` for a table of numbers only)."""
+    if column_types.get(label or "") not in (None, "numeric"):
+        return label
+    return next((c for c, kind in column_types.items() if kind != "numeric"), None)
+
+
 @dataclass
 class TableData:
     """A table (pandas DataFrame) with a type per column.
@@ -121,8 +130,7 @@ class TableData:
             widths = {col: 1 if kind == "numeric" else 2 if kind == "boolean"
                       else int(self.frame[col].dropna().astype(str).nunique())
                       for col, kind in self.column_types.items()}
-            label = self.label_column if self.column_types.get(self.label_column or "") not in (None, "numeric") \
-                else next((c for c, kind in self.column_types.items() if kind != "numeric"), None)
+            label = default_condition_column(self.column_types, self.label_column)
             width, values = sum(widths.values()), 1 if label is None else max(1, widths[label])
             self._widths_of = (key, {"encoded_width": width, "condition_values": values})
         return dict(self._widths_of[1])

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ...data.base import TableData
+from ...data.base import TableData, default_condition_column
 from ...data.table_encoder import FALSE_TOKENS, QUANTILE_EPS, TRUE_TOKENS, TableEncoder
 from ...errors import UserError
 from ...train.base import Trainer
@@ -75,9 +75,7 @@ class TabularTrainer(Trainer):
             if self.types[wanted] == "numeric":
                 raise UserError(f"condition column {wanted!r} is numeric; choose a categorical or yes/no column")
             return wanted
-        if self.label and self.types[self.label] != "numeric":
-            return self.label
-        return next((c for c, t in self.types.items() if t != "numeric"), None)
+        return default_condition_column(self.types, self.label)
 
     def _set_fitted(self, encoder: TableEncoder, train_rows: np.ndarray, test_rows: np.ndarray) -> None:
         """Put the encoded training rows and the condition sampler on the device."""
