@@ -193,12 +193,14 @@ def test_a_wide_table_gets_moment_matching_and_a_narrow_one_does_not():
     assert wide["model"]["moment_weight"] == 5.0
     assert why == ("for 65 columns (a wide table, 20 or more): moment matching at weight 5 (columns / 10, 1 to 5), "
                    "so each condition value's column means, spreads and covariances follow the real ones, the more "
-                   "strongly the more columns the critic weighs them against")
+                   "strongly the more columns the critic weighs them against; measurement columns are z-scored and "
+                   "each value's rows split into up to 4 clumps they form, each clump matched on its own")
     for columns in (5, 14, WIDE_COLUMNS - 1):
         narrow, why = gan.preset("Quick", _table(1797, columns=columns), "cpu")
         assert "moment_weight" not in narrow["model"] and why == ""
     small_and_wide, why = gan.preset("Quick", _table(150, columns=30), "cpu")   # both rules, one reason each
     assert why.startswith("for 150 rows (120 to train on): batches of 120 rows instead of 200; for 30 columns")
+    assert wide["model"]["clusters"] == 4 and wide["model"]["numeric_encoding"] == "auto"
     vae, why = get_model("tab_vae").preset("Quick", _table(1797, columns=65), "cpu")  # the VAE has no critic
     assert "moment_weight" not in vae["model"] and why == ""
 
@@ -226,8 +228,13 @@ def test_a_table_too_wide_for_covariances_is_told_it_gets_means_and_spreads_only
     fitted, why = gan.preset("Quick", fits, "cpu")
     assert fitted["model"]["moment_weight"] == 5.0
     assert "column means and spreads follow the real ones (not their covariances: 2,000 encoded columns" in why
+    assert "clusters" not in fitted["model"] and "clumps" not in why
     within = dict(fits, encoded_width=200, condition_values=20)   # 20 x 200^2 = 800,000
-    assert "column means, spreads and covariances follow" in gan.preset("Quick", within, "cpu")[1]
+    fitted, why = gan.preset("Quick", within, "cpu")
+    assert "column means, spreads and covariances follow" in why
+    assert "clusters" not in fitted["model"]                      # 4 clumps a value would not fit: none
+    clumped, why = gan.preset("Quick", dict(fits, encoded_width=100, condition_values=20), "cpu")  # 800,000
+    assert clumped["model"]["clusters"] == 4 and "up to 4 clumps" in why
 
 
 def test_a_tables_summary_counts_the_encoded_width_and_condition_values_the_trainer_uses():

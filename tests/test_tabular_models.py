@@ -286,6 +286,91 @@ def test_a_checkpoint_for_another_table_is_refused(tmp_path):
         make("tab_gan", other).load_state(load_state(path)[0], weights_only=True)
 
 
+# ---- clumps and the z-score encoding ---------------------------------------------------------
+
+def measurements(rows: int = 400, seed: int = 0, clumps: bool = True) -> TableData:
+    """Two classes of continuous measurements: with ``clumps`` each class is
+    two well-apart clusters (the blobs of the bench), else one."""
+    rng = np.random.default_rng(seed)
+    cls = rng.integers(0, 2, rows)
+    side = rng.integers(0, 2, rows) if clumps else np.zeros(rows, dtype=int)
+    centre = np.stack([cls * 1.0, side * 6.0 - 3.0 * clumps, np.zeros(rows)], 1)
+    x = centre + rng.normal(size=(rows, 3))
+    frame = pd.DataFrame(x.round(4), columns=["a", "b", "c"])
+    frame["c"] = frame["a"] + frame["b"]           # a column that is the sum of two others
+    frame["kind"] = np.where(cls == 1, "yes", "no")
+    return TableData("measurements", frame, {"a": "numeric", "b": "numeric", "c": "numeric", "kind": "categorical"},
+                     label_column="kind")
+
+
+def test_the_auto_encoding_z_scores_measurements_and_quantile_maps_counts_and_skewed_columns():
+    from aigc_core.data.table_encoder import auto_encoding
+
+    rng = np.random.default_rng(0)
+    assert auto_encoding(rng.normal(size=500)) == "standard"
+    assert auto_encoding(rng.poisson(3, 500).astype(float)) == "quantile"        # ties
+    assert auto_encoding(rng.lognormal(0, 1, 500)) == "quantile"                  # skew about 6
+    frame = measurements().frame
+    encoder = tm.TableEncoder.fit(frame, measurements().column_types, "auto")
+    assert [c["encoding"] for c in encoder.columns[:3]] == ["standard"] * 3
+    encoded = encoder.encode(frame)
+    # z-scores keep the sum a straight line: c's code is a fixed mix of a's and b's
+    fit = np.linalg.lstsq(np.c_[encoded[:, :2], np.ones(len(frame))], encoded[:, 2], rcond=None)
+    assert fit[1][0] / len(frame) < 1e-6
+    pd.testing.assert_frame_equal(encoder.decode(encoded)[["a", "b", "c"]], frame[["a", "b", "c"]], atol=1e-4)
+    again = tm.TableEncoder.from_state(encoder.state())
+    np.testing.assert_allclose(again.encode(frame), encoded)
+
+
+def test_g_means_finds_two_clumps_where_there_are_two_and_one_where_there_is_one():
+    from aigc_core.models.tabular.trainer import split_clumps
+
+    rng = np.random.default_rng(0)
+    one = rng.normal(size=(300, 6))
+    two = np.r_[rng.normal(size=(150, 6)), rng.normal(size=(150, 6)) + 5.0]
+    assert len(split_clumps(one, 4, 0)) == 1
+    centres = split_clumps(two, 4, 0)
+    assert len(centres) == 2 and sorted(np.round(centres.mean(1))) == [0.0, 5.0]
+    assert len(split_clumps(two[:50], 4, 0)) == 1                       # too few rows to split
+    assert len(split_clumps(np.r_[two, rng.normal(size=(150, 6)) - 5.0], 2, 0)) == 2   # at most `most`
+
+
+def test_clusters_split_each_value_into_its_clumps_and_the_gan_is_told_the_clump():
+    data = measurements()
+    trainer = make("tab_gan", data, clusters=4, numeric_encoding="auto", moment_weight=1.0)
+    assert (trainer.cluster_p > 0).sum(1).tolist() == [2, 2]          # two clumps in each class, found
+    assert trainer.G.body[0].fc.in_features == 8 + 2 + 4                # noise, class, clump slot
+    for group in range(8):                                              # a clump's real rows are its own
+        start, count = int(trainer.group_start[group]), int(trainer.group_count[group])
+        rows = trainer.rows_by_group[start:start + count]
+        assert (torch.tensor(trainer.row_cluster)[rows] == group % 4).all()
+    out = train(trainer, 5)
+    assert np.isfinite(out["loss_g"]) and out["moment_gap"] > 0
+    assert trainer.real_mean.shape[0] == 2 * 4                          # moments per class and clump
+    rows = trainer.sample(300, seed=1)
+    assert list(rows.columns) == ["a", "b", "c", "kind"] and len(rows) == 300
+    whole = make("tab_gan", measurements(clumps=False), clusters=4, numeric_encoding="auto")
+    assert (whole.cluster_p > 0).sum(1).tolist() == [1, 1]
+    counts = make("tab_gan", clusters=4)                                # the shop's counts: no measurements
+    assert (counts.cluster_p > 0).sum(1).tolist() == [1, 1]
+
+
+def test_a_clustered_checkpoint_keeps_its_clumps_and_a_mismatched_setting_is_refused(tmp_path):
+    data = measurements()
+    trainer = make("tab_gan", data, clusters=4, numeric_encoding="auto")
+    train(trainer, 5)
+    path = save_checkpoint(tmp_path, 5, trainer.state())
+    fresh = make("tab_gan", data, seed=3, clusters=4, numeric_encoding="auto")
+    fresh.load_state(load_state(path)[0], weights_only=True)
+    np.testing.assert_array_equal(fresh.cluster_centres, trainer.cluster_centres)
+    pd.testing.assert_frame_equal(fresh.sample(100, seed=5), trainer.sample(100, seed=5))
+    with pytest.raises(UserError, match="Clusters per value' to 4"):
+        make("tab_gan", data, clusters=2, numeric_encoding="auto").load_state(load_state(path)[0], weights_only=True)
+    with pytest.raises(UserError, match="without clusters"):
+        plain = save_checkpoint(tmp_path / "plain", 1, make("tab_gan", data, numeric_encoding="auto").state())
+        make("tab_gan", data, clusters=4, numeric_encoding="auto").load_state(load_state(plain)[0], weights_only=True)
+
+
 # ---- runs: command line and evaluation ------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,10 @@
 """The table encoder: rows of a table <-> vectors of numbers a network can learn.
 
-Numbers become standard normals (``quantile``: z = Phi^-1(F(x))) or a mixture
-mode plus a scaled offset (``gmm``, mode-specific normalisation as in CTGAN);
-categories and yes/no columns become one-hot blocks. Everything fitted is kept
+Numbers become standard normals (``quantile``: z = Phi^-1(F(x))), a mixture
+mode plus a scaled offset (``gmm``, mode-specific normalisation as in CTGAN),
+z-scores (``standard``: z = (x - mean) / std, which keeps straight-line
+relations between columns straight) or, with ``auto``, each column the one its
+values suit (:func:`auto_encoding`); categories and yes/no columns become one-hot blocks. Everything fitted is kept
 as JSON values and arrays (never pickled), so a checkpoint can carry it. The
 tabular models (``aigc_core.models.tabular``) explain how they use it.
 """
@@ -19,7 +21,11 @@ from ..errors import UserError
 
 QUANTILE_EPS = 1e-4  # keeps Phi^-1 finite: encoded numbers stay within about +-3.7
 FIT_ROWS = 20_000  # rows used to fit quantiles / mixtures on very large tables
-ENCODINGS = ("quantile", "gmm")
+ENCODINGS = ("quantile", "gmm", "standard", "auto")
+#: ``auto``: a column whose values are at least this share distinct ...
+AUTO_DISTINCT = 0.9
+#: ... and whose skewness is at most this (either way) is z-scored; any other is quantile-encoded
+AUTO_SKEW = 1.0
 TRUE_TOKENS = {"true", "yes", "y", "t", "1", "1.0"}
 FALSE_TOKENS = {"false", "no", "n", "f", "0", "0.0"}
 
@@ -96,10 +102,15 @@ class TableEncoder:
                 values = values[np.isfinite(values)]
                 if not len(values):
                     raise UserError(f"column {name!r} has no numbers to learn from")
-                col = dict(name=name, type=kind, encoding=encoding,
+                col = dict(name=name, type=kind, encoding=auto_encoding(values) if encoding == "auto" else encoding,
                            integer=bool(pd.api.types.is_integer_dtype(series.dtype)),
                            min=float(values.min()), max=float(values.max()), decimals=_decimals(values))
-                col.update(_fit_quantiles(values) if encoding == "quantile" else _fit_mixture(values, max_modes, seed))
+                if col["encoding"] == "quantile":
+                    col.update(_fit_quantiles(values))
+                elif col["encoding"] == "standard":
+                    col.update(mean=float(values.mean()), std=float(max(values.std(), 1e-6)))
+                else:
+                    col.update(_fit_mixture(values, max_modes, seed))
             elif kind == "boolean":
                 col = dict(name=name, type=kind, categories=[False, True])
             else:
@@ -122,6 +133,8 @@ class TableEncoder:
                 if col["encoding"] == "quantile":
                     lo, hi = self.quantile_bounds(col, x)
                     out[:, value.start] = _ndtri(0.5 * (lo + hi))
+                elif col["encoding"] == "standard":
+                    out[:, value.start] = (np.nan_to_num(x, nan=col["mean"]) - col["mean"]) / col["std"]
                 else:
                     alpha, mode = _mixture_encode(col, x, rng)
                     out[:, value.start] = alpha
@@ -166,6 +179,8 @@ class TableEncoder:
                 if col["encoding"] == "quantile":
                     q = np.asarray(col["quantiles"], dtype=float)
                     x = np.interp(_ndtr(v), np.linspace(0.0, 1.0, len(q)), q)
+                elif col["encoding"] == "standard":
+                    x = v * col["std"] + col["mean"]
                 else:
                     mode_span = spans[(name, "mode")]
                     k = matrix[:, mode_span.start:mode_span.stop].argmax(1)
@@ -221,6 +236,22 @@ def _as_bool(v) -> bool:
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     return str(v).strip().lower() in TRUE_TOKENS
+
+
+def auto_encoding(values: np.ndarray) -> str:
+    """``standard`` for a column of (nearly) all-distinct, roughly symmetric
+    numbers (measurements), ``quantile`` for anything else (counts and other
+    whole numbers with many ties, skewed or heavy-tailed columns), which the
+    quantile map makes normal. Why z-scores there: they keep a column that is
+    a weighted sum of others exactly that in the encoded row, where the
+    networks and the moment-matching covariances can follow it; the quantile
+    map bends such relations."""
+    n = len(values)
+    if n < 3 or len(np.unique(values)) < AUTO_DISTINCT * n:
+        return "quantile"
+    std = values.std()
+    skew = float(((values - values.mean()) ** 3).mean() / std ** 3) if std > 0 else 0.0
+    return "standard" if abs(skew) <= AUTO_SKEW else "quantile"
 
 
 def _fit_quantiles(values: np.ndarray) -> dict:

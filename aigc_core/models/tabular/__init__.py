@@ -6,7 +6,7 @@ a vector of numbers with a :class:`TableEncoder` and learn to produce such
 vectors; sampling decodes them back into a table with the original column
 names, types and ranges.
 
-- **Numbers** get one of two encodings (the ``numeric_encoding`` setting):
+- **Numbers** get one of these encodings (the ``numeric_encoding`` setting):
 
   - ``quantile``: x -> z = Phi^-1(F(x)), where F is the column's empirical
     distribution function (from up to 1,000 quantiles) and Phi^-1 the
@@ -19,6 +19,10 @@ names, types and ranges.
     mixture with up to ``max_modes`` modes is fitted to the column; a value
     becomes (which mode k it came from, one-hot) and
     alpha = (x - mu_k) / (4 sigma_k) in (-1, 1).
+  - ``standard``: z = (x - mean) / std, which keeps a column that is a
+    weighted sum of others exactly that; ``auto`` z-scores columns of nearly
+    all-distinct, roughly symmetric numbers and quantile-maps the rest (what
+    wide tables get from ``tab_gan``'s preset rule, see ``fit.py``).
 
 - **Categories and yes/no columns** become one-hot blocks. The generator
   outputs logits for each block; in training they pass through a

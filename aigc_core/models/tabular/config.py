@@ -10,6 +10,12 @@ from ...data.table_encoder import ENCODINGS
 #: moment matching compares covariances while (condition values) x (encoded width)^2 stays below this
 #: (4 MB; a step then costs at most batch x this many multiplications more)
 MAX_COVARIANCE_ENTRIES = 1_000_000
+#: ``clusters``: a condition value gets at most one cluster per this many training rows
+MIN_CLUSTER_ROWS = 30
+#: ``clusters``: a split is kept when the Anderson-Darling statistic of the rows along it exceeds this
+CLUMP_SPLIT_A2 = 1.8692
+#: ``clusters``: k-means is fitted on at most this many rows of a value (all of them are assigned)
+MAX_CLUSTER_FIT_ROWS = 20_000
 
 # ---------------------------------------------------------------------------
 # Configs
@@ -19,7 +25,9 @@ COND_HELP = ("A categorical or yes/no column the model is conditioned on, so you
              "and rare values are learned. Empty = the label column (or the first categorical column); 'none' = no condition.")
 ENC_HELP = ("How numbers are fed to the networks. quantile: each column mapped to a standard normal through its "
             "distribution function (fast, robust to skew). gmm: CTGAN's mode-specific normalisation with a Gaussian "
-            "mixture per column (a value = its mode + its position within the mode).")
+            "mixture per column (a value = its mode + its position within the mode). standard: z-scores, which keep "
+            "a column that is a sum of others exactly that. auto: z-scores for columns of nearly all-distinct, "
+            "roughly symmetric numbers, quantile for the rest.")
 
 
 @dataclass
@@ -44,6 +52,12 @@ class TabGANConfig:
     ema: float = param(0.995, "Generator averaging (EMA)", "Samples come from a running average of the generator's weights, "
                        "w_avg <- ema * w_avg + (1 - ema) * w, which smooths out the last steps' wobble. 0 = off.",
                        min=0.0, max=0.9999, step=0.001, advanced=True)
+    clusters: int = param(0, "Clusters per value", "Splits each condition value's training rows into up to this many "
+                          "clumps (G-means: k-means halves kept only where the rows clearly form two bumps, at least "
+                          f"{MIN_CLUSTER_ROWS} rows each) and tells the generator and the critic which group a row "
+                          "is from, each group drawn in its real share, so a value whose rows form several clumps "
+                          "keeps all of them instead of a few or the space between them. 0 = off.",
+                          min=0, max=16, advanced=True)
     moment_weight: float = param(0.0, "Moment matching weight", "Also pulls the means, spreads and covariances of the "
                                  "encoded columns of the generated rows, per value of the condition, towards the real rows' "
                                  "(weighted by this), so each value's rows get its columns right even where the "
