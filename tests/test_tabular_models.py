@@ -190,17 +190,39 @@ def test_the_moment_gap_is_near_zero_for_real_rows_and_grows_when_a_value_s_colu
     # every training row, with its own condition value: the real means and spreads exactly
     values = trainer.encoder.category_index(trainer.cond_info, trainer.real_train[trainer.cond_column])
     idx = torch.tensor(values, dtype=torch.long)
-    assert float(trainer.moment_gap(idx, trainer.encoded)) == pytest.approx(0.0, abs=1e-4)
-    shifted = trainer.encoded.clone()
+    # as the real batches show them (ties drawn anew within their share of F): 400 draws of every row
+    draws = 400
+    rows = torch.arange(len(idx)).repeat(draws)
+    trainer.gen.manual_seed(0)
+    drawn = trainer.encoded[rows].clone()
+    jitter = torch.rand(len(rows), len(trainer.q_cols), generator=trainer.gen)
+    drawn[:, trainer.q_cols] = torch.special.ndtri((trainer.q_low[rows] + jitter * trainer.q_width[rows]).clamp(1e-4, 1 - 1e-4))
+    assert float(trainer.moment_gap(idx.repeat(draws), drawn)) == pytest.approx(0.0, abs=2e-3)
+    idx = idx.repeat(draws)
+    shifted = drawn.clone()
     shifted[idx == 0, 0] += 2.0                            # one value's first column moved by 2
     groups = int((torch.bincount(idx) > 1).sum())
-    assert float(trainer.moment_gap(idx, shifted)) == pytest.approx(4.0 / groups, rel=1e-3)
+    assert float(trainer.moment_gap(idx, shifted)) == pytest.approx(4.0 / groups, rel=1e-2)
     # same means and spreads per value, but "minutes" no longer follows "views": the covariance term sees it
-    shuffled = trainer.encoded.clone()
+    shuffled = drawn.clone()
     for value in idx.unique():
         rows = torch.nonzero(idx == value).squeeze(1)
         shuffled[rows, 1] = shuffled[rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))], 1]
     assert float(trainer.moment_gap(idx, shuffled)) > 0.01
+
+
+def test_the_real_moments_are_those_of_the_tie_draws_the_batches_make():
+    trainer = make("tab_gan", moment_weight=1.0)
+    mean, square = trainer._row_moments()
+    gen = torch.Generator().manual_seed(1)
+    draws = torch.stack([trainer.encoded.clone() for _ in range(2000)])   # (2000, N, D)
+    u = trainer.q_low + torch.rand(draws.shape[:2] + (len(trainer.q_cols),), generator=gen) * trainer.q_width
+    draws[:, :, trainer.q_cols] = torch.special.ndtri(u.clamp(1e-4, 1 - 1e-4))
+    assert float((draws.mean(0) - mean).abs().mean()) < 0.01
+    assert float((draws.pow(2).mean(0) - square).abs().mean()) < 0.02
+    once = trainer.q_width.squeeze() if trainer.q_width.dim() == 1 else trainer.q_width
+    single = (once < 1e-6)                                                 # a value seen once: a point
+    np.testing.assert_allclose(mean[:, trainer.q_cols][single], trainer.encoded[:, trainer.q_cols][single], atol=1e-4)
 
 
 def test_moment_matching_is_logged_and_off_by_default():

@@ -4,6 +4,7 @@ the conditional WGAN-GP and the conditional VAE."""
 
 from __future__ import annotations
 
+import math
 
 import numpy as np
 import pandas as pd
@@ -186,7 +187,7 @@ class TabularTrainer(Trainer):
         # projection lumpy, so a table without such columns keeps each value whole
         continuous = [s.start for s, col in zip([s for s in self.encoder.spans if s.kind != "mode"], self.encoder.columns)
                       if col["type"] == "numeric" and col["encoding"] == "standard"]
-        x = self.encoded.cpu().numpy().astype(np.float64)[:, continuous]    # (N, D) of those columns
+        x = self.encoded[:, continuous].cpu().numpy().astype(np.float64)    # (N, D) of those columns
         centres = getattr(self, "_saved_centres", None)
         if centres is None:
             centres = np.full((groups, K, x.shape[1]), np.nan)
@@ -222,17 +223,46 @@ class TabularTrainer(Trainer):
         self.group_count = torch.tensor(counts, dtype=torch.long, device=dev)
 
     def _fit_moments(self) -> None:
-        """Per condition value (one group without a condition): the real rows'
-        mean, spread and covariance of the encoded columns (moment matching)."""
+        """Per condition value (one group without a condition; value and clump
+        with ``clusters``): the real rows' mean, spread and covariance of the
+        encoded columns (moment matching), as the real batches show them: a
+        tied quantile value is drawn anew within its share of F every batch
+        (:meth:`real_batch`), so its column's moments are those of the draw
+        (:meth:`_row_moments`), not of one point in it."""
         values = torch.tensor(self.moment_values, dtype=torch.long, device=self.device)
         groups = F.one_hot(values, self.moment_groups).float()                # (N, G)
         size = groups.sum(0).clamp(min=1).unsqueeze(1)                         # (G, 1)
-        self.real_mean = groups.T @ self.encoded / size                        # (G, D)
-        self.real_std = (groups.T @ self.encoded ** 2 / size - self.real_mean ** 2).clamp(min=0).sqrt()
+        mean_row, square_row = self._row_moments()                             # (N, D) each
+        self.real_mean = groups.T @ mean_row / size                            # (G, D)
+        self.real_std = (groups.T @ square_row / size - self.real_mean ** 2).clamp(min=0).sqrt()
         if groups.shape[1] * self.data_dim ** 2 <= MAX_COVARIANCE_ENTRIES:
-            centred = self.encoded - self.real_mean[values]                    # (N, D)
-            self.real_cov = torch.stack([centred[values == g].T @ centred[values == g]
+            centred = mean_row - self.real_mean[values]                        # (N, D)
+            within = square_row - mean_row ** 2                                # (N, D): each draw's own variance
+            self.real_cov = torch.stack([centred[values == g].T @ centred[values == g] + torch.diag(within[values == g].sum(0))
                                          for g in range(groups.shape[1])]) / size.unsqueeze(2)  # (G, D, D)
+
+    def _row_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """E[x] and E[x^2] of each encoded training row over the tie draws of
+        :meth:`real_batch`: for a value drawn as z = Phi^-1(u), u uniform on
+        [a, b], with alpha = Phi^-1(a), beta = Phi^-1(b) and phi the normal
+        density, E[z] = (phi(alpha) - phi(beta)) / (b - a) and
+        E[z^2] = 1 + (alpha phi(alpha) - beta phi(beta)) / (b - a) (a
+        single point where b - a is negligible); every other column is fixed."""
+        mean, square = self.encoded.clone(), self.encoded ** 2
+        if len(self.q_cols):
+            a = self.q_low.clamp(QUANTILE_EPS, 1 - QUANTILE_EPS).double()
+            b = (self.q_low + self.q_width).clamp(QUANTILE_EPS, 1 - QUANTILE_EPS).double()
+            alpha, beta = torch.special.ndtri(a), torch.special.ndtri(b)
+            pdf = lambda z: torch.exp(-0.5 * z ** 2) / math.sqrt(2 * math.pi)  # noqa: E731
+            width = b - a
+            wide = width > 1e-6
+            safe = torch.where(wide, width, torch.ones_like(width))
+            point = torch.special.ndtri(0.5 * (a + b))
+            m = torch.where(wide, (pdf(alpha) - pdf(beta)) / safe, point)
+            m2 = torch.where(wide, 1 + (alpha * pdf(alpha) - beta * pdf(beta)) / safe, point ** 2)
+            mean[:, self.q_cols] = m.float()
+            square[:, self.q_cols] = torch.maximum(m2, m ** 2).float()
+        return mean, square
 
     # ---- one step ---------------------------------------------------------------------
     def step(self) -> dict[str, torch.Tensor]:
