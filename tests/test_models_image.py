@@ -388,6 +388,26 @@ def test_a_checkpoint_round_trip_reproduces_the_next_step_exactly(tmp_path, name
         assert torch.equal(resumed.sample(4, seed=1), trainer.sample(4, seed=1))
 
 
+def test_the_mlp_gan_presets_batch_normalise_the_generator_and_an_older_run_keeps_its_layout(tmp_path):
+    from aigc_core.models.gan.config import MLPGANConfig
+
+    spec = get_model("mlp_gan")
+    assert all(p["model"]["g_norm"] == "batch" for p in spec.presets.values())
+    normed = make("mlp_gan", blobs(16), g_norm="batch")
+    assert [type(m).__name__ for m in normed.nets["G"] if isinstance(m, torch.nn.BatchNorm1d)] == ["BatchNorm1d"] * 2
+    for _ in range(2):
+        normed.step()
+    assert normed.sample(4, seed=1).shape == (4, 1, 28, 28)
+    # a run saved before the setting: its config has no g_norm, its generator no batch norm
+    saved = {k: v for k, v in vars(make("mlp_gan", blobs(16)).cfg).items() if k != "g_norm"}
+    old = spec.trainer_cls(from_dict(MLPGANConfig, saved), blobs(16), CPU, 0)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in old.nets["G"])
+    path = save_checkpoint(tmp_path, 1, old.state())
+    again = spec.trainer_cls(from_dict(MLPGANConfig, saved), blobs(16), CPU, 7)
+    again.load_state(load_state(path)[0])
+    assert torch.equal(again.sample(4, seed=1), old.sample(4, seed=1))
+
+
 def test_a_gan_with_a_generator_ema_samples_from_the_average_not_the_live_weights():
     from aigc_core.train.utils import eval_mode, seeded_noise
 

@@ -98,9 +98,12 @@ register(ModelSpec(
     fit_preset=_gan_rule(MLPGANConfig, ("width",)),
     tiny={"model": {"width": 16, "nz": 8, "batch_size": 8}},
     presets={
-        "Quick": {"model": {"width": 128, "batch_size": 64, "lr_g": 2e-4, "lr_d": 2e-4},
+        # The generator batch-normalised (g_norm): Quick, seed 0, 30 CPU s, FID on the set's feature net,
+        # without -> with: glyphs 418 (collapsed: D scored real 0.996, fake 0.004) -> 22.6, photo
+        # patches 22.8 -> 7.4, 8-px digits 48.8 -> 1.75 (4 -> 10 digits covered).
+        "Quick": {"model": {"width": 128, "batch_size": 64, "lr_g": 2e-4, "lr_d": 2e-4, "g_norm": "batch"},
                   "train": {"steps": 3000, "max_seconds": 30, "log_every": 25, "sample_every": 200}},
-        "Standard": {"model": {"width": 256, "batch_size": 64},
+        "Standard": {"model": {"width": 256, "batch_size": 64, "g_norm": "batch"},
                      "train": {"steps": 20000, "max_seconds": 300, "log_every": 50, "sample_every": 500}},
     },
 ))

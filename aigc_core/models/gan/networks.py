@@ -309,13 +309,15 @@ def dcgan_discriminator(ndf: int, nc: int, size: int, norm: str = "batch") -> nn
     raise UserError(f"dcgan works on 28, 32 or 64 pixel images, not {size}; re-import the data at one of those sizes or use mlp_gan")
 
 
-def mlp_generator(nz: int, width: int, shape: tuple[int, ...]) -> nn.Sequential:
-    """z (N, nz) -> images (N, *shape) in [-1, 1]."""
+def mlp_generator(nz: int, width: int, shape: tuple[int, ...], norm: str = "none") -> nn.Sequential:
+    """z (N, nz) -> images (N, *shape) in [-1, 1]; ``norm="batch"`` batch-normalises
+    the two wider hidden layers (before their activation)."""
     out = math.prod(shape)
+    bn = (lambda n: [nn.BatchNorm1d(n)]) if norm == "batch" else (lambda n: [])  # noqa: E731
     return nn.Sequential(
-        nn.Linear(nz, width), nn.LeakyReLU(0.2, True),                # width
-        nn.Linear(width, 2 * width), nn.LeakyReLU(0.2, True),         # 2*width
-        nn.Linear(2 * width, 4 * width), nn.LeakyReLU(0.2, True),     # 4*width
+        nn.Linear(nz, width), nn.LeakyReLU(0.2, True),                              # width
+        nn.Linear(width, 2 * width), *bn(2 * width), nn.LeakyReLU(0.2, True),       # 2*width
+        nn.Linear(2 * width, 4 * width), *bn(4 * width), nn.LeakyReLU(0.2, True),   # 4*width
         nn.Linear(4 * width, out), nn.Tanh(),                         # C*H*W
         nn.Unflatten(1, shape),                                       # C x H x W
     )

@@ -315,7 +315,8 @@ class ImageGANTrainer(GANTrainer):
 class MLPGANTrainer(ImageGANTrainer):
     def build_nets(self):
         cfg = self.cfg
-        return mlp_generator(cfg.nz, cfg.width, self.image_shape), mlp_discriminator(cfg.width, self.image_shape)
+        return (mlp_generator(cfg.nz, cfg.width, self.image_shape, cfg.g_norm),
+                mlp_discriminator(cfg.width, self.image_shape))
 
 
 class DCGANTrainer(ImageGANTrainer):
