@@ -250,8 +250,10 @@ class TabularTrainer(Trainer):
         single point where b - a is negligible); every other column is fixed."""
         mean, square = self.encoded.clone(), self.encoded ** 2
         if len(self.q_cols):
-            a = self.q_low.clamp(QUANTILE_EPS, 1 - QUANTILE_EPS).double()
-            b = (self.q_low + self.q_width).clamp(QUANTILE_EPS, 1 - QUANTILE_EPS).double()
+            # in float64 on the CPU (where b - a is small the difference needs it; MPS has no float64)
+            low, width = self.q_low.cpu().double(), self.q_width.cpu().double()
+            a = low.clamp(QUANTILE_EPS, 1 - QUANTILE_EPS)
+            b = (low + width).clamp(QUANTILE_EPS, 1 - QUANTILE_EPS)
             alpha, beta = torch.special.ndtri(a), torch.special.ndtri(b)
             pdf = lambda z: torch.exp(-0.5 * z ** 2) / math.sqrt(2 * math.pi)  # noqa: E731
             width = b - a
@@ -260,8 +262,8 @@ class TabularTrainer(Trainer):
             point = torch.special.ndtri(0.5 * (a + b))
             m = torch.where(wide, (pdf(alpha) - pdf(beta)) / safe, point)
             m2 = torch.where(wide, 1 + (alpha * pdf(alpha) - beta * pdf(beta)) / safe, point ** 2)
-            mean[:, self.q_cols] = m.float()
-            square[:, self.q_cols] = torch.maximum(m2, m ** 2).float()
+            mean[:, self.q_cols] = m.float().to(mean.device)
+            square[:, self.q_cols] = torch.maximum(m2, m ** 2).float().to(mean.device)
         return mean, square
 
     # ---- one step ---------------------------------------------------------------------
