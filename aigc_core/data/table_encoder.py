@@ -249,9 +249,10 @@ def auto_encoding(values: np.ndarray) -> str:
     n = len(values)
     if n < 3 or len(np.unique(values)) < AUTO_DISTINCT * n:
         return "quantile"
-    std = values.std()
-    skew = float(((values - values.mean()) ** 3).mean() / std ** 3) if std > 0 else 0.0
-    return "standard" if abs(skew) <= AUTO_SKEW else "quantile"
+    from scipy.stats import skew
+
+    lean = float(skew(values)) if values.std() > 0 else 0.0
+    return "standard" if abs(lean) <= AUTO_SKEW else "quantile"
 
 
 def _fit_quantiles(values: np.ndarray) -> dict:

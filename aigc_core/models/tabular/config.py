@@ -10,7 +10,7 @@ from ...data.table_encoder import ENCODINGS
 #: moment matching compares covariances while (condition values) x (encoded width)^2 stays below this
 #: (4 MB; a step then costs at most batch x this many multiplications more)
 MAX_COVARIANCE_ENTRIES = 1_000_000
-#: ``clusters``: a condition value gets at most one cluster per this many training rows
+#: ``clusters``: each half of a split needs at least this many training rows
 MIN_CLUSTER_ROWS = 30
 #: ``clusters``: a split is kept when the Anderson-Darling statistic of the rows along it exceeds this
 CLUMP_SPLIT_A2 = 1.8692

@@ -205,9 +205,9 @@ class TabularTrainer(Trainer):
         for g in range(groups):
             mine = values == g
             if mine.any():
-                c = np.nan_to_num(centres[g], nan=np.inf)                      # (K, D); unused slots far away
-                dist = (c ** 2).sum(1) - 2 * x[mine] @ np.nan_to_num(centres[g]).T  # (n_g, K), less ||x||^2
-                dist[:, ~np.isfinite(c).all(1)] = np.inf
+                c = np.nan_to_num(centres[g])                                  # (K, D)
+                dist = (c ** 2).sum(1) - 2 * x[mine] @ c.T                     # (n_g, K), less ||x||^2
+                dist[:, ~np.isfinite(centres[g]).all(1)] = np.inf              # unused slots: never nearest
                 local[mine] = dist.argmin(1)
         self.cluster_centres = centres.astype(np.float32)
         self.row_cluster = local
@@ -313,13 +313,17 @@ class TabularTrainer(Trainer):
         idx = torch.multinomial(self.cluster_p[value], 1, generator=gen).squeeze(1)
         return idx, F.one_hot(idx, self.n_clusters).float()
 
+    def group_of(self, cond_idx: torch.Tensor | None, cluster: torch.Tensor) -> torch.Tensor:
+        """The (value, cluster) group index of each row: value x clusters + cluster."""
+        value = cond_idx if cond_idx is not None else torch.zeros_like(cluster)
+        return value * self.n_clusters + cluster
+
     def real_batch(self, cond_idx: torch.Tensor | None, n: int, cluster: torch.Tensor | None = None) -> torch.Tensor:
         """(n, data_dim) real encoded rows (with the given condition values,
         and clusters within them)."""
         u = torch.rand(n, device=self.device, generator=self.gen)
         if cluster is not None:
-            value = cond_idx if cond_idx is not None else torch.zeros_like(cluster)
-            group = value * self.n_clusters + cluster
+            group = self.group_of(cond_idx, cluster)
             count = self.group_count[group]
             offset = torch.minimum((u * count).long(), count - 1)
             rows = self.rows_by_group[self.group_start[group] + offset]
@@ -644,9 +648,7 @@ class TabGANTrainer(TabularTrainer):
             cond_ce = F.cross_entropy(raw[:, self.cond_span.start:self.cond_span.stop], cond_idx)
         else:
             cond_ce = torch.zeros((), device=self.device)
-        group = cond_idx
-        if cluster is not None and self.moment_groups > max(1, self.cond_dim):
-            group = (cond_idx if cond_idx is not None else torch.zeros_like(cluster)) * self.n_clusters + cluster
+        group = cond_idx if cluster is None else self.group_of(cond_idx, cluster)  # the moments' groups
         moments = self.moment_gap(group, fake) if cfg.moment_weight > 0 else torch.zeros((), device=self.device)
         loss_g = adversarial + cond_ce + cfg.moment_weight * moments
         self.optims["G"].zero_grad(set_to_none=True)
