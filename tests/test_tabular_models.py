@@ -61,6 +61,30 @@ def train(trainer, steps: int):
 
 # ---- encoding ---------------------------------------------------------------------------
 
+def test_the_output_activation_does_each_span_as_written_in_one_pass():
+    """tanh for mixture values, identity for quantile values, a Gumbel draw per
+    category block in order: the same numbers span by span as in one pass."""
+    from aigc_core.data.table_encoder import Span
+    from aigc_core.models.tabular.networks import activate, gumbel_softmax, sample_one_hot
+
+    spans = [Span("a", "value", 0, 1, "tanh"), Span("a", "mode", 1, 3, "softmax"), Span("b", "value", 4, 1, "linear"),
+             Span("c", "category", 5, 4, "softmax"), Span("d", "value", 9, 1, "linear"), Span("e", "value", 10, 1, "tanh")]
+    raw = torch.randn(7, 11, generator=torch.Generator().manual_seed(0))
+    for hard in (False, True):
+        gen = torch.Generator().manual_seed(1)
+        want = []
+        for s in spans:
+            block = raw[:, s.start:s.stop]
+            if s.activation == "softmax":
+                want.append(sample_one_hot(block, gen) if hard else gumbel_softmax(block, 0.2, gen))
+            else:
+                want.append(torch.tanh(block) if s.activation == "tanh" else block)
+        got = activate(raw, spans, 0.2, torch.Generator().manual_seed(1), hard)
+        torch.testing.assert_close(got, torch.cat(want, 1), rtol=0, atol=0)
+    numbers = [Span(c, "value", i, 1, "linear") for i, c in enumerate("xyz")]
+    assert torch.equal(activate(raw[:, :3], numbers, 0.2, torch.Generator()), raw[:, :3])  # numbers only
+
+
 def test_the_quantile_encoding_decodes_back_to_the_same_table():
     frame = shop().frame
     encoder = tm.TableEncoder.fit(frame, TYPES, "quantile")
@@ -202,13 +226,47 @@ def test_the_moment_gap_is_near_zero_for_real_rows_and_grows_when_a_value_s_colu
     shifted = drawn.clone()
     shifted[idx == 0, 0] += 2.0                            # one value's first column moved by 2
     groups = int((torch.bincount(idx) > 1).sum())
+    trainer._reset_moment_averages()                       # a first batch sets the running averages
     assert float(trainer.moment_gap(idx, shifted)) == pytest.approx(4.0 / groups, rel=1e-2)
+    trainer._reset_moment_averages()
     # same means and spreads per value, but "minutes" no longer follows "views": the covariance term sees it
     shuffled = drawn.clone()
     for value in idx.unique():
         rows = torch.nonzero(idx == value).squeeze(1)
         shuffled[rows, 1] = shuffled[rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))], 1]
     assert float(trainer.moment_gap(idx, shuffled)) > 0.01
+
+
+def test_the_moment_gap_averages_small_batches_instead_of_rewarding_narrow_ones():
+    """Real rows in batches of 4 a value: one batch's spread and covariance
+    are far from the real ones (the old batch gap rewarded a narrower
+    generator), but their running averages come close, and the gradient
+    pushes a too-narrow batch wider."""
+    trainer = make("tab_gan", moment_weight=1.0)
+
+    def batch():
+        idx = torch.arange(trainer.cond_dim).repeat_interleave(4)
+        return idx, trainer.real_batch(idx, len(idx))
+
+    first = float(trainer.moment_gap(*batch()))
+    for _ in range(1500):
+        last = float(trainer.moment_gap(*batch()))
+    assert first > 1.0 and last < 0.25 * first
+    cols = torch.tensor(trainer.q_cols)                 # the numbers
+
+    def narrow():                                        # each value's numbers drawn at half their spread
+        idx, rows = batch()
+        centre = torch.stack([rows[idx == v][:, cols].mean(0) for v in range(trainer.cond_dim)])[idx]
+        rows[:, cols] = centre + 0.5 * (rows[:, cols] - centre)
+        return idx, rows, rows[:, cols] - centre
+
+    trainer._reset_moment_averages()
+    for _ in range(300):                                 # a generator that stays too narrow
+        trainer.moment_gap(*narrow()[:2])
+    idx, rows, centred = narrow()
+    rows.requires_grad_(True)
+    trainer.moment_gap(idx, rows).backward()
+    assert float((rows.grad[:, cols] * centred).sum()) < 0   # descending the gap widens the rows
 
 
 def test_the_real_moments_are_those_of_the_tie_draws_the_batches_make():
@@ -373,8 +431,14 @@ def test_clusters_split_each_value_into_its_clumps_and_the_gan_is_told_the_clump
     assert list(rows.columns) == ["a", "b", "c", "kind"] and len(rows) == 300
     whole = make("tab_gan", measurements(clumps=False), clusters=4, numeric_encoding="auto")
     assert (whole.cluster_p > 0).sum(1).tolist() == [1, 1]
-    counts = make("tab_gan", clusters=4)                                # the shop's counts: no measurements
-    assert (counts.cluster_p > 0).sum(1).tolist() == [1, 1]
+    # the shop's counts: no measurements for the test to judge, so each value is split untested
+    # (bisecting k-means) wherever both halves keep MIN_CLUSTER_ROWS rows
+    from aigc_core.models.tabular.config import MIN_CLUSTER_ROWS
+    counts = make("tab_gan", clusters=4)
+    sizes = np.bincount(counts.moment_values, minlength=2 * 4).reshape(2, 4)
+    assert ((sizes == 0) | (sizes >= MIN_CLUSTER_ROWS)).all()
+    assert (sizes > 0).sum() > 2                                        # some value split
+    assert ((sizes > 0).sum(1) <= 1)[sizes.sum(1) < 2 * MIN_CLUSTER_ROWS].all()  # too few rows: whole
 
 
 def test_a_clustered_checkpoint_keeps_its_clumps_and_a_mismatched_setting_is_refused(tmp_path):

@@ -54,7 +54,8 @@ class TabGANConfig:
                        min=0.0, max=0.9999, step=0.001, advanced=True)
     clusters: int = param(0, "Clusters per value", "Splits each condition value's training rows into up to this many "
                           "clumps (G-means: k-means halves kept only where the rows clearly form two bumps, at least "
-                          f"{MIN_CLUSTER_ROWS} rows each) and tells the generator and the critic which group a row "
+                          f"{MIN_CLUSTER_ROWS} rows each; a table whose numbers are all tied counts or pixels, which the "
+                          "test cannot judge, is split by k-means alone) and tells the generator and the critic which group a row "
                           "is from, each group drawn in its real share, so a value whose rows form several clumps "
                           "keeps all of them instead of a few or the space between them. 0 = off.",
                           min=0, max=16, advanced=True)
