@@ -55,6 +55,14 @@ def _layout(spans: tuple[tuple[int, int, str], ...]) -> tuple[tuple[int, ...], t
     return tanh, tuple(runs)
 
 
+@functools.lru_cache(maxsize=64)
+def _tanh_mask(tanh: tuple[int, ...], width: int, device: torch.device) -> torch.Tensor:
+    """(width,) True at the ``tanh`` columns, made once per layout and device."""
+    mask = torch.zeros(width, dtype=torch.bool, device=device)
+    mask[list(tanh)] = True
+    return mask
+
+
 def activate(raw: torch.Tensor, spans: list[Span], tau: float, gen: torch.Generator, hard: bool = False) -> torch.Tensor:
     """Raw network outputs -> an encoded row: tanh for mixture values, identity
     for quantile values, Gumbel-softmax (``hard``: a sampled one-hot) for each
@@ -64,9 +72,7 @@ def activate(raw: torch.Tensor, spans: list[Span], tau: float, gen: torch.Genera
     tanh, runs = _layout(tuple((s.start, s.stop, s.activation) for s in spans))
     numbers = raw
     if tanh:
-        mask = torch.zeros(raw.shape[1], dtype=torch.bool, device=raw.device)
-        mask[list(tanh)] = True
-        numbers = torch.where(mask, torch.tanh(raw), raw)
+        numbers = torch.where(_tanh_mask(tanh, raw.shape[1], raw.device), torch.tanh(raw), raw)
     if len(runs) == 1 and not runs[0][2]:
         return numbers
     parts = []

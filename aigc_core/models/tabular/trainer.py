@@ -195,15 +195,15 @@ class TabularTrainer(Trainer):
         # 0.995, breast cancer unchanged, seed 0), and on 7x7 glyphs each digit is several fonts that a
         # Gaussian per digit misses (TSTR 0.918 against 0.951 for three per digit).
         value_spans = [s for s in self.encoder.spans if s.kind != "mode"]
-        continuous = [s.start for s, col in zip(value_spans, self.encoder.columns)
-                      if col["type"] == "numeric" and col["encoding"] == "standard"]
-        tested = bool(continuous)
-        if not continuous:
-            continuous = [s.start for s, col in zip(value_spans, self.encoder.columns) if col["type"] == "numeric"]
+        columns = [s.start for s, col in zip(value_spans, self.encoder.columns)
+                   if col["type"] == "numeric" and col["encoding"] == "standard"]
+        tested = bool(columns)
+        if not tested:  # tied numbers only
+            columns = [s.start for s, col in zip(value_spans, self.encoder.columns) if col["type"] == "numeric"]
         centres = getattr(self, "_saved_centres", None)
         if centres is not None and centres.shape[-1] == 0:  # saved before tied tables were split: kept whole
-            continuous = []
-        x = self.encoded[:, continuous].cpu().numpy().astype(np.float64)    # (N, D) of those columns
+            columns = []
+        x = self.encoded[:, columns].cpu().numpy().astype(np.float64)       # (N, D) of those columns
         if centres is None:
             centres = np.full((groups, K, x.shape[1]), np.nan)
             rng = np.random.default_rng(self.seed)
@@ -211,7 +211,7 @@ class TabularTrainer(Trainer):
                 rows = x[values == g]
                 if len(rows) > MAX_CLUSTER_FIT_ROWS:
                     rows = rows[rng.choice(len(rows), MAX_CLUSTER_FIT_ROWS, replace=False)]
-                found = (split_clumps(rows, K, self.seed, tested) if len(rows) and continuous
+                found = (split_clumps(rows, K, self.seed, tested) if len(rows) and columns
                          else np.zeros((1, x.shape[1])))
                 centres[g, :len(found)] = found
         elif centres.shape != (groups, K, x.shape[1]):
@@ -262,7 +262,7 @@ class TabularTrainer(Trainer):
         """The running averages of the generated rows' moments (see
         :meth:`TabGANTrainer.moment_gap`), empty: a group's first batch sets them."""
         self.fake_mean = torch.zeros_like(self.real_mean)
-        self.fake_var = torch.ones_like(self.real_std)
+        self.fake_var = torch.ones_like(self.real_std)  # not zeros: the gap divides by a group's spread, seen or not
         self.fake_cov = None if self.real_cov is None else torch.zeros_like(self.real_cov)
         self.fake_seen = torch.zeros(self.real_mean.shape[0], dtype=torch.bool, device=self.device)
 
